@@ -1,0 +1,1 @@
+"""Amaranth generator of the Fire engine, its weight store and board builds."""

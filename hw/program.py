@@ -1,0 +1,196 @@
+"""What the Fire engine is loaded with: descriptors and memory images built from the golden model.
+
+The engine runs one Fire layer at a time. Each Fire layer is three convolutions (squeeze 1x1,
+expand 1x1, expand 3x3), each stored as a stream of sparse entries ``(code, rel)`` exactly as in
+the Deep Compression file. The only change made here is :func:`hardware_entries`: it adds filler
+entries (code 0, so weight 0) so that every output channel owns at least one entry. The entry
+decoder then only ever moves to the *next* output channel, never skips one, and each channel's
+accumulator is started and finished by an entry. On the real model this adds no entry at all
+(every channel already has one); it only matters for tiny random test layers.
+
+Memory images (all little integers, laid out by :class:`EngineProgram`):
+
+- ``entries``: one word per entry, ``code | rel << code_bits``, all convolutions back to back;
+- ``codebooks``: ``2**code_bits`` signed weights per convolution;
+- ``biases``: one signed 32-bit bias per output channel per convolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["hardware_entries", "ConvProgram", "FireProgram", "EngineProgram"]
+
+
+def hardware_entries(codes, rel, out_channels, per_channel):
+    """Sparse entries with fillers added so that every output channel has at least one entry.
+
+    Parameters
+    ----------
+    codes, rel : array of uint8
+        The stored entries of one convolution (codebook index, relative index 0..15).
+    out_channels : int
+    per_channel : int
+        Weights per output channel (``in_channels * k * k``).
+
+    Returns
+    -------
+    (codes, rel) : tuple of uint8 arrays
+        Same weights at the same positions; a filler (code 0) is inserted at the first position
+        of any channel no entry falls in, and wherever the gap to it would exceed 16.
+    """
+    codes = np.asarray(codes, dtype=np.uint8)
+    rel = np.asarray(rel, dtype=np.uint8)
+    positions = np.cumsum(rel.astype(np.int64) + 1) - 1
+    channel = positions // per_channel
+    covered = np.zeros(out_channels, dtype=bool)
+    covered[channel[channel < out_channels]] = True
+    if covered.all():
+        return codes.copy(), rel.copy()
+    if positions.size and positions[-1] >= out_channels * per_channel:
+        raise ValueError(f"entries run past the layer's {out_channels * per_channel} weights")
+    # Rare path (tiny layers): rebuild the position list with a filler at each empty channel's
+    # start, then re-encode gaps with fillers every 16 positions as the file format does.
+    extra = np.arange(out_channels, dtype=np.int64)[~covered] * per_channel
+    all_pos = np.concatenate([positions, extra])
+    all_codes = np.concatenate([codes, np.zeros(extra.size, dtype=np.uint8)])
+    order = np.argsort(all_pos, kind="stable")
+    out_codes, out_rel = [], []
+    prev = -1
+    for pos, code in zip(all_pos[order], all_codes[order]):
+        while pos - prev > 16:
+            prev += 16
+            out_codes.append(0)
+            out_rel.append(15)
+        out_codes.append(int(code))
+        out_rel.append(int(pos - prev - 1))
+        prev = pos
+    return np.array(out_codes, dtype=np.uint8), np.array(out_rel, dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class ConvProgram:
+    """One convolution as the engine sees it: where its entries, codebook and biases live."""
+    name: str
+    out_channels: int
+    in_channels: int
+    kernel: int
+    shift: int
+    entry_base: int
+    entry_count: int
+    codebook_base: int
+    bias_base: int
+
+
+@dataclass(frozen=True)
+class FireProgram:
+    """A Fire layer the engine can run: its shape and its three convolutions."""
+    name: str
+    height: int
+    width: int
+    in_channels: int
+    squeeze: ConvProgram
+    expand1x1: ConvProgram
+    expand3x3: ConvProgram
+
+    @property
+    def squeeze_channels(self):
+        return self.squeeze.out_channels
+
+    @property
+    def out_channels(self):
+        return self.expand1x1.out_channels + self.expand3x3.out_channels
+
+    @property
+    def convs(self):
+        return (self.squeeze, self.expand1x1, self.expand3x3)
+
+
+class EngineProgram:
+    """Descriptor table and memory images for a set of Fire layers.
+
+    Parameters
+    ----------
+    fires : list of (name, height, width, squeeze, expand1x1, expand3x3)
+        The convolutions are golden ``QConv`` objects (anything with ``spec``, ``codebook``
+        (quantised, integer), ``codes``, ``rel``, ``bias`` (integer) and ``shift``).
+    code_bits : int
+        Width of a codebook index, 4..8.
+    weight_bits : int
+        Width of a quantised codebook entry.
+
+    Raises
+    ------
+    ValueError
+        If the convolutions do not form Fire modules, or a value does not fit its field.
+    """
+
+    def __init__(self, fires, *, code_bits=8, weight_bits=16):
+        if not isinstance(code_bits, int) or not 4 <= code_bits <= 8:
+            raise ValueError(f"Code width must be an integer from 4 to 8, not {code_bits!r}")
+        if not isinstance(weight_bits, int) or not 2 <= weight_bits <= 18:
+            raise ValueError(f"Weight width must be an integer from 2 to 18, not {weight_bits!r}")
+        if not fires:
+            raise ValueError("An engine program needs at least one Fire layer")
+        self.code_bits = code_bits
+        self.weight_bits = weight_bits
+        entries, codebooks, biases = [], [], []
+        self.fires = []
+        n_entries = 0
+        n_bias = 0
+        for index, (name, height, width, sq, e1, e3) in enumerate(fires):
+            if not (sq.spec.kernel == 1 and e1.spec.kernel == 1 and e3.spec.kernel == 3):
+                raise ValueError(f"{name}: expected squeeze 1x1, expand 1x1, expand 3x3 kernels")
+            if e1.spec.in_channels != sq.spec.out_channels or \
+                    e3.spec.in_channels != sq.spec.out_channels:
+                raise ValueError(f"{name}: expand layers must read the squeeze output")
+            convs = []
+            for conv in (sq, e1, e3):
+                spec = conv.spec
+                per_channel = spec.in_channels * spec.kernel * spec.kernel
+                codes, rel = hardware_entries(conv.codes, conv.rel, spec.out_channels, per_channel)
+                if int(codes.max(initial=0)) >= 1 << code_bits:
+                    raise ValueError(f"{spec.name}: a code does not fit {code_bits} bits")
+                if not 0 <= conv.shift <= 31:
+                    raise ValueError(f"{spec.name}: shift must be 0..31, not {conv.shift}")
+                codebook = np.asarray(conv.codebook, dtype=np.int64)
+                lo, hi = -(1 << (weight_bits - 1)), (1 << (weight_bits - 1)) - 1
+                if codebook.size != 1 << code_bits or codebook.min() < lo or codebook.max() > hi:
+                    raise ValueError(f"{spec.name}: codebook must have {1 << code_bits} entries "
+                                     f"within {weight_bits}-bit signed range")
+                bias = np.asarray(conv.bias, dtype=np.int64)
+                if bias.min() < -(1 << 31) or bias.max() >= 1 << 31:
+                    raise ValueError(f"{spec.name}: biases must fit 32-bit signed")
+                convs.append(ConvProgram(
+                    name=spec.name, out_channels=spec.out_channels,
+                    in_channels=spec.in_channels, kernel=spec.kernel, shift=int(conv.shift),
+                    entry_base=n_entries, entry_count=int(codes.size),
+                    codebook_base=len(codebooks) << code_bits, bias_base=n_bias))
+                entries.append(codes.astype(np.int64) | (rel.astype(np.int64) << code_bits))
+                codebooks.append(codebook)
+                biases.append(bias)
+                n_entries += codes.size
+                n_bias += bias.size
+            self.fires.append(FireProgram(name, int(height), int(width),
+                                          sq.spec.in_channels, *convs))
+        self.entries = np.concatenate(entries)
+        self.codebooks = np.concatenate(codebooks)
+        self.biases = np.concatenate(biases)
+
+    @property
+    def entry_width(self):
+        return self.code_bits + 4
+
+    def fire(self, name_or_index):
+        if isinstance(name_or_index, int):
+            return self.fires[name_or_index]
+        for fire in self.fires:
+            if fire.name == name_or_index:
+                return fire
+        raise KeyError(f"no Fire layer {name_or_index!r} in this program; it has "
+                       f"{', '.join(f.name for f in self.fires)}")
+
+    def max(self, attribute):
+        return max(getattr(fire, attribute) for fire in self.fires)
