@@ -56,6 +56,11 @@ def _pow2(n):
     return 1 << ceil_log2(max(1, n))
 
 
+def _bits(value, width):
+    """``value`` zero-extended or truncated to exactly ``width`` bits (an address field)."""
+    return Cat(value, Const(0, width))[:width]
+
+
 class FireEngine(wiring.Component):
     """Run any Fire layer of an :class:`~hw.program.EngineProgram`, bit-exact with
     ``golden.fixed.fire``.
@@ -76,7 +81,8 @@ class FireEngine(wiring.Component):
     start : In(stream.Signature(start_layout()))
         One transfer starts a run. ``height``/``width`` may be smaller than the layer's own
         (cropped windows); ``width`` must not exceed the widest layer of the program. An
-        unknown layer index is accepted and ignored (``done`` pulses, no output).
+        unknown layer index or a zero height/width is accepted and ignored: ``done`` pulses
+        the next cycle and nothing is read or written.
     i : In(stream.Signature(beat_layout(L)))
         Input activations in raster order; each pixel's ``in_channels`` in ``ceil(Cin/L)``
         beats, zero padded. One channel is stored per cycle (a beat every L cycles).
@@ -281,7 +287,8 @@ class FireEngine(wiring.Component):
                                         d_bbase[k].eq(conv.bias_base),
                                         d_shift[k].eq(conv.shift),
                                     ]
-                    with m.If(layer < len(prog.fires)):
+                    with m.If((layer < len(prog.fires)) & (self.start.payload.height != 0) &
+                              (self.start.payload.width != 0)):
                         m.next = "LATCH"
                     with m.Else():
                         m.next = "REJECT"
@@ -409,8 +416,7 @@ class FireEngine(wiring.Component):
                           + dec.o_code),
             bias_rd.addr.eq(Mux(ph2 == 0, d_bbase[0], Mux(ph2 == 1, d_bbase[1], d_bbase[2]))
                             + dec.o_out),
-            x_rd.addr.eq(Cat(dec.o_c[:ceil_log2(cin_slot)] if cin_slot > 1 else Const(0, 0),
-                             step[0])),
+            x_rd.addr.eq(Cat(_bits(dec.o_c, ceil_log2(cin_slot)), step[0])),
         ]
         ky = Signal(2)
         kx = Signal(2)
@@ -427,10 +433,10 @@ class FireEngine(wiring.Component):
             hi_group.eq(lo_group + 1),
         ]
         csq_bits = ceil_log2(csq_slot)
-        chan = dec.o_c[:csq_bits] if csq_bits else Const(0, 0)
+        chan = _bits(dec.o_c, csq_bits)
         for parity in range(2):
             own = Mux(lo_group[0] == parity, lo_group, hi_group)
-            m.d.comb += s_rd[parity].addr.eq(Cat(chan, own[1:]) if D > 2 else chan)
+            m.d.comb += s_rd[parity].addr.eq(Cat(chan, own[1:]))
         dst2 = Signal(range(2 * max_ch + 1))
         first2 = Signal()
         v2 = Signal()
@@ -524,15 +530,13 @@ class FireEngine(wiring.Component):
         s_slot = step[:ceil_log2(D)]
         for parity in range(2):
             m.d.comb += [
-                s_wr[parity].addr.eq(Cat(q_dst[:csq_bits] if csq_bits else Const(0, 0),
-                                         s_slot[1:]) if D > 2 else
-                                     (q_dst[:csq_bits] if csq_bits else 0)),
+                s_wr[parity].addr.eq(Cat(_bits(q_dst, csq_bits), s_slot[1:])),
                 s_wr[parity].data.eq(Cat(*q7)),
                 s_wr[parity].en.eq(q_v & (q_ph == 0) & (s_slot[0] == parity)),
             ]
         e_bits = ceil_log2(e_slot)
         m.d.comb += [
-            o_wr.addr.eq(Cat(q_dst[:e_bits] if e_bits else Const(0, 0), egroup[0])),
+            o_wr.addr.eq(Cat(_bits(q_dst, e_bits), egroup[0])),
             o_wr.data.eq(Cat(*q7)),
             o_wr.en.eq(q_v & (q_ph != 0)),
         ]
@@ -558,7 +562,7 @@ class FireEngine(wiring.Component):
         m.d.comb += chan_addr.eq(ld_beat * L + ld_byte)
         writing = accept | (ld_byte != 0)
         m.d.comb += [
-            x_wr.addr.eq(Cat(chan_addr[:cin_bits] if cin_bits else Const(0, 0), ld_group[0])),
+            x_wr.addr.eq(Cat(_bits(chan_addr, cin_bits), ld_group[0])),
             x_wr.data.eq(Cat(*([byte] * P))),
             x_wr.en.eq(Mux(writing, 1 << ld_lane, 0)),
         ]
@@ -606,7 +610,7 @@ class FireEngine(wiring.Component):
         ready_slot = o_full.bit_select(dr_group[0], 1)
         dr_issue = Signal()
         m.d.comb += dr_issue.eq(dr_active & ready_slot & o_rd.en)
-        m.d.comb += o_rd.addr.eq(Cat(dr_chan[:e_bits] if e_bits else Const(0, 0), dr_group[0]))
+        m.d.comb += o_rd.addr.eq(Cat(_bits(dr_chan, e_bits), dr_group[0]))
         last_chan = dr_chan + 1 == d_e_beats * L
         last_pixel = dr_pixel + 1 == hw_pixels
         with m.If(o_rd.en):

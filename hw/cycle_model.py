@@ -1,0 +1,96 @@
+"""Exact cycle model of one :class:`~hw.fire_engine.FireEngine` layer run.
+
+It replays the engine's three controllers (input loader, lane sequencer, output drainer) at
+the level of their handshakes, assuming the input stream is always valid and the output stream
+always ready. Cycle 0 is the cycle the ``start`` transfer happens; the result is the cycle
+``done`` is high. The tests assert equality with simulation, so any change to the engine's
+control must be mirrored here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["LayerCycles", "layer_cycles"]
+
+
+@dataclass
+class LayerCycles:
+    """Cycles of one layer run and where they go."""
+    cycles: int
+    groups: int
+    issue: int = 0          # cycles issuing sparse entries (one entry per cycle, all lanes busy)
+    wait_input: int = 0     # sequencer waiting for the loader
+    wait_output: int = 0    # sequencer waiting for the drainer to free a result buffer
+    overhead: int = 0       # flushes, pipeline drains, control states, start and tail
+    detail: dict = field(default_factory=dict)
+
+
+def layer_cycles(*, lanes, channels_per_beat, in_channels, out_channels, entry_counts,
+                 height, width, drain=7):
+    """Predict the cycles of one Fire layer run.
+
+    Parameters
+    ----------
+    lanes, channels_per_beat : int
+        Engine parameters P and L.
+    in_channels, out_channels : int
+        Cin and E1 + E3 of the layer.
+    entry_counts : (int, int, int)
+        Hardware entries (fillers included) of squeeze, expand 1x1, expand 3x3.
+    height, width : int
+        Size of this run.
+    drain : int
+        ``FireEngine.DRAIN``.
+    """
+    P, L = lanes, channels_per_beat
+    n_sq, n_e1, n_e3 = entry_counts
+    pixels = height * width
+    groups = -(-pixels // P)
+    reach = (width + P) // P
+    go = 2 + P // width
+    npix = [min(P, pixels - g * P) for g in range(groups)]
+    load = [n * -(-in_channels // L) * L for n in npix]
+    unload = [n * -(-out_channels // L) * L for n in npix]
+
+    result = LayerCycles(cycles=0, groups=groups)
+    x_release = {}      # group -> cycle its input slot was released
+    o_release = {}      # group -> cycle its last output byte was read
+    full = {}
+    loader_next = go + 1
+    drainer_next = go + 1
+    last_read = go
+    cyc = go + 1        # cycle of STEP for step 0
+    for step in range(groups + reach):
+        if step < groups:
+            g = step
+            start = max(loader_next, x_release.get(g - 2, go) + 1)
+            full[g] = start + load[g]
+            loader_next = full[g]
+            wait = max(cyc + 1, full[g])
+            result.wait_input += wait - (cyc + 1)
+            release = wait + 1 + n_sq + drain
+            x_release[g] = release
+            result.issue += n_sq
+            after_squeeze = release + 1
+        else:
+            after_squeeze = cyc + 1
+        if step >= reach:
+            e = step - reach
+            wait = max(after_squeeze + 1, o_release.get(e - 2, go) + 1)
+            result.wait_output += wait - (after_squeeze + 1)
+            filled = wait + 2 + n_e1 + n_e3 + drain
+            result.issue += n_e1 + n_e3
+            first_read = max(drainer_next, filled + 1)
+            last_read = first_read + unload[e] - 1
+            o_release[e] = last_read
+            drainer_next = last_read + 1
+            nxt = filled + 1
+        else:
+            nxt = after_squeeze + 1
+        cyc = nxt + 1
+    done = max(cyc, last_read + 4)
+    result.cycles = done
+    result.overhead = done - result.issue - result.wait_input - result.wait_output
+    result.detail = {"groups": groups, "reach": reach, "init": go}
+    return result

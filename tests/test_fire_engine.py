@@ -1,0 +1,125 @@
+# amaranth: UnusedElaboratable=no
+"""Fire engine in the Amaranth simulator: bit-exact with golden.fixed.fire, cycles as modelled."""
+
+import numpy as np
+import pytest
+
+from golden.fixed import fire as golden_fire
+from hw.cycle_model import layer_cycles
+from hw.fire_engine import FireEngine
+from hw.program import EngineProgram
+
+from .engine_driver import run_layer
+from .fire_cases import random_fire
+
+
+def predicted(engine, layer, height, width):
+    fire = engine.program.fires[layer]
+    return layer_cycles(
+        lanes=engine.lanes, channels_per_beat=engine.channels_per_beat,
+        in_channels=fire.in_channels, out_channels=fire.out_channels,
+        entry_counts=[c.entry_count for c in fire.convs], height=height, width=width,
+        drain=FireEngine.DRAIN).cycles
+
+
+def check(engine, layer, x, convs, **kwargs):
+    expected = golden_fire(x, *convs)
+    got, cycles, framing = run_layer(engine, layer, x, expected.shape[0], **kwargs)
+    np.testing.assert_array_equal(got, expected)
+    assert framing[0][0] == 1 and framing[-1][1] == 1
+    assert sum(f for f, _ in framing) == 1 and sum(last for _, last in framing) == 1
+    return cycles
+
+
+# (lanes, channels_per_beat, cin, csq, e1, e3, height, width)
+CONFIGS = [
+    (1, 1, 3, 2, 2, 3, 3, 4),
+    (2, 3, 7, 3, 4, 2, 4, 3),
+    (4, 2, 6, 3, 4, 5, 5, 4),
+    (4, 4, 16, 4, 6, 6, 6, 7),
+    (8, 4, 8, 4, 4, 4, 9, 2),
+    (8, 8, 12, 5, 8, 8, 7, 9),
+    (16, 8, 10, 4, 3, 5, 5, 5),
+    (16, 1, 4, 2, 2, 2, 1, 20),
+    (32, 16, 24, 8, 8, 8, 6, 6),
+]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("lanes,beat,cin,csq,e1,e3,height,width", CONFIGS)
+def test_random_layers_bit_exact_and_cycles(lanes, beat, cin, csq, e1, e3, height, width, seed):
+    rng = np.random.default_rng(seed * 1000 + lanes * 10 + beat)
+    convs = random_fire(rng, "fireR", cin, csq, e1, e3, density=float(rng.uniform(0.05, 0.9)))
+    engine = FireEngine(EngineProgram([("fireR", height, width, *convs)]), lanes=lanes,
+                        channels_per_beat=beat)
+    x = rng.integers(0, 256, (cin, height, width)).astype(np.uint8)
+    cycles = check(engine, 0, x, convs)
+    assert cycles == predicted(engine, 0, height, width)
+
+
+def test_two_layers_and_crop_smaller_than_program():
+    rng = np.random.default_rng(7)
+    a = random_fire(rng, "fireA", 8, 4, 4, 4, density=0.5)
+    b = random_fire(rng, "fireB", 8, 3, 2, 6, density=0.3)
+    engine = FireEngine(EngineProgram([("fireA", 8, 8, *a), ("fireB", 6, 6, *b)]),
+                        lanes=4, channels_per_beat=4)
+    for layer, convs, (h, w) in [(1, b, (6, 6)), (0, a, (3, 5)), (1, b, (2, 2))]:
+        x = rng.integers(0, 256, (8, h, w)).astype(np.uint8)
+        assert check(engine, layer, x, convs) == predicted(engine, layer, h, w)
+
+
+def test_saturation_extremes():
+    """All-255 activations, full-scale weights and biases: wrap-around and clipping decide."""
+    rng = np.random.default_rng(11)
+    convs = random_fire(rng, "fireX", 12, 4, 4, 4, density=0.9, extreme=True, shift=3)
+    engine = FireEngine(EngineProgram([("fireX", 4, 5, *convs)]), lanes=4, channels_per_beat=4)
+    for x in (np.full((12, 4, 5), 255, np.uint8), rng.choice([0, 255], (12, 4, 5)).astype(np.uint8)):
+        check(engine, 0, x, convs)
+
+
+@pytest.mark.parametrize("weight_bits,code_bits,shift", [(8, 4, 0), (18, 8, 31), (12, 6, 1)])
+def test_weight_and_code_widths(weight_bits, code_bits, shift):
+    rng = np.random.default_rng(weight_bits)
+    convs = random_fire(rng, "fireW", 5, 3, 3, 3, density=0.6, code_bits=code_bits,
+                        weight_bits=weight_bits, shift=shift)
+    engine = FireEngine(EngineProgram([("fireW", 4, 4, *convs)], code_bits=code_bits,
+                                      weight_bits=weight_bits), lanes=2, channels_per_beat=2)
+    check(engine, 0, rng.integers(0, 256, (5, 4, 4)).astype(np.uint8), convs)
+
+
+@pytest.mark.parametrize("valid_prob,ready_prob", [(0.3, 1.0), (1.0, 0.2), (0.5, 0.5)])
+def test_idle_input_and_backpressure(valid_prob, ready_prob):
+    rng = np.random.default_rng(3)
+    convs = random_fire(rng, "fireB", 6, 3, 4, 4, density=0.5)
+    engine = FireEngine(EngineProgram([("fireB", 5, 6, *convs)]), lanes=4, channels_per_beat=4)
+    x = rng.integers(0, 256, (6, 5, 6)).astype(np.uint8)
+    ideal = check(engine, 0, x, convs)
+    stalled = check(engine, 0, x, convs, valid_prob=valid_prob, ready_prob=ready_prob, seed=9)
+    assert stalled > ideal
+
+
+def test_unknown_layer_is_rejected_with_done():
+    rng = np.random.default_rng(5)
+    convs = random_fire(rng, "fireU", 4, 2, 2, 2)
+    engine = FireEngine(EngineProgram([("fireU", 3, 3, *convs)]), lanes=2, channels_per_beat=2)
+    got, cycles, framing = run_layer(engine, 5, np.zeros((4, 3, 3), np.uint8), 0)
+    assert cycles == 1 and framing == []
+    got, cycles, framing = run_layer(engine, 0, np.zeros((4, 0, 3), np.uint8), 0)
+    assert cycles == 1 and framing == []
+
+
+@pytest.mark.parametrize("kwargs,exc,message", [
+    ({"lanes": 3}, ValueError, "Lane count must be a power of two from 1 to 1024, not 3"),
+    ({"lanes": 2048}, ValueError, "Lane count must be a power of two"),
+    ({"lanes": 4.0}, TypeError, "Lane count must be an integer, not 4.0"),
+    ({"channels_per_beat": 0}, ValueError, "Channels per beat must be from 1 to 64, not 0"),
+    ({"channels_per_beat": "8"}, TypeError, "Channels per beat must be an integer"),
+    ({"acc_width": 16}, ValueError, "Accumulator width must be an integer from 24 to 48"),
+])
+def test_parameter_errors(kwargs, exc, message):
+    rng = np.random.default_rng(0)
+    program = EngineProgram([("fireE", 3, 3, *random_fire(rng, "fireE", 4, 2, 2, 2))])
+    with pytest.raises(exc, match=message):
+        FireEngine(program, **kwargs)
+    with pytest.raises(TypeError, match="Program must be an EngineProgram"):
+        FireEngine(object())
