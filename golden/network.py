@@ -164,3 +164,20 @@ def from_metaparameters(base_e=128, incr_e=128, pct3x3=0.5, freq=2, sr=0.125,
         dims.append((s, e1, e3))
     return _assemble(Conv("conv1", 96, 3, 7, stride=2), dims, {"fire4", "fire8"},
                      num_classes, final_pad=1)
+
+
+def spatial_sizes(net, size=227):
+    """Output height (= width) of every operation of ``net`` for a ``size`` x ``size`` input.
+
+    Pools use Caffe's ceil mode; a Fire module keeps its input size.
+    """
+    sizes = {}
+    for op in net:
+        if isinstance(op, Conv):
+            size = output_size(size, op.kernel, op.stride, op.pad)
+        elif isinstance(op, MaxPool):
+            size = output_size(size, op.kernel, op.stride, ceil_mode=True)
+        elif isinstance(op, GlobalAvgPool):
+            size = 1
+        sizes[op.name] = size
+    return sizes

@@ -179,6 +179,28 @@ class EngineProgram:
         self.codebooks = np.concatenate(codebooks)
         self.biases = np.concatenate(biases)
 
+    @classmethod
+    def from_model(cls, qmodel, layers=None, *, code_bits=8, input_size=227):
+        """The program of a golden ``QuantizedModel``'s Fire layers (all, or those named).
+
+        Raises
+        ------
+        ValueError
+            If a requested layer is not a Fire module of the model.
+        """
+        from golden.network import spatial_sizes
+        sizes = spatial_sizes(qmodel.network, input_size)
+        fires = {name: (name, sizes[name], sizes[name], sq, e1, e3)
+                 for name, sq, e1, e3 in qmodel.fires}
+        if layers is None:
+            layers = list(fires)
+        unknown = [name for name in layers if name not in fires]
+        if unknown:
+            raise ValueError(f"no Fire layer {', '.join(unknown)} in the model; it has "
+                             f"{', '.join(fires)}")
+        return cls([fires[name] for name in layers], code_bits=code_bits,
+                   weight_bits=qmodel.weight_bits)
+
     @property
     def entry_width(self):
         return self.code_bits + 4
