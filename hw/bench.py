@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 from .cycle_model import layer_cycles
-from .fire_engine import FireEngine
+from .fire_engine import FireEngine, check_parameters
 from .program import EngineProgram
 
 __all__ = ["bench", "main"]
@@ -108,7 +108,7 @@ def main(argv=None):
         model = codec.load(args.model)
         qmodel = fixed.quantize(model, calibrate.load_plan(model))
         program = EngineProgram.from_model(qmodel)
-        FireEngine(program, lanes=args.lanes, channels_per_beat=args.channels_per_beat)
+        check_parameters(lanes=args.lanes, channels_per_beat=args.channels_per_beat)
     except (OSError, ValueError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

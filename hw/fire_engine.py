@@ -35,7 +35,7 @@ from .entry_decoder import EntryDecoder
 from .program import EngineProgram
 from .requantizer import Requantizer
 
-__all__ = ["FireEngine", "start_layout", "beat_layout"]
+__all__ = ["FireEngine", "check_parameters", "start_layout", "beat_layout"]
 
 
 def start_layout():
@@ -59,6 +59,21 @@ def _pow2(n):
 def _bits(value, width):
     """``value`` zero-extended or truncated to exactly ``width`` bits (an address field)."""
     return Cat(value, Const(0, width))[:width]
+
+
+def check_parameters(*, lanes, channels_per_beat, acc_width=32):
+    """Raise ``TypeError``/``ValueError`` unless these are valid :class:`FireEngine` parameters."""
+    if not isinstance(lanes, int) or isinstance(lanes, bool):
+        raise TypeError(f"Lane count must be an integer, not {lanes!r}")
+    if not 1 <= lanes <= 1024 or lanes & (lanes - 1):
+        raise ValueError(f"Lane count must be a power of two from 1 to 1024, not {lanes!r}")
+    if not isinstance(channels_per_beat, int) or isinstance(channels_per_beat, bool):
+        raise TypeError(f"Channels per beat must be an integer, not {channels_per_beat!r}")
+    if not 1 <= channels_per_beat <= 64:
+        raise ValueError(f"Channels per beat must be from 1 to 64, not {channels_per_beat!r}")
+    if not isinstance(acc_width, int) or not 24 <= acc_width <= 48:
+        raise ValueError(f"Accumulator width must be an integer from 24 to 48, "
+                         f"not {acc_width!r}")
 
 
 class FireEngine(wiring.Component):
@@ -105,17 +120,8 @@ class FireEngine(wiring.Component):
     def __init__(self, program, *, lanes=8, channels_per_beat=8, acc_width=32):
         if not isinstance(program, EngineProgram):
             raise TypeError(f"Program must be an EngineProgram, not {program!r}")
-        if not isinstance(lanes, int) or isinstance(lanes, bool):
-            raise TypeError(f"Lane count must be an integer, not {lanes!r}")
-        if not 1 <= lanes <= 1024 or lanes & (lanes - 1):
-            raise ValueError(f"Lane count must be a power of two from 1 to 1024, not {lanes!r}")
-        if not isinstance(channels_per_beat, int) or isinstance(channels_per_beat, bool):
-            raise TypeError(f"Channels per beat must be an integer, not {channels_per_beat!r}")
-        if not 1 <= channels_per_beat <= 64:
-            raise ValueError(f"Channels per beat must be from 1 to 64, not {channels_per_beat!r}")
-        if not isinstance(acc_width, int) or not 24 <= acc_width <= 48:
-            raise ValueError(f"Accumulator width must be an integer from 24 to 48, "
-                             f"not {acc_width!r}")
+        check_parameters(lanes=lanes, channels_per_beat=channels_per_beat,
+                         acc_width=acc_width)
         if len(program.fires) > 16:
             raise ValueError(f"The engine holds at most 16 Fire layers, not {len(program.fires)}")
         for fire in program.fires:

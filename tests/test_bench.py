@@ -1,4 +1,3 @@
-# amaranth: UnusedElaboratable=no
 """python -m hw.bench: the per-layer table and JSON, from the exact cycle model."""
 
 import json
