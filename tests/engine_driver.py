@@ -51,17 +51,21 @@ def run_layer(engine, layer, x, out_channels, *, valid_prob=1.0, ready_prob=1.0,
         ctx.set(engine.start.valid, 0)
         cycle = 1
         sent = 0
+        loaded = -1
+        ctx.set(engine.o.ready, 1)
         while True:
-            offer = sent < len(beats) and rng.random() < valid_prob
+            offer = sent < len(beats) and (valid_prob >= 1.0 or rng.random() < valid_prob)
             ctx.set(engine.i.valid, offer)
-            if offer:
-                for c in range(L):
-                    ctx.set(engine.i.payload.data[c], int(beats[sent][c]))
-            ctx.set(engine.o.ready, bool(rng.random() < ready_prob))
+            if offer and loaded != sent:
+                ctx.set(engine.i.payload.data, [int(v) for v in beats[sent]])
+                loaded = sent
+            if ready_prob < 1.0:
+                ctx.set(engine.o.ready, bool(rng.random() < ready_prob))
             taken = offer and ctx.get(engine.i.ready)
             if ctx.get(engine.o.valid) and ctx.get(engine.o.ready):
-                out.append([ctx.get(engine.o.payload.data[c]) for c in range(L)])
-                framing.append((ctx.get(engine.o.payload.first), ctx.get(engine.o.payload.last)))
+                payload = ctx.get(engine.o.payload)
+                out.append([int(v) for v in payload.data])
+                framing.append((int(payload.first), int(payload.last)))
             if ctx.get(engine.done):
                 break
             await ctx.tick()
