@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .fire_engine import FireEngine
+
 __all__ = ["LayerCycles", "layer_cycles"]
+
+TAIL = 6
 
 
 @dataclass
@@ -27,7 +31,7 @@ class LayerCycles:
 
 
 def layer_cycles(*, lanes, channels_per_beat, in_channels, out_channels, entry_counts,
-                 height, width, drain=7):
+                 height, width, drain=FireEngine.DRAIN):
     """Predict the cycles of one Fire layer run.
 
     Parameters
@@ -48,7 +52,7 @@ def layer_cycles(*, lanes, channels_per_beat, in_channels, out_channels, entry_c
     pixels = height * width
     groups = -(-pixels // P)
     reach = (width + P) // P
-    go = 2 + P // width
+    go = 2 + max(height, P // width)
     npix = [min(P, pixels - g * P) for g in range(groups)]
     load = [n * -(-in_channels // L) * L for n in npix]
     unload = [n * -(-out_channels // L) * L for n in npix]
@@ -89,7 +93,8 @@ def layer_cycles(*, lanes, channels_per_beat, in_channels, out_channels, entry_c
         else:
             nxt = after_squeeze + 1
         cyc = nxt + 1
-    done = max(cyc, last_read + 4)
+    # The last byte read leaves the drainer's two read registers, its FIFO and the beat packer.
+    done = max(cyc, last_read + TAIL)
     result.cycles = done
     result.overhead = done - result.issue - result.wait_input - result.wait_output
     result.detail = {"groups": groups, "reach": reach, "init": go}

@@ -10,11 +10,16 @@ the flattened ``(out, in, kh, kw)`` tensor. The decoder keeps the previous posit
 
 Because :func:`hw.program.hardware_entries` guarantees at least one entry per output channel,
 an entry moves ``o`` by 0 or 1, and such a move marks the entry as the ``first`` of a channel.
+
+The two recurrences are split over two pipeline stages so that each loop is one short add:
+stage A carries ``tap`` and produces the carry into ``c``; stage B carries ``(o, c)``, with
+``c + carry - in_channels`` prepared in stage A so that the wrap test is a sign bit.
 """
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 __all__ = ["EntryDecoder"]
 
@@ -22,7 +27,7 @@ __all__ = ["EntryDecoder"]
 class EntryDecoder(wiring.Component):
     """Decode one sparse entry per cycle.
 
-    Latency 1 (outputs registered), throughput one entry per cycle.
+    Latency 2 (two register stages), throughput one entry per cycle.
 
     Parameters
     ----------
@@ -39,8 +44,9 @@ class EntryDecoder(wiring.Component):
     restart : In(1)
         The entry is the first of a convolution: its position is ``rel`` itself.
     kernel3 : In(1)
-        The convolution is 3x3 (else 1x1).
+        The convolution is 3x3 (else 1x1). Must be steady while a convolution is decoded.
     in_channels : In(range(max_channels + 1))
+        Steady while a convolution is decoded.
     o_valid, o_first : Out(1)
         ``o_first``: this entry starts output channel ``o_out``.
     o_out, o_c : Out(range(max_channels))
@@ -49,12 +55,15 @@ class EntryDecoder(wiring.Component):
     o_code : Out(unsigned(code_bits))
     """
 
+    latency = 2
+
     def __init__(self, code_bits=8, max_channels=1024):
         if not isinstance(code_bits, int) or not 4 <= code_bits <= 8:
             raise ValueError(f"Code width must be an integer from 4 to 8, not {code_bits!r}")
         if not isinstance(max_channels, int) or max_channels < 1:
             raise ValueError(f"Channel count must be a positive integer, not {max_channels!r}")
         self._code_bits = code_bits
+        self._max_channels = max_channels
         super().__init__({
             "entry": In(unsigned(code_bits + 4)),
             "valid": In(1),
@@ -69,24 +78,18 @@ class EntryDecoder(wiring.Component):
             "o_code": Out(unsigned(code_bits)),
         })
 
-    latency = 1
-
     def elaborate(self, platform):
         m = Module()
         cb = self._code_bits
-        out_ch = Signal.like(self.o_out)
-        chan = Signal.like(self.o_c)
-        tap = Signal(range(9))
+        cw = ceil_log2(self._max_channels + 17) + 1
 
+        # ---- stage A: the tap recurrence --------------------------------------------------
+        tap = Signal(range(9))
         rel = self.entry[cb:cb + 4]
         gap = Signal(range(17))
         m.d.comb += gap.eq(rel + ~self.restart)
-        base_o = Mux(self.restart, 0, out_ch)
-        base_c = Mux(self.restart, 0, chan)
-        base_tap = Mux(self.restart, 0, tap)
-
         tap_sum = Signal(range(25))
-        m.d.comb += tap_sum.eq(base_tap + gap)
+        m.d.comb += tap_sum.eq(Mux(self.restart, 0, tap) + gap)
         carry = Signal(range(17))
         next_tap = Signal(range(9))
         with m.If(self.kernel3):
@@ -98,22 +101,41 @@ class EntryDecoder(wiring.Component):
                 m.d.comb += [carry.eq(0), next_tap.eq(tap_sum)]
         with m.Else():
             m.d.comb += [carry.eq(gap), next_tap.eq(4)]
-
-        c_sum = Signal(unsigned(len(chan) + 2))
-        m.d.comb += c_sum.eq(base_c + carry)
-        wrap = Signal()
-        m.d.comb += wrap.eq(c_sum >= self.in_channels)
-        next_c = Mux(wrap, c_sum - self.in_channels, c_sum)
-        next_o = base_o + wrap
-
         with m.If(self.valid):
-            m.d.sync += [out_ch.eq(next_o), chan.eq(next_c), tap.eq(next_tap)]
+            m.d.sync += tap.eq(next_tap)
+
+        a_valid = Signal()
+        a_restart = Signal()
+        a_carry = Signal(range(17))
+        a_carry_wrapped = Signal(signed(cw))   # carry - in_channels
+        a_tap = Signal(range(9))
+        a_code = Signal(unsigned(cb))
         m.d.sync += [
-            self.o_valid.eq(self.valid),
-            self.o_first.eq(self.restart | wrap),
+            a_valid.eq(self.valid), a_restart.eq(self.restart), a_carry.eq(carry),
+            a_carry_wrapped.eq(carry - self.in_channels), a_tap.eq(next_tap),
+            a_code.eq(self.entry[:cb]),
+        ]
+
+        # ---- stage B: the (o, c) recurrence ------------------------------------------------
+        out_ch = Signal.like(self.o_out)
+        chan = Signal.like(self.o_c)
+        base_c = Mux(a_restart, 0, chan)
+        base_o = Mux(a_restart, 0, out_ch)
+        kept = Signal(unsigned(cw))
+        wrapped = Signal(signed(cw + 1))
+        m.d.comb += [kept.eq(base_c + a_carry), wrapped.eq(base_c + a_carry_wrapped)]
+        wrap = Signal()
+        m.d.comb += wrap.eq(wrapped >= 0)
+        next_c = Mux(wrap, wrapped, kept)
+        next_o = Mux(wrap, base_o + 1, base_o)
+        with m.If(a_valid):
+            m.d.sync += [out_ch.eq(next_o), chan.eq(next_c)]
+        m.d.sync += [
+            self.o_valid.eq(a_valid),
+            self.o_first.eq(a_restart | wrap),
             self.o_out.eq(next_o),
             self.o_c.eq(next_c),
-            self.o_tap.eq(next_tap),
-            self.o_code.eq(self.entry[:cb]),
+            self.o_tap.eq(a_tap),
+            self.o_code.eq(a_code),
         ]
         return m

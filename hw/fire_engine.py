@@ -20,13 +20,17 @@ Design (see also ``../shared/DESIGN-NOTES.md``, "pixel lanes, broadcast weights"
   cycle) while the lanes compute; an output drainer empties a double-buffered result buffer to
   the ``o`` stream (one channel per cycle). Each channel result is requantised per lane.
 
-Pipeline of one entry, issued in cycle n: n weight-store read; n+1 decode; n+2 codebook, bias
-and activation reads; n+3 rotate and pad; n+4 multiply; n+5 accumulate; n+6 requantise;
-n+7 write. Cycle counts of a whole layer are predicted exactly by :mod:`hw.cycle_model`.
+Pipeline of one entry, issued in cycle n: n weight-store read; n+1 entry word registered;
+n+2, n+3 decode; n+4 codebook, bias and activation reads; n+5 read data registered; n+6 select,
+rotate and pad; n+7 multiply; n+8 accumulate; n+9, n+10 requantise; n+11 write. Every block RAM
+output is registered before any logic, and each decoder recurrence is one short add, for
+clock rates of 100 MHz and more. Cycle counts of a whole layer are predicted exactly by
+:mod:`hw.cycle_model`.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2, exact_log2
@@ -115,7 +119,8 @@ class FireEngine(wiring.Component):
         On a parameter of the wrong type or value.
     """
 
-    DRAIN = 7  # cycles from a flush token's issue until its results are written
+    OUT_FIFO_DEPTH = 4
+    DRAIN = 11  # cycles from a flush token's issue until its results are written
 
     def __init__(self, program, *, lanes=8, channels_per_beat=8, acc_width=32):
         if not isinstance(program, EngineProgram):
@@ -228,6 +233,10 @@ class FireEngine(wiring.Component):
         d_shift = [Signal(5, name=f"d_shift{j}") for j in range(3)]
 
         hw_pixels = Signal(16)
+        rows_left = Signal(8)
+        # Per run: for each 3x3 tap, the group offset (mod D) and lane rotation of its pixel.
+        tap_groups = [Signal(range(D), name=f"tap_group{t}") for t in range(9)]
+        tap_rots = [Signal(range(P), name=f"tap_rot{t}") for t in range(9)]
         groups = Signal(range((1 << 16) // P + 2))
         reach = Signal(range(256 // P + 3))
         step = Signal(range((1 << 16) // P + 256 // P + 4))
@@ -302,22 +311,33 @@ class FireEngine(wiring.Component):
                 m.d.comb += self.done.eq(1)
                 m.next = "IDLE"
             with m.State("LATCH"):
-                m.d.sync += [hw_pixels.eq(d_height * d_width), col_step.eq(P)]
+                m.d.sync += [hw_pixels.eq(0), rows_left.eq(d_height), col_step.eq(P)]
+                for tap in range(9):
+                    ky, kx = divmod(tap, 3)
+                    off = Signal(signed(18), name=f"tap_offset{tap}")
+                    row = {0: -d_width, 1: 0, 2: d_width}[ky]
+                    m.d.comb += off.eq(row + (kx - 1))
+                    m.d.sync += [tap_groups[tap].eq(off >> log_p),
+                                 tap_rots[tap].eq(off[:log_p] if log_p else 0)]
                 m.d.sync += [c.eq(k) for k, c in enumerate(col)]
                 m.next = "INIT"
             with m.State("INIT"):
-                # k mod W for every lane and P mod W by repeated subtraction, floor(P/W) cycles.
+                # H*W by repeated addition (H cycles; no multiplier, so the DSP count is the lane
+                # count), and k mod W for every lane and P mod W by repeated subtraction
+                # (floor(P/W) cycles), side by side.
                 m.d.sync += [
                     groups.eq((hw_pixels + (P - 1)) >> log_p),
                     reach.eq((d_width + P) >> log_p),
                     step.eq(0),
                 ]
+                with m.If(rows_left != 0):
+                    m.d.sync += [hw_pixels.eq(hw_pixels + d_width), rows_left.eq(rows_left - 1)]
                 with m.If(col_step >= d_width):
                     m.d.sync += col_step.eq(col_step - d_width)
                     for c in col:
                         with m.If(c >= d_width):
                             m.d.sync += c.eq(c - d_width)
-                with m.Else():
+                with m.If((rows_left == 0) & (col_step < d_width)):
                     m.d.comb += run_go.eq(1)
                     m.next = "STEP"
             with m.State("STEP"):
@@ -396,31 +416,57 @@ class FireEngine(wiring.Component):
                     m.next = "IDLE"
             m.d.comb += self.busy.eq(~self.start.ready)
 
-        # ---- stage 1: entry word arrives, decode --------------------------------------------
-        v1 = Signal()
-        ph1 = Signal(2)
-        rs1 = Signal()
-        fl1 = Signal()
-        m.d.sync += [v1.eq(issue & ~issue_flush), ph1.eq(issue_phase), rs1.eq(issue_restart),
-                     fl1.eq(issue & issue_flush)]
+        # ---- the entry pipeline -------------------------------------------------------------
+        # c0 issue (weight-store address) | c1 entry word out of block RAM, registered |
+        # c2-c3 decode (two short recurrences) | c4 codebook/bias/activation addresses |
+        # c5 block RAM data, registered (the RAMs' own output registers) | c6 select, rotate,
+        # pad | c7 multiply | c8 accumulate | c9 round | c10 shift, ReLU, saturate | c11 write.
+        def delay(value, cycles, name):
+            """``value`` as seen ``cycles`` cycles later."""
+            for n in range(cycles):
+                reg = Signal.like(value, name=f"{name}_d{n + 1}")
+                m.d.sync += reg.eq(value)
+                value = reg
+            return value
+
+        v_is = issue & ~issue_flush
+        fl_is = issue & issue_flush
+        entry2 = delay(entry_rd.data, 1, "entry")
+        v2, ph2, rs2 = (delay(s, 2, n) for s, n in
+                        ((v_is, "v"), (issue_phase, "ph"), (issue_restart, "rs")))
+
+        # c2-c3: decode.
         m.submodules.decoder = dec = EntryDecoder(prog.code_bits, max_ch)
         m.d.comb += [
-            dec.entry.eq(entry_rd.data),
-            dec.valid.eq(v1),
-            dec.restart.eq(rs1),
-            dec.kernel3.eq(ph1 == 2),
-            dec.in_channels.eq(Mux(ph1 == 0, d_cin, d_csq)),
+            dec.entry.eq(entry2),
+            dec.valid.eq(v2),
+            dec.restart.eq(rs2),
+            dec.kernel3.eq(ph2 == 2),
+            dec.in_channels.eq(Mux(ph2 == 0, d_cin, d_csq)),
         ]
-        # stage 2 sees the decoder's registered outputs; carry phase/flush alongside.
-        ph2 = Signal(2)
-        fl2 = Signal()
-        m.d.sync += [ph2.eq(ph1), fl2.eq(fl1)]
+        ph4 = delay(ph2, EntryDecoder.latency, "ph")
+        fl4 = delay(fl_is, 2 + EntryDecoder.latency, "fl")
 
-        # ---- stage 2: codebook, bias and activation reads -----------------------------------
+        # c4: addresses. The squeeze buffer's two parity halves each get the one group they
+        # hold of the two a shifted 3x3 read touches.
+        tap_group = Signal(range(D))
+        tap_rot = Signal(range(P))
+        with m.Switch(dec.o_tap):
+            for tap in range(9):
+                with m.Case(tap):
+                    m.d.comb += [tap_group.eq(tap_groups[tap]), tap_rot.eq(tap_rots[tap])]
+        lo_group = Signal(range(D))
+        hi_group = Signal(range(D))
+        m.d.comb += [lo_group.eq(egroup + tap_group), hi_group.eq(lo_group + 1)]
+        csq_bits = ceil_log2(csq_slot)
+        chan = _bits(dec.o_c, csq_bits)
+        for parity in range(2):
+            own = Mux(lo_group[0] == parity, lo_group, hi_group)
+            m.d.comb += s_rd[parity].addr.eq(Cat(chan, own[1:]))
         m.d.comb += [
-            cb_rd.addr.eq(Mux(ph2 == 0, d_cbbase[0], Mux(ph2 == 1, d_cbbase[1], d_cbbase[2]))
+            cb_rd.addr.eq(Mux(ph4 == 0, d_cbbase[0], Mux(ph4 == 1, d_cbbase[1], d_cbbase[2]))
                           + dec.o_code),
-            bias_rd.addr.eq(Mux(ph2 == 0, d_bbase[0], Mux(ph2 == 1, d_bbase[1], d_bbase[2]))
+            bias_rd.addr.eq(Mux(ph4 == 0, d_bbase[0], Mux(ph4 == 1, d_bbase[1], d_bbase[2]))
                             + dec.o_out),
             x_rd.addr.eq(Cat(_bits(dec.o_c, ceil_log2(cin_slot)), step[0])),
         ]
@@ -430,120 +476,93 @@ class FireEngine(wiring.Component):
             for tap in range(9):
                 with m.Case(tap):
                     m.d.comb += [ky.eq(tap // 3), kx.eq(tap % 3)]
-        offset = Signal(signed(18))
-        m.d.comb += offset.eq(Mux(ky == 0, -d_width, Mux(ky == 2, d_width, 0)) + kx - 1)
-        lo_group = Signal(range(D))
-        hi_group = Signal(range(D))
-        m.d.comb += [
-            lo_group.eq(egroup + (offset >> log_p)),
-            hi_group.eq(lo_group + 1),
-        ]
-        csq_bits = ceil_log2(csq_slot)
-        chan = _bits(dec.o_c, csq_bits)
-        for parity in range(2):
-            own = Mux(lo_group[0] == parity, lo_group, hi_group)
-            m.d.comb += s_rd[parity].addr.eq(Cat(chan, own[1:]))
-        dst2 = Signal(range(2 * max_ch + 1))
-        first2 = Signal()
-        v2 = Signal()
-        rot2 = Signal(range(P))
-        lo_odd2 = Signal()
-        ky2 = Signal(2)
-        kx2 = Signal(2)
-        ph3 = Signal(2)
-        fl3 = Signal()
-        m.d.sync += [
-            v2.eq(dec.o_valid), first2.eq(dec.o_first), ph3.eq(ph2), fl3.eq(fl2),
-            dst2.eq(Mux(ph2 == 2, dec.o_out + d_e1, dec.o_out)),
-            rot2.eq(offset[:log_p] if log_p else 0), lo_odd2.eq(lo_group[0]),
-            ky2.eq(ky), kx2.eq(kx),
-        ]
+        dst = Signal(range(2 * max_ch + 1))
+        m.d.comb += dst.eq(Mux(ph4 == 2, dec.o_out + d_e1, dec.o_out))
+        # Per-lane "this tap is inside the image", decided once per entry for all lanes.
+        tap_ok = Signal(P)
+        for k in range(P):
+            m.d.comb += tap_ok[k].eq(((ky != 0) | top_ok[k]) & ((ky != 2) | bot_ok[k]) &
+                                     ((kx != 0) | left_ok[k]) & ((kx != 2) | right_ok[k]))
+        v6, first6, ph6, fl6, dst6, rot6, lo_odd6, ok6 = (
+            delay(s, 2, n) for s, n in (
+                (dec.o_valid, "v"), (dec.o_first, "first"), (ph4, "ph"), (fl4, "fl"),
+                (dst, "dst"), (tap_rot, "rot"), (lo_group[0], "lo_odd"), (tap_ok, "ok")))
 
-        # ---- stage 3: rotate, pad, select ---------------------------------------------------
-        lo_data = Mux(lo_odd2, s_rd[1].data, s_rd[0].data)
-        hi_data = Mux(lo_odd2, s_rd[0].data, s_rd[1].data)
-        window = Cat(lo_data, hi_data)
+        # c5: block RAM outputs, registered.
+        x6 = delay(x_rd.data, 1, "x")
+        s6 = [delay(s.data, 1, f"s{parity}") for parity, s in enumerate(s_rd)]
+        w6 = delay(cb_rd.data, 1, "w")
+        b6 = delay(bias_rd.data, 1, "b")
+
+        # c6: pick each lane's activation: its own pixel (squeeze) or its rotated neighbour.
+        lo_data = Mux(lo_odd6, s6[1], s6[0])
+        hi_data = Mux(lo_odd6, s6[0], s6[1])
         rotated = Signal(8 * P)
-        m.d.comb += rotated.eq(window.bit_select(Cat(Const(0, 3), rot2), 8 * P))
-        act3 = [Signal(8, name=f"act{k}") for k in range(P)]
+        m.d.comb += rotated.eq(Cat(lo_data, hi_data).bit_select(Cat(Const(0, 3), rot6), 8 * P))
+        act7 = [Signal(8, name=f"act{k}") for k in range(P)]
         for k in range(P):
-            ok = ((ky2 != 0) | top_ok[k]) & ((ky2 != 2) | bot_ok[k]) & \
-                 ((kx2 != 0) | left_ok[k]) & ((kx2 != 2) | right_ok[k])
-            m.d.sync += act3[k].eq(Mux(ph3 == 0, x_rd.data[8 * k:8 * k + 8],
-                                       Mux(ok, rotated[8 * k:8 * k + 8], 0)))
-        w3 = Signal(signed(wb))
-        b3 = Signal(signed(32))
-        v3 = Signal()
-        first3 = Signal()
-        dst3 = Signal.like(dst2)
-        ph4 = Signal(2)
-        fl4 = Signal()
-        m.d.sync += [w3.eq(cb_rd.data), b3.eq(bias_rd.data), v3.eq(v2), first3.eq(first2),
-                     dst3.eq(dst2), ph4.eq(ph3), fl4.eq(fl3)]
+            m.d.sync += act7[k].eq(Mux(ph6 == 0, x6[8 * k:8 * k + 8],
+                                       Mux(ok6[k], rotated[8 * k:8 * k + 8], 0)))
+        w7, b7, v7, first7, dst7, ph7, fl7 = (
+            delay(s, 1, n) for s, n in ((w6, "w"), (b6, "b"), (v6, "v"), (first6, "first"),
+                                        (dst6, "dst"), (ph6, "ph"), (fl6, "fl")))
 
-        # ---- stage 4: multiply --------------------------------------------------------------
-        prod4 = [Signal(signed(8 + wb + 1), name=f"prod{k}") for k in range(P)]
+        # c7: multiply.
+        prod8 = [Signal(signed(8 + wb + 1), name=f"prod{k}") for k in range(P)]
         for k in range(P):
-            m.d.sync += prod4[k].eq(act3[k] * w3)
-        b4 = Signal(signed(32))
-        v4 = Signal()
-        first4 = Signal()
-        dst4 = Signal.like(dst2)
-        ph5 = Signal(2)
-        fl5 = Signal()
-        m.d.sync += [b4.eq(b3), v4.eq(v3), first4.eq(first3), dst4.eq(dst3), ph5.eq(ph4),
-                     fl5.eq(fl4)]
+            m.d.sync += prod8[k].eq(act7[k] * w7)
+        b8, v8, first8, dst8, ph8, fl8 = (
+            delay(s, 1, n) for s, n in ((b7, "b"), (v7, "v"), (first7, "first"),
+                                        (dst7, "dst"), (ph7, "ph"), (fl7, "fl")))
 
-        # ---- stage 5: accumulate; a new channel or a flush hands the old sum on --------------
+        # c8: accumulate; a new channel or a flush hands the old sum on.
         acc_w = self._acc_width
         acc = [Signal(signed(acc_w), name=f"acc{k}") for k in range(P)]
         acc_valid = Signal()
-        acc_dst = Signal.like(dst2)
+        acc_dst = Signal.like(dst)
         acc_ph = Signal(2)
         res = [Signal(signed(acc_w), name=f"res{k}") for k in range(P)]
         res_v = Signal()
-        res_dst = Signal.like(dst2)
+        res_dst = Signal.like(dst)
         res_ph = Signal(2)
         finish = Signal()
-        m.d.comb += finish.eq(acc_valid & ((v4 & first4) | fl5))
+        m.d.comb += finish.eq(acc_valid & ((v8 & first8) | fl8))
         m.d.sync += res_v.eq(finish)
         with m.If(finish):
             m.d.sync += [res_dst.eq(acc_dst), res_ph.eq(acc_ph)]
             m.d.sync += [r.eq(a) for r, a in zip(res, acc)]
-        with m.If(v4):
-            with m.If(first4):
-                m.d.sync += [a.eq(b4 + p) for a, p in zip(acc, prod4)]
-                m.d.sync += [acc_valid.eq(1), acc_dst.eq(dst4), acc_ph.eq(ph5)]
+        with m.If(v8):
+            with m.If(first8):
+                m.d.sync += [a.eq(b8 + p) for a, p in zip(acc, prod8)]
+                m.d.sync += [acc_valid.eq(1), acc_dst.eq(dst8), acc_ph.eq(ph8)]
             with m.Else():
-                m.d.sync += [a.eq(a + p) for a, p in zip(acc, prod4)]
-        with m.Elif(fl5):
+                m.d.sync += [a.eq(a + p) for a, p in zip(acc, prod8)]
+        with m.Elif(fl8):
             m.d.sync += acc_valid.eq(0)
 
-        # ---- stage 6: requantise ------------------------------------------------------------
-        shift6 = Mux(res_ph == 0, d_shift[0], Mux(res_ph == 1, d_shift[1], d_shift[2]))
-        q7 = [Signal(8, name=f"q{k}") for k in range(P)]
+        # c9-c10: requantise.
+        shift = Mux(res_ph == 0, d_shift[0], Mux(res_ph == 1, d_shift[1], d_shift[2]))
+        q11 = [Signal(8, name=f"q{k}") for k in range(P)]
         for k in range(P):
             rq = Requantizer(acc_w)
             m.submodules[f"requant{k}"] = rq
-            m.d.comb += [rq.acc.eq(res[k]), rq.shift.eq(shift6)]
-            m.d.sync += q7[k].eq(rq.o)
-        q_v = Signal()
-        q_dst = Signal.like(dst2)
-        q_ph = Signal(2)
-        m.d.sync += [q_v.eq(res_v), q_dst.eq(res_dst), q_ph.eq(res_ph)]
+            m.d.comb += [rq.acc.eq(res[k]), rq.shift.eq(shift)]
+            m.d.comb += q11[k].eq(rq.o)
+        q_v, q_dst, q_ph = (delay(s, Requantizer.latency, n)
+                            for s, n in ((res_v, "q_v"), (res_dst, "q_dst"), (res_ph, "q_ph")))
 
-        # ---- stage 7: write squeezed pixels or Fire outputs ---------------------------------
+        # c11: write squeezed pixels or Fire outputs.
         s_slot = step[:ceil_log2(D)]
         for parity in range(2):
             m.d.comb += [
                 s_wr[parity].addr.eq(Cat(_bits(q_dst, csq_bits), s_slot[1:])),
-                s_wr[parity].data.eq(Cat(*q7)),
+                s_wr[parity].data.eq(Cat(*q11)),
                 s_wr[parity].en.eq(q_v & (q_ph == 0) & (s_slot[0] == parity)),
             ]
         e_bits = ceil_log2(e_slot)
         m.d.comb += [
             o_wr.addr.eq(Cat(_bits(q_dst, e_bits), egroup[0])),
-            o_wr.data.eq(Cat(*q7)),
+            o_wr.data.eq(Cat(*q11)),
             o_wr.en.eq(q_v & (q_ph != 0)),
         ]
 
@@ -591,43 +610,25 @@ class FireEngine(wiring.Component):
                          ld_beat.eq(0), ld_byte.eq(0)]
 
         # ---- output drainer: one channel per cycle out of the result buffer -----------------
+        # Reads go through two registers (the RAM's output register, then the lane select) into
+        # a small FIFO; a read is only issued when the FIFO has room for everything in flight,
+        # so back-pressure never has to stop the read pipeline.
         dr_active = Signal()
         dr_group = Signal.like(groups)
         dr_lane = Signal(range(P))
         dr_pixel = Signal(16)
         dr_chan = Signal(range(2 * max_ch + L + 1))
-        rd_v = Signal()      # o_rd.data holds a byte not yet taken
-        rd_lane = Signal(range(P))
-        rd_pad = Signal()
-        rd_first = Signal()
-        rd_last = Signal()
-        a_data = Signal(8 * L)
-        a_count = Signal(range(L + 1))
-        a_first = Signal()
-        a_last = Signal()
-        b_valid = Signal()
-        move = Signal()
-        take = Signal()
-        m.d.comb += [
-            move.eq((a_count == L) & (~b_valid | self.o.ready)),
-            take.eq(rd_v & ((a_count < L) | move)),
-            o_rd.en.eq(~rd_v | take),
-        ]
+        m.submodules.out_fifo = out_fifo = SyncFIFO(width=10, depth=self.OUT_FIFO_DEPTH)
+        inflight = Signal(range(3))
         ready_slot = o_full.bit_select(dr_group[0], 1)
         dr_issue = Signal()
-        m.d.comb += dr_issue.eq(dr_active & ready_slot & o_rd.en)
+        m.d.comb += dr_issue.eq(dr_active & ready_slot &
+                                (out_fifo.level + inflight < self.OUT_FIFO_DEPTH))
         m.d.comb += o_rd.addr.eq(Cat(_bits(dr_chan, e_bits), dr_group[0]))
         last_chan = dr_chan + 1 == d_e_beats * L
         last_pixel = dr_pixel + 1 == hw_pixels
-        with m.If(o_rd.en):
-            m.d.sync += rd_v.eq(dr_issue)
         with m.If(dr_issue):
-            m.d.sync += [
-                rd_lane.eq(dr_lane), rd_pad.eq(dr_chan >= d_e),
-                rd_first.eq((dr_pixel == 0) & (dr_chan == 0)),
-                rd_last.eq(last_pixel & last_chan),
-                dr_chan.eq(dr_chan + 1),
-            ]
+            m.d.sync += dr_chan.eq(dr_chan + 1)
             with m.If(last_chan):
                 m.d.sync += [dr_chan.eq(0), dr_lane.eq(dr_lane + 1), dr_pixel.eq(dr_pixel + 1)]
                 with m.If((dr_lane == P - 1) | last_pixel):
@@ -638,12 +639,41 @@ class FireEngine(wiring.Component):
         with m.If(run_go):
             m.d.sync += [dr_active.eq(1), dr_group.eq(0), dr_lane.eq(0), dr_pixel.eq(0),
                          dr_chan.eq(0)]
-        picked = Mux(rd_pad, 0, o_rd.data.word_select(rd_lane, 8))
+        # What each read is for, delayed to meet its data.
+        rd_v1, rd_lane1, rd_pad1, rd_first1, rd_last1 = (
+            delay(s, 1, n) for s, n in (
+                (dr_issue, "rd_v"), (dr_lane, "rd_lane"), (dr_chan >= d_e, "rd_pad"),
+                ((dr_pixel == 0) & (dr_chan == 0), "rd_first"), (last_pixel & last_chan, "rd_last")))
+        o_data2 = delay(o_rd.data, 1, "o_data")
+        rd_v2, rd_lane2, rd_pad2, rd_first2, rd_last2 = (
+            delay(s, 1, f"{n}2") for s, n in ((rd_v1, "rd_v"), (rd_lane1, "rd_lane"),
+                                              (rd_pad1, "rd_pad"), (rd_first1, "rd_first"),
+                                              (rd_last1, "rd_last")))
+        m.d.sync += inflight.eq(inflight + dr_issue - rd_v2)
+        picked = Mux(rd_pad2, 0, o_data2.word_select(rd_lane2, 8))
+        m.d.comb += [
+            out_fifo.w_en.eq(rd_v2),
+            out_fifo.w_data.eq(Cat(picked, rd_first2, rd_last2)),
+        ]
+        # Pack bytes into beats: A assembles, B is the stream's output register.
+        a_data = Signal(8 * L)
+        a_count = Signal(range(L + 1))
+        a_first = Signal()
+        a_last = Signal()
+        b_valid = Signal()
+        move = Signal()
+        take = Signal()
+        m.d.comb += [
+            move.eq((a_count == L) & (~b_valid | self.o.ready)),
+            take.eq(out_fifo.r_rdy & ((a_count < L) | move)),
+            out_fifo.r_en.eq(take),
+        ]
+        byte = out_fifo.r_data[:8]
         with m.If(take):
-            m.d.sync += a_data.eq(Cat(a_data[8:], picked) if L > 1 else picked)
+            m.d.sync += a_data.eq(Cat(a_data[8:], byte) if L > 1 else byte)
             with m.If((a_count == 0) | move):
-                m.d.sync += a_first.eq(rd_first)
-            m.d.sync += a_last.eq(rd_last)
+                m.d.sync += a_first.eq(out_fifo.r_data[8])
+            m.d.sync += a_last.eq(out_fifo.r_data[9])
         with m.If(move):
             m.d.sync += a_count.eq(take)
         with m.Elif(take):
@@ -655,6 +685,7 @@ class FireEngine(wiring.Component):
             m.d.sync += b_valid.eq(0)
         m.d.comb += [
             self.o.valid.eq(b_valid),
-            drained.eq(~dr_active & ~rd_v & (a_count == 0) & ~b_valid),
+            drained.eq(~dr_active & (inflight == 0) & ~out_fifo.r_rdy & (a_count == 0) &
+                       ~b_valid),
         ]
         return m

@@ -4,7 +4,7 @@
 then ReLU and saturation to 0..255.
 """
 
-from amaranth.hdl import Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -14,7 +14,8 @@ __all__ = ["Requantizer"]
 class Requantizer(wiring.Component):
     """Shift, round half up, ReLU and saturate one accumulator.
 
-    Purely combinational (latency 0, one value per cycle): the engine registers the result.
+    Latency 2 (the rounding add, then the shift and clamp, each registered); one value per
+    cycle. ``shift`` must be steady for the two cycles.
 
     Parameters
     ----------
@@ -29,6 +30,8 @@ class Requantizer(wiring.Component):
     o : Out(unsigned(8))
     """
 
+    latency = 2
+
     def __init__(self, acc_width=32):
         if not isinstance(acc_width, int) or acc_width < 9:
             raise ValueError(f"Accumulator width must be an integer >= 9, not {acc_width!r}")
@@ -40,14 +43,11 @@ class Requantizer(wiring.Component):
         })
 
     def elaborate(self, platform):
-        from amaranth.hdl import Module
         m = Module()
         # One extra bit so that adding the rounding term cannot overflow.
         rounded = Signal(signed(self._acc_width + 1))
-        half = Signal(unsigned(32))
-        m.d.comb += half.eq((1 << self.shift) >> 1)
-        m.d.comb += rounded.eq(self.acc + half)
+        m.d.sync += rounded.eq(self.acc + ((1 << self.shift) >> 1))
         shifted = Signal(signed(self._acc_width + 1))
         m.d.comb += shifted.eq(rounded >> self.shift)
-        m.d.comb += self.o.eq(Mux(shifted < 0, 0, Mux(shifted > 255, 255, shifted[:8])))
+        m.d.sync += self.o.eq(Mux(shifted < 0, 0, Mux(shifted > 255, 255, shifted[:8])))
         return m
