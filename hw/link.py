@@ -269,8 +269,15 @@ class HostLink(wiring.Component):
             fifo.w_en.eq(urx.o.valid),
             urx.o.ready.eq(fifo.w_rdy),
         ]
+        # A register in front of the FIFO's read side: the FIFO's block RAM output then feeds
+        # one flip-flop instead of the command decoder (that path limited Fmax on ECP5).
         pop = Signal()
-        m.d.comb += fifo.r_en.eq(pop)
+        head_valid = Signal()
+        head = Signal(8)
+        refill = ~head_valid | pop
+        m.d.comb += fifo.r_en.eq(refill)
+        with m.If(refill):
+            m.d.sync += [head_valid.eq(fifo.r_rdy), head.eq(fifo.r_data)]
 
         # --- run parameters, latched from the RUN header -----------------------------------
         max_in = max(self.in_beats(n) for n in range(n_layers))
@@ -315,11 +322,11 @@ class HostLink(wiring.Component):
         # Input silence while something waits for a byte; see ``timeout``.
         starving = Signal()
         silence = Signal(range(self._timeout + 1))
-        with m.If(starving & ~fifo.r_rdy):
+        with m.If(starving & ~head_valid):
             m.d.sync += silence.eq(silence + 1)
         with m.Else():
             m.d.sync += silence.eq(0)
-        timed_out = starving & ~fifo.r_rdy & (silence == self._timeout - 1)
+        timed_out = starving & ~head_valid & (silence == self._timeout - 1)
 
         # --- command FSM --------------------------------------------------------------------
         m.d.comb += [
@@ -334,12 +341,12 @@ class HostLink(wiring.Component):
 
         with m.FSM(name="cmd_fsm"):
             with m.State("IDLE"):
-                m.d.comb += pop.eq(fifo.r_rdy)
-                with m.If(fifo.r_rdy):
-                    with m.If(fifo.r_data == CMD_PING):
+                m.d.comb += pop.eq(head_valid)
+                with m.If(head_valid):
+                    with m.If(head == CMD_PING):
                         m.d.sync += ping_active.eq(1)
                         m.next = "PING"
-                    with m.Elif(fifo.r_data == CMD_RUN):
+                    with m.Elif(head == CMD_RUN):
                         m.next = "HDR_LAYER"
                     with m.Else():
                         reply(ERR_UNKNOWN, "REPLY")
@@ -353,12 +360,12 @@ class HostLink(wiring.Component):
                                              ("HDR_HEIGHT", height, "HDR_WIDTH"),
                                              ("HDR_WIDTH", width, "CHECK")):
                 with m.State(state):
-                    m.d.comb += [starving.eq(1), pop.eq(fifo.r_rdy)]
-                    with m.If(fifo.r_rdy):
-                        m.d.sync += field.eq(fifo.r_data)
+                    m.d.comb += [starving.eq(1), pop.eq(head_valid)]
+                    with m.If(head_valid):
+                        m.d.sync += field.eq(head)
                         if field is layer:
                             # Judged on all 8 bits: 17 must not alias to layer 1.
-                            m.d.sync += layer_ok.eq(fifo.r_data < n_layers)
+                            m.d.sync += layer_ok.eq(head < n_layers)
                         m.next = next_state
                     with m.Elif(timed_out):
                         reply(ERR_TIMEOUT, "REPLY")
@@ -408,12 +415,12 @@ class HostLink(wiring.Component):
             with m.If(abort):
                 m.d.comb += take.eq(1)
             with m.Else():
-                m.d.comb += [take.eq(fifo.r_rdy), pop.eq(fifo.r_rdy)]
+                m.d.comb += [take.eq(head_valid), pop.eq(head_valid)]
                 with m.If(timed_out):
                     m.d.sync += abort.eq(1)
         with m.If(running & abort):
             # Input still trickling in belongs to the abandoned run.
-            m.d.comb += pop.eq(fifo.r_rdy)
+            m.d.comb += pop.eq(head_valid)
 
         chunk = Signal(range(self._credit_chunk))
         with m.If(take & ~abort):
@@ -425,7 +432,7 @@ class HostLink(wiring.Component):
 
         i_data = self.i.payload.data.as_value()
         with m.If(take):
-            new_byte = fifo.r_data & ~abort.replicate(8)
+            new_byte = head & ~abort.replicate(8)
             # Shift in from the top, so that the first byte ends up in lane 0.
             if channels_per_beat > 1:
                 m.d.sync += i_data.eq(Cat(i_data[8:], new_byte))
