@@ -240,8 +240,8 @@ class FireEngine(wiring.Component):
         groups = Signal(range((1 << 16) // P + 2))
         reach = Signal(range(256 // P + 3))
         step = Signal(range((1 << 16) // P + 256 // P + 4))
-        egroup = Signal.like(step)  # the group being expanded, step - reach
-        m.d.comb += egroup.eq(step - reach)
+        egroup = Signal.like(step)  # the group being expanded, step - reach (set in STEP)
+        hw_above = Signal(17)       # pixels minus one row: a pixel below it has a row below
 
         # Loader / sequencer / drainer handshakes.
         x_full = Signal(2)
@@ -341,6 +341,7 @@ class FireEngine(wiring.Component):
                     m.d.comb += run_go.eq(1)
                     m.next = "STEP"
             with m.State("STEP"):
+                m.d.sync += [egroup.eq(step - reach), hw_above.eq(hw_pixels - d_width)]
                 with m.If(step < groups):
                     m.next = "SQ_WAIT"
                 with m.Else():
@@ -377,7 +378,7 @@ class FireEngine(wiring.Component):
                     pixel = Cat(Const(k, log_p), egroup)
                     m.d.sync += [
                         top_ok[k].eq(pixel >= d_width),
-                        bot_ok[k].eq(pixel + d_width < hw_pixels),
+                        bot_ok[k].eq(pixel < hw_above),
                         left_ok[k].eq(col[k] != 0),
                         right_ok[k].eq(col[k] + 1 != d_width),
                     ]
