@@ -20,9 +20,10 @@ Design (see also ``../shared/DESIGN-NOTES.md``, "pixel lanes, broadcast weights"
   cycle) while the lanes compute; an output drainer empties a double-buffered result buffer to
   the ``o`` stream (one channel per cycle). Each channel result is requantised per lane.
 
-Pipeline of one entry, issued in cycle n: n weight-store read; n+1 entry word registered;
-n+2, n+3 decode; n+4 codebook, bias and activation reads; n+5 read data registered; n+6 select,
-rotate and pad; n+7 multiply; n+8 accumulate; n+9, n+10 requantise; n+11 write. Every block RAM
+Pipeline of one entry, issued in cycle n: n weight-store read; n+1..n+3 bank outputs
+registered, bank selected; n+3, n+4 decode; n+5 codebook, bias and activation reads; n+6..n+8
+read data registered; n+8 select, rotate and pad; n+9 multiply; n+10 accumulate; n+11, n+12
+requantise; n+13 write. Every block RAM
 output is registered before any logic, and each decoder recurrence is one short add, for
 clock rates of 100 MHz and more. Cycle counts of a whole layer are predicted exactly by
 :mod:`hw.cycle_model`.
@@ -38,6 +39,7 @@ from amaranth.utils import ceil_log2, exact_log2
 from .entry_decoder import EntryDecoder
 from .program import EngineProgram
 from .requantizer import Requantizer
+from .weight_store import DEFAULT_BANK_DEPTH, WeightStore
 
 __all__ = ["FireEngine", "check_parameters", "start_layout", "beat_layout"]
 
@@ -120,9 +122,12 @@ class FireEngine(wiring.Component):
     """
 
     OUT_FIFO_DEPTH = 4
-    DRAIN = 11  # cycles from a flush token's issue until its results are written
+    # Cycles from a flush token's issue until its results are written: entry read, decode,
+    # codebook/activation read, select, multiply, accumulate, requantise.
+    DRAIN = 2 * WeightStore.latency + EntryDecoder.latency + 3 + Requantizer.latency
 
-    def __init__(self, program, *, lanes=8, channels_per_beat=8, acc_width=32):
+    def __init__(self, program, *, lanes=8, channels_per_beat=8, acc_width=32,
+                 bank_depth=DEFAULT_BANK_DEPTH):
         if not isinstance(program, EngineProgram):
             raise TypeError(f"Program must be an EngineProgram, not {program!r}")
         check_parameters(lanes=lanes, channels_per_beat=channels_per_beat,
@@ -134,6 +139,7 @@ class FireEngine(wiring.Component):
                 raise ValueError(f"{fire.name}: {fire.height}x{fire.width} is larger than the "
                                  f"engine's 255x255 (65,535 pixel) limit")
         self._program = program
+        self.weight_store = WeightStore(program, bank_depth=bank_depth)
         self._lanes = lanes
         self._beat = channels_per_beat
         self._acc_width = acc_width
@@ -191,13 +197,7 @@ class FireEngine(wiring.Component):
         max_ch = max(max(f.in_channels, f.out_channels) for f in prog.fires)
 
         # ---- memories -----------------------------------------------------------------------
-        m.submodules.entry_mem = entry_mem = Memory(
-            shape=unsigned(prog.entry_width), depth=len(prog.entries),
-            init=[int(v) for v in prog.entries])
-        m.submodules.codebook_mem = cb_mem = Memory(
-            shape=signed(wb), depth=len(prog.codebooks), init=[int(v) for v in prog.codebooks])
-        m.submodules.bias_mem = bias_mem = Memory(
-            shape=signed(32), depth=len(prog.biases), init=[int(v) for v in prog.biases])
+        m.submodules.weight_store = store = self.weight_store
         m.submodules.x_mem = x_mem = Memory(shape=unsigned(8 * P), depth=2 * cin_slot, init=[])
         s_mems = []
         for parity in range(2):
@@ -206,9 +206,6 @@ class FireEngine(wiring.Component):
             s_mems.append(s_mem)
         m.submodules.o_mem = o_mem = Memory(shape=unsigned(8 * P), depth=2 * e_slot, init=[])
 
-        entry_rd = entry_mem.read_port()
-        cb_rd = cb_mem.read_port()
-        bias_rd = bias_mem.read_port()
         x_rd = x_mem.read_port()
         x_wr = x_mem.write_port(granularity=8)
         s_rd = [s.read_port() for s in s_mems]
@@ -273,7 +270,7 @@ class FireEngine(wiring.Component):
         j = Signal(range(n_entries + 1))
         wait = Signal(range(self.DRAIN + 1))
         cur_base = Mux(issue_phase == 0, d_base[0], Mux(issue_phase == 1, d_base[1], d_base[2]))
-        m.d.comb += entry_rd.addr.eq(cur_base + j)
+        m.d.comb += store.entry_addr.eq(cur_base + j)
 
         with m.FSM():
             with m.State("IDLE"):
@@ -418,10 +415,10 @@ class FireEngine(wiring.Component):
             m.d.comb += self.busy.eq(~self.start.ready)
 
         # ---- the entry pipeline -------------------------------------------------------------
-        # c0 issue (weight-store address) | c1 entry word out of block RAM, registered |
-        # c2-c3 decode (two short recurrences) | c4 codebook/bias/activation addresses |
-        # c5 block RAM data, registered (the RAMs' own output registers) | c6 select, rotate,
-        # pad | c7 multiply | c8 accumulate | c9 round | c10 shift, ReLU, saturate | c11 write.
+        # c0 issue (weight-store address) | c1-c3 entry word from the banked store |
+        # c3-c4 decode (two short recurrences) | c5 codebook/bias/activation addresses |
+        # c6-c8 read data registered | c8 select, rotate, pad | c9 multiply | c10 accumulate |
+        # c11 round | c12 shift, ReLU, saturate | c13 write.
         def delay(value, cycles, name):
             """``value`` as seen ``cycles`` cycles later."""
             for n in range(cycles):
@@ -432,11 +429,11 @@ class FireEngine(wiring.Component):
 
         v_is = issue & ~issue_flush
         fl_is = issue & issue_flush
-        entry2 = delay(entry_rd.data, 1, "entry")
-        v2, ph2, rs2 = (delay(s, 2, n) for s, n in
+        entry2 = store.entry
+        v2, ph2, rs2 = (delay(s, WeightStore.latency, n) for s, n in
                         ((v_is, "v"), (issue_phase, "ph"), (issue_restart, "rs")))
 
-        # c2-c3: decode.
+        # c3-c4: decode.
         m.submodules.decoder = dec = EntryDecoder(prog.code_bits, max_ch)
         m.d.comb += [
             dec.entry.eq(entry2),
@@ -446,9 +443,9 @@ class FireEngine(wiring.Component):
             dec.in_channels.eq(Mux(ph2 == 0, d_cin, d_csq)),
         ]
         ph4 = delay(ph2, EntryDecoder.latency, "ph")
-        fl4 = delay(fl_is, 2 + EntryDecoder.latency, "fl")
+        fl4 = delay(fl_is, WeightStore.latency + EntryDecoder.latency, "fl")
 
-        # c4: addresses. The squeeze buffer's two parity halves each get the one group they
+        # c5: addresses. The squeeze buffer's two parity halves each get the one group they
         # hold of the two a shifted 3x3 read touches.
         tap_group = Signal(range(D))
         tap_rot = Signal(range(P))
@@ -465,9 +462,9 @@ class FireEngine(wiring.Component):
             own = Mux(lo_group[0] == parity, lo_group, hi_group)
             m.d.comb += s_rd[parity].addr.eq(Cat(chan, own[1:]))
         m.d.comb += [
-            cb_rd.addr.eq(Mux(ph4 == 0, d_cbbase[0], Mux(ph4 == 1, d_cbbase[1], d_cbbase[2]))
+            store.codebook_addr.eq(Mux(ph4 == 0, d_cbbase[0], Mux(ph4 == 1, d_cbbase[1], d_cbbase[2]))
                           + dec.o_code),
-            bias_rd.addr.eq(Mux(ph4 == 0, d_bbase[0], Mux(ph4 == 1, d_bbase[1], d_bbase[2]))
+            store.bias_addr.eq(Mux(ph4 == 0, d_bbase[0], Mux(ph4 == 1, d_bbase[1], d_bbase[2]))
                             + dec.o_out),
             x_rd.addr.eq(Cat(_bits(dec.o_c, ceil_log2(cin_slot)), step[0])),
         ]
@@ -485,17 +482,18 @@ class FireEngine(wiring.Component):
             m.d.comb += tap_ok[k].eq(((ky != 0) | top_ok[k]) & ((ky != 2) | bot_ok[k]) &
                                      ((kx != 0) | left_ok[k]) & ((kx != 2) | right_ok[k]))
         v6, first6, ph6, fl6, dst6, rot6, lo_odd6, ok6 = (
-            delay(s, 2, n) for s, n in (
+            delay(s, WeightStore.latency, n) for s, n in (
                 (dec.o_valid, "v"), (dec.o_first, "first"), (ph4, "ph"), (fl4, "fl"),
                 (dst, "dst"), (tap_rot, "rot"), (lo_group[0], "lo_odd"), (tap_ok, "ok")))
 
-        # c5: block RAM outputs, registered.
-        x6 = delay(x_rd.data, 1, "x")
-        s6 = [delay(s.data, 1, f"s{parity}") for parity, s in enumerate(s_rd)]
-        w6 = delay(cb_rd.data, 1, "w")
-        b6 = delay(bias_rd.data, 1, "b")
+        # c6-c8: block RAM outputs, registered.
+        # Activation reads are registered until they meet the weight store's reads.
+        x6 = delay(x_rd.data, WeightStore.latency - 1, "x")
+        s6 = [delay(s.data, WeightStore.latency - 1, f"s{parity}") for parity, s in enumerate(s_rd)]
+        w6 = store.weight
+        b6 = store.bias
 
-        # c6: pick each lane's activation: its own pixel (squeeze) or its rotated neighbour.
+        # c8: pick each lane's activation: its own pixel (squeeze) or its rotated neighbour.
         lo_data = Mux(lo_odd6, s6[1], s6[0])
         hi_data = Mux(lo_odd6, s6[0], s6[1])
         rotated = Signal(8 * P)
@@ -508,7 +506,7 @@ class FireEngine(wiring.Component):
             delay(s, 1, n) for s, n in ((w6, "w"), (b6, "b"), (v6, "v"), (first6, "first"),
                                         (dst6, "dst"), (ph6, "ph"), (fl6, "fl")))
 
-        # c7: multiply.
+        # c9: multiply.
         prod8 = [Signal(signed(8 + wb + 1), name=f"prod{k}") for k in range(P)]
         for k in range(P):
             m.d.sync += prod8[k].eq(act7[k] * w7)
@@ -516,7 +514,7 @@ class FireEngine(wiring.Component):
             delay(s, 1, n) for s, n in ((b7, "b"), (v7, "v"), (first7, "first"),
                                         (dst7, "dst"), (ph7, "ph"), (fl7, "fl")))
 
-        # c8: accumulate; a new channel or a flush hands the old sum on.
+        # c10: accumulate; a new channel or a flush hands the old sum on.
         acc_w = self._acc_width
         acc = [Signal(signed(acc_w), name=f"acc{k}") for k in range(P)]
         acc_valid = Signal()
@@ -541,7 +539,7 @@ class FireEngine(wiring.Component):
         with m.Elif(fl8):
             m.d.sync += acc_valid.eq(0)
 
-        # c9-c10: requantise.
+        # c11-c12: requantise.
         shift = Mux(res_ph == 0, d_shift[0], Mux(res_ph == 1, d_shift[1], d_shift[2]))
         q11 = [Signal(8, name=f"q{k}") for k in range(P)]
         for k in range(P):
@@ -552,7 +550,7 @@ class FireEngine(wiring.Component):
         q_v, q_dst, q_ph = (delay(s, Requantizer.latency, n)
                             for s, n in ((res_v, "q_v"), (res_dst, "q_dst"), (res_ph, "q_ph")))
 
-        # c11: write squeezed pixels or Fire outputs.
+        # c13: write squeezed pixels or Fire outputs.
         s_slot = step[:ceil_log2(D)]
         for parity in range(2):
             m.d.comb += [

@@ -61,8 +61,10 @@ def test_two_layers_and_crop_smaller_than_program():
     rng = np.random.default_rng(7)
     a = random_fire(rng, "fireA", 8, 4, 4, 4, density=0.5)
     b = random_fire(rng, "fireB", 8, 3, 2, 6, density=0.3)
+    # Small banks: the weight store's entries, codebooks and biases span several banks each.
     engine = FireEngine(EngineProgram([("fireA", 8, 8, *a), ("fireB", 6, 6, *b)]),
-                        lanes=4, channels_per_beat=4)
+                        lanes=4, channels_per_beat=4, bank_depth=16)
+    assert len(engine.weight_store.entries.banks) > 4
     for layer, convs, (h, w) in [(1, b, (6, 6)), (0, a, (3, 5)), (1, b, (2, 2))]:
         x = rng.integers(0, 256, (8, h, w)).astype(np.uint8)
         assert check(engine, layer, x, convs) == predicted(engine, layer, h, w)
