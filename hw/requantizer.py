@@ -14,8 +14,8 @@ __all__ = ["Requantizer"]
 class Requantizer(wiring.Component):
     """Shift, round half up, ReLU and saturate one accumulator.
 
-    Latency 2 (the rounding add, then the shift and clamp, each registered); one value per
-    cycle. ``shift`` must be steady for the two cycles.
+    Latency 2 (the rounding add and saturation test, then the shift and clamp, each
+    registered); one value per cycle, each with its own ``shift``.
 
     Parameters
     ----------
@@ -44,10 +44,25 @@ class Requantizer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        # One extra bit so that adding the rounding term cannot overflow.
-        rounded = Signal(signed(self._acc_width + 1))
-        m.d.sync += rounded.eq(self.acc + ((1 << self.shift) >> 1))
-        shifted = Signal(signed(self._acc_width + 1))
-        m.d.comb += shifted.eq(rounded >> self.shift)
-        m.d.sync += self.o.eq(Mux(shifted < 0, 0, Mux(shifted > 255, 255, shifted[:8])))
+        # Stage 1: the rounding add, and in parallel the saturation test against the sum,
+        # rewritten as a test on ``acc``: acc + half >= 256 << shift  <=>  acc >= limit.
+        # ``half`` and ``limit`` depend on ``shift`` only, so lanes sharing it share them.
+        half = Signal(unsigned(32))
+        limit = Signal(unsigned(41))
+        m.d.comb += [
+            half.eq((1 << self.shift) >> 1),
+            limit.eq(Mux(self.shift == 0, 256, (511 << self.shift) >> 1)),
+        ]
+        rounded = Signal(signed(self._acc_width + 1))  # one bit more: the add cannot overflow
+        high = Signal()
+        shift = Signal.like(self.shift)
+        m.d.sync += [
+            rounded.eq(self.acc + half),
+            high.eq(self.acc >= limit),
+            shift.eq(self.shift),
+        ]
+        # Stage 2: only the 8 bits that survive the shift are selected.
+        low = Signal(8)
+        m.d.comb += low.eq((rounded >> shift)[:8])
+        m.d.sync += self.o.eq(Mux(rounded < 0, 0, Mux(high, 255, low)))
         return m
