@@ -21,9 +21,9 @@ Design (see also ``../shared/DESIGN-NOTES.md``, "pixel lanes, broadcast weights"
   the ``o`` stream (one channel per cycle). Each channel result is requantised per lane.
 
 Pipeline of one entry, issued in cycle n: n weight-store read; n+1..n+3 bank outputs
-registered, bank selected; n+3, n+4 decode; n+5 codebook, bias and activation reads; n+6..n+8
-read data registered; n+8 select, rotate and pad; n+9 multiply; n+10 accumulate; n+11, n+12
-requantise; n+13 write. Every block RAM
+registered, bank selected; n+3, n+4 decode; n+5 tap lookup and padding flags; n+6 codebook,
+bias and activation reads; n+7..n+9 read data registered; n+9 select, rotate and pad; n+10
+multiply; n+11 accumulate; n+12, n+13 requantise; n+14 write. Every block RAM
 output is registered before any logic, and each decoder recurrence is one short add, for
 clock rates of 100 MHz and more. Cycle counts of a whole layer are predicted exactly by
 :mod:`hw.cycle_model`.
@@ -123,8 +123,8 @@ class FireEngine(wiring.Component):
 
     OUT_FIFO_DEPTH = 4
     # Cycles from a flush token's issue until its results are written: entry read, decode,
-    # codebook/activation read, select, multiply, accumulate, requantise.
-    DRAIN = 2 * WeightStore.latency + EntryDecoder.latency + 3 + Requantizer.latency
+    # tap lookup, codebook/activation read, select, multiply, accumulate, requantise.
+    DRAIN = 2 * WeightStore.latency + EntryDecoder.latency + 4 + Requantizer.latency
 
     def __init__(self, program, *, lanes=8, channels_per_beat=8, acc_width=32,
                  bank_depth=DEFAULT_BANK_DEPTH):
@@ -416,9 +416,9 @@ class FireEngine(wiring.Component):
 
         # ---- the entry pipeline -------------------------------------------------------------
         # c0 issue (weight-store address) | c1-c3 entry word from the banked store |
-        # c3-c4 decode (two short recurrences) | c5 codebook/bias/activation addresses |
-        # c6-c8 read data registered | c8 select, rotate, pad | c9 multiply | c10 accumulate |
-        # c11 round | c12 shift, ReLU, saturate | c13 write.
+        # c3-c4 decode (two short recurrences) | c5 tap lookup, padding | c6 codebook/bias/
+        # activation addresses | c7-c9 read data registered | c9 select, rotate, pad |
+        # c10 multiply | c11 accumulate | c12 round | c13 shift, ReLU, saturate | c14 write.
         def delay(value, cycles, name):
             """``value`` as seen ``cycles`` cycles later."""
             for n in range(cycles):
@@ -445,35 +445,17 @@ class FireEngine(wiring.Component):
         ph4 = delay(ph2, EntryDecoder.latency, "ph")
         fl4 = delay(fl_is, WeightStore.latency + EntryDecoder.latency, "fl")
 
-        # c5: addresses. The squeeze buffer's two parity halves each get the one group they
-        # hold of the two a shifted 3x3 read touches.
+        # c5: prepare. Look up the tap's group offset and lane rotation, the destination
+        # channel and the per-lane padding, and register them.
         tap_group = Signal(range(D))
         tap_rot = Signal(range(P))
-        with m.Switch(dec.o_tap):
-            for tap in range(9):
-                with m.Case(tap):
-                    m.d.comb += [tap_group.eq(tap_groups[tap]), tap_rot.eq(tap_rots[tap])]
-        lo_group = Signal(range(D))
-        hi_group = Signal(range(D))
-        m.d.comb += [lo_group.eq(egroup + tap_group), hi_group.eq(lo_group + 1)]
-        csq_bits = ceil_log2(csq_slot)
-        chan = _bits(dec.o_c, csq_bits)
-        for parity in range(2):
-            own = Mux(lo_group[0] == parity, lo_group, hi_group)
-            m.d.comb += s_rd[parity].addr.eq(Cat(chan, own[1:]))
-        m.d.comb += [
-            store.codebook_addr.eq(Mux(ph4 == 0, d_cbbase[0], Mux(ph4 == 1, d_cbbase[1], d_cbbase[2]))
-                          + dec.o_code),
-            store.bias_addr.eq(Mux(ph4 == 0, d_bbase[0], Mux(ph4 == 1, d_bbase[1], d_bbase[2]))
-                            + dec.o_out),
-            x_rd.addr.eq(Cat(_bits(dec.o_c, ceil_log2(cin_slot)), step[0])),
-        ]
         ky = Signal(2)
         kx = Signal(2)
         with m.Switch(dec.o_tap):
             for tap in range(9):
                 with m.Case(tap):
-                    m.d.comb += [ky.eq(tap // 3), kx.eq(tap % 3)]
+                    m.d.comb += [tap_group.eq(tap_groups[tap]), tap_rot.eq(tap_rots[tap]),
+                                 ky.eq(tap // 3), kx.eq(tap % 3)]
         dst = Signal(range(2 * max_ch + 1))
         m.d.comb += dst.eq(Mux(ph4 == 2, dec.o_out + d_e1, dec.o_out))
         # Per-lane "this tap is inside the image", decided once per entry for all lanes.
@@ -481,19 +463,43 @@ class FireEngine(wiring.Component):
         for k in range(P):
             m.d.comb += tap_ok[k].eq(((ky != 0) | top_ok[k]) & ((ky != 2) | bot_ok[k]) &
                                      ((kx != 0) | left_ok[k]) & ((kx != 2) | right_ok[k]))
+        lo_group = Signal(range(D))
+        m.d.sync += lo_group.eq(egroup + tap_group)
+        chan5, code5, out5, v5, first5, ph5, fl5, dst5, rot5, ok5 = (
+            delay(s, 1, n) for s, n in (
+                (dec.o_c, "chan"), (dec.o_code, "code"), (dec.o_out, "out"), (dec.o_valid, "v"),
+                (dec.o_first, "first"), (ph4, "ph"), (fl4, "fl"), (dst, "dst"),
+                (tap_rot, "rot"), (tap_ok, "ok")))
+
+        # c6: addresses. The squeeze buffer's two parity halves each get the one group they
+        # hold of the two a shifted 3x3 read touches.
+        hi_group = Signal(range(D))
+        m.d.comb += hi_group.eq(lo_group + 1)
+        csq_bits = ceil_log2(csq_slot)
+        chan = _bits(chan5, csq_bits)
+        for parity in range(2):
+            own = Mux(lo_group[0] == parity, lo_group, hi_group)
+            m.d.comb += s_rd[parity].addr.eq(Cat(chan, own[1:]))
+        m.d.comb += [
+            store.codebook_addr.eq(
+                Mux(ph5 == 0, d_cbbase[0], Mux(ph5 == 1, d_cbbase[1], d_cbbase[2])) + code5),
+            store.bias_addr.eq(
+                Mux(ph5 == 0, d_bbase[0], Mux(ph5 == 1, d_bbase[1], d_bbase[2])) + out5),
+            x_rd.addr.eq(Cat(_bits(chan5, ceil_log2(cin_slot)), step[0])),
+        ]
         v6, first6, ph6, fl6, dst6, rot6, lo_odd6, ok6 = (
             delay(s, WeightStore.latency, n) for s, n in (
-                (dec.o_valid, "v"), (dec.o_first, "first"), (ph4, "ph"), (fl4, "fl"),
-                (dst, "dst"), (tap_rot, "rot"), (lo_group[0], "lo_odd"), (tap_ok, "ok")))
+                (v5, "v"), (first5, "first"), (ph5, "ph"), (fl5, "fl"),
+                (dst5, "dst"), (rot5, "rot"), (lo_group[0], "lo_odd"), (ok5, "ok")))
 
-        # c6-c8: block RAM outputs, registered.
+        # c7-c9: block RAM outputs, registered.
         # Activation reads are registered until they meet the weight store's reads.
         x6 = delay(x_rd.data, WeightStore.latency - 1, "x")
         s6 = [delay(s.data, WeightStore.latency - 1, f"s{parity}") for parity, s in enumerate(s_rd)]
         w6 = store.weight
         b6 = store.bias
 
-        # c8: pick each lane's activation: its own pixel (squeeze) or its rotated neighbour.
+        # c9: pick each lane's activation: its own pixel (squeeze) or its rotated neighbour.
         lo_data = Mux(lo_odd6, s6[1], s6[0])
         hi_data = Mux(lo_odd6, s6[0], s6[1])
         rotated = Signal(8 * P)
@@ -506,7 +512,7 @@ class FireEngine(wiring.Component):
             delay(s, 1, n) for s, n in ((w6, "w"), (b6, "b"), (v6, "v"), (first6, "first"),
                                         (dst6, "dst"), (ph6, "ph"), (fl6, "fl")))
 
-        # c9: multiply.
+        # c10: multiply.
         prod8 = [Signal(signed(8 + wb + 1), name=f"prod{k}") for k in range(P)]
         for k in range(P):
             m.d.sync += prod8[k].eq(act7[k] * w7)
@@ -514,7 +520,7 @@ class FireEngine(wiring.Component):
             delay(s, 1, n) for s, n in ((b7, "b"), (v7, "v"), (first7, "first"),
                                         (dst7, "dst"), (ph7, "ph"), (fl7, "fl")))
 
-        # c10: accumulate; a new channel or a flush hands the old sum on.
+        # c11: accumulate; a new channel or a flush hands the old sum on.
         acc_w = self._acc_width
         acc = [Signal(signed(acc_w), name=f"acc{k}") for k in range(P)]
         acc_valid = Signal()
@@ -539,7 +545,7 @@ class FireEngine(wiring.Component):
         with m.Elif(fl8):
             m.d.sync += acc_valid.eq(0)
 
-        # c11-c12: requantise.
+        # c12-c13: requantise.
         shift = Mux(res_ph == 0, d_shift[0], Mux(res_ph == 1, d_shift[1], d_shift[2]))
         q11 = [Signal(8, name=f"q{k}") for k in range(P)]
         for k in range(P):
@@ -550,7 +556,7 @@ class FireEngine(wiring.Component):
         q_v, q_dst, q_ph = (delay(s, Requantizer.latency, n)
                             for s, n in ((res_v, "q_v"), (res_dst, "q_dst"), (res_ph, "q_ph")))
 
-        # c13: write squeezed pixels or Fire outputs.
+        # c14: write squeezed pixels or Fire outputs.
         s_slot = step[:ceil_log2(D)]
         for parity in range(2):
             m.d.comb += [
