@@ -1,0 +1,123 @@
+"""Build targets as data: a board (or a bare device for synthesis only), its clock and the
+default engine configuration sized to its multipliers.
+
+``lanes`` is the number of multiply-accumulate lanes of the Fire engine, one hard multiplier
+each (uint8 activation x int16 codebook entry fits DSP48E1, MULT18X18D and SB_MAC16); it is a
+power of two within the DSP budget that leaves multipliers spare for address arithmetic and
+requantisation (arty_a7 64 of 90, icebreaker 4 of 8, xc7vx1140t 1,024 of 3,360).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+from .devices import Device, get_device
+
+__all__ = ["Board", "BOARDS", "get_board", "UnknownBoardError"]
+
+
+class UnknownBoardError(KeyError, ValueError):
+    """An unknown board name; both a ``KeyError`` and a ``ValueError`` so either may be caught."""
+
+    def __str__(self):
+        # KeyError's own __str__ shows the repr of the argument; show the message as written.
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class Board:
+    """A build target.
+
+    Members
+    -------
+    name : str
+        Key used on the command line (``--board arty_a7``).
+    description : str
+    device : Device
+    platform : str or None
+        ``"module:Class"`` of the amaranth-boards platform; ``None`` for synthesis-only targets.
+    clock_hz : float or None
+        Frequency of the board's default clock; ``None`` for synthesis-only targets.
+    engine : dict
+        Default engine configuration: ``lanes``, ``channels_per_beat``, ``weight_bits``.
+    """
+
+    name: str
+    description: str
+    device: Device
+    platform: str | None
+    clock_hz: float | None
+    engine: dict = field(compare=False)
+
+    def __post_init__(self):
+        lanes = self.engine.get("lanes")
+        if not isinstance(lanes, int) or lanes < 1 or lanes & (lanes - 1):
+            raise ValueError(f"{self.name}: lanes must be a power of two, not {lanes!r}")
+        if lanes > self.device.dsps:
+            raise ValueError(f"{self.name}: {lanes} lanes exceed the {self.device.dsps} "
+                             f"{self.device.dsp_primitive} of {self.device.name}")
+
+    @property
+    def family(self):
+        return self.device.family
+
+    @property
+    def synthesis_only(self):
+        """True for targets without a board (no pins, no clock, no bitstream)."""
+        return self.platform is None
+
+    @property
+    def has_open_pnr(self):
+        """Whether a bitstream can be made here with open tools (a board and a P&R binary)."""
+        return not self.synthesis_only and self.device.has_open_pnr
+
+    def platform_class(self):
+        """Import and return the amaranth-boards platform class.
+
+        Raises
+        ------
+        ValueError
+            For a synthesis-only target.
+        """
+        if self.platform is None:
+            raise ValueError(f"{self.name} is a synthesis-only target without a platform")
+        module, _, cls = self.platform.partition(":")
+        return getattr(importlib.import_module(module), cls)
+
+
+def _engine(lanes):
+    return {"lanes": lanes, "channels_per_beat": 8, "weight_bits": 16}
+
+
+BOARDS = {b.name: b for b in (
+    Board("arty_a7", "Digilent Arty A7-35T", get_device("xc7a35t"),
+          "amaranth_boards.arty_a7:ArtyA7_35Platform", 100e6, _engine(64)),
+    Board("arty_a7_100", "Digilent Arty A7-100T", get_device("xc7a100t"),
+          "amaranth_boards.arty_a7:ArtyA7_100Platform", 100e6, _engine(128)),
+    Board("ulx3s_85f", "Radiona ULX3S with ECP5 LFE5U-85F, speed grade 6",
+          get_device("lfe5u-85f"), "amaranth_boards.ulx3s:ULX3S_85F_Platform", 25e6,
+          _engine(128)),
+    Board("icebreaker", "1BitSquared iCEBreaker (iCE40 UP5K)", get_device("ice40up5k"),
+          "amaranth_boards.icebreaker:ICEBreakerPlatform", 12e6, _engine(4)),
+    Board("xc7a200t", "Artix-7 200T, synthesis only", get_device("xc7a200t"),
+          None, None, _engine(256)),
+    Board("xc7vx1140t", "Virtex-7 XC7VX1140T (largest Virtex-7), synthesis only",
+          get_device("xc7vx1140t"), None, None, _engine(1024)),
+)}
+
+
+def get_board(name):
+    """Look up a target by name (case-insensitive; ``-`` and ``_`` are equivalent).
+
+    Raises
+    ------
+    UnknownBoardError
+        (a ``KeyError`` and a ``ValueError``) for an unknown name, listing the known ones.
+    """
+    if isinstance(name, Board):
+        return name
+    key = str(name).lower().replace("-", "_")
+    if key not in BOARDS:
+        raise UnknownBoardError(f"Unknown board {name!r}; known boards: {', '.join(BOARDS)}")
+    return BOARDS[key]

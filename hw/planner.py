@@ -1,0 +1,395 @@
+"""Block-RAM planner: how many primitives Yosys will give each memory, and does it all fit.
+
+The prediction re-enacts the decision of Yosys 0.70's ``memory_libmap`` pass for the two
+memory shapes the engine uses: a ROM (one synchronous read port, initial contents) and a RAM
+(one synchronous read port plus one write port in the same clock domain, separate addresses,
+read-old-data on collision -- Amaranth's default ``transparent_for=()``). ``memory_libmap``
+prices every candidate -- the family's block RAMs in each width/depth aspect, its LUT RAMs, and
+"soft logic" (LUTs and flip-flops) -- and takes the cheapest:
+
+* soft logic costs ``width * depth * c`` with ``c`` = 1 per bit for a RAM, 1/64 per bit for a
+  ROM on xc7 (``synth_xilinx`` passes ``-logic-cost-rom 0.015625``) and 1/16 on ecp5/ice40;
+* a block-RAM candidate with base width ``u`` (one of the primitive's widths) covers
+  ``2**abits / u`` words; a memory of ``depth`` words needs ``a = ceil(depth / words)`` address
+  slices, each ``s`` bits wide (``s = width`` for a ROM; for a RAM ``width`` rounded up to the
+  write-enable byte, 9 bits on xc7/ecp5), and Yosys packs slices side by side, so the count is
+  ``ceil(a * s / u)`` primitives; its cost is ``primitive cost * count + (a - 1) * width / 2``
+  (read multiplexer) ``+ a / 2`` if RAM and ``a > 1`` (write decoder) ``+ 2 * emulation score``;
+* LUT RAM (RAM only; LUT RAMs are disqualified for ROMs with ``prune_rom``) likewise, with cost
+  scaling with the used width.
+
+Primitive costs and geometries are copied from Yosys' ``techlibs`` files, see ``_LIBRARIES``.
+Yosys keeps the cheapest candidate of each kind (block / distributed) and then takes a
+candidate only if it is strictly cheaper than soft logic, with both costs truncated to integers
+on the way (``int best = logic_cost``) -- reproduced here because it decides ties.
+
+Resulting boundaries, all confirmed by synthesis (depth at which block RAM starts):
+
+======  ===================================  =============================================
+family  ROM (soft logic below)               RAM (LUT RAM below, flip-flops on ice40)
+======  ===================================  =============================================
+xc7     8,448 bits: 16 x 528, 64 x 260       1 x 1,921; 16 x 129; 64 x 65
+ecp5    2,096 bits: 16 x 131, 36 x 59        1 x 449; 16 x 97; 36 x 33
+ice40   1,072 bits: 16 x 67, 18 x 117        16 x 5 (80 bits); 18 x 8
+======  ===================================  =============================================
+
+Above the boundary Yosys packs address slices side by side, so a large memory costs about
+``ceil(bits / data bits of the primitive's widest aspect)`` (RAM widths rounded up to 9-bit
+bytes on xc7/ecp5): a 64 x 65,536 ROM is 114 RAMB36E1 (72 x 512) on xc7 and 228 DP16KD
+(36 x 512) on ecp5; xc7 may prefer RAMB18 halves (16 x 16,384 is 15 RAMB18E1 = 7.5 sites).
+
+Validated against synthesis by ``python -m hw.bram_calibration`` and
+``tests/test_planner.py``.
+
+Caveat: Yosys removes ROM bit columns that are constant over all words before mapping, so a
+ROM whose top bits are all zero may use fewer primitives than planned for its declared width.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from boards import get_device
+from boards.devices import Device
+
+__all__ = ["MemorySpec", "Placement", "Plan", "predict", "plan_memories", "LOGIC_COST"]
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    # One variant of a Yosys ``ram`` definition (each ``option`` value is its own variant).
+    name: str
+    kind: str                 # "block" or "distributed"
+    abits: int
+    dbits: tuple
+    cost: int
+    widthscale: int = 0       # part of the cost that scales with the used width
+    byte: int = 0             # write-enable granularity, 0 = one enable per port
+    rom: bool = True          # False with ``prune_rom``
+    ram: bool = True          # can take a sync read port and a separate write port
+    rd_max: int | None = None  # index into dbits of the widest read width
+    wr_min: int = 0           # index into dbits of the narrowest write width
+    wr_max: int | None = None
+    score_rom: int = 1        # memory_libmap's emulation score for our ROM / RAM
+    score_ram: int = 1
+    cells: tuple = ()         # (cell name, cells per mapped unit)
+
+
+# memory_libmap's emulation score: +1 for a read port not shared with a write port; for a RAM
+# on a block RAM without a "read old data" write-transparency capability (ecp5 DP16KD/PDPW16KD,
+# iCE40) Yosys emulates read-first: +3 per write port, +3 for the soft transparency logic.
+_RDFIRST_EMU = 1 + 3 + 3
+
+_X7_BRAM = [
+    # techlibs/xilinx/brams_xc4v.txt with -D HAS_SIZE_36 -D HAS_CASCADE -D HAS_CONFLICT_BUG
+    # -D HAS_MIXWIDTH_SDP (synth_xilinx -family xc7); TDP is listed before SDP.
+    _Candidate("TDP HALF", "block", 14, (1, 2, 4, 9, 18), 129, byte=9,
+               cells=(("RAMB18E1", 1),)),
+    _Candidate("TDP FULL", "block", 15, (1, 2, 4, 9, 18, 36), 257, byte=9,
+               cells=(("RAMB36E1", 1),)),
+    _Candidate("TDP CASCADE", "block", 16, (1, 2, 4, 9), 513, byte=9, rd_max=0, wr_max=0,
+               cells=(("RAMB36E1", 2),)),
+    _Candidate("SDP HALF", "block", 14, (1, 2, 4, 9, 18, 36), 129, byte=9,
+               cells=(("RAMB18E1", 1),)),
+    _Candidate("SDP FULL", "block", 15, (1, 2, 4, 9, 18, 36, 72), 257, byte=9,
+               cells=(("RAMB36E1", 1),)),
+]
+_X7_LUTRAM = [
+    # techlibs/xilinx/lutrams_xc5v.txt; all carry prune_rom. Single-port RAMs cannot serve a
+    # separate read address and are left out.
+    _Candidate("LUTRAM DP 5", "distributed", 5, (4,), 8, widthscale=8, rom=False),
+    _Candidate("LUTRAM DP 6", "distributed", 6, (2,), 8, widthscale=8, rom=False),
+    _Candidate("LUTRAM DP 7", "distributed", 7, (1,), 8, widthscale=8, rom=False),
+    _Candidate("LUTRAM QP 5", "distributed", 5, (2,), 7, widthscale=7, rom=False),
+    _Candidate("LUTRAM QP 6", "distributed", 6, (1,), 7, widthscale=7, rom=False),
+    _Candidate("LUTRAM SDP 5", "distributed", 5, (6,), 8, widthscale=7, rom=False),
+    _Candidate("LUTRAM SDP 6", "distributed", 6, (3,), 8, widthscale=7, rom=False),
+]
+_ECP5 = [
+    # techlibs/lattice/lutrams_trellis.txt, brams_16kd.txt
+    _Candidate("TRELLIS_DPR16X4", "distributed", 4, (4,), 4, rom=False),
+    _Candidate("DP16KD", "block", 14, (1, 2, 4, 9, 18), 128, byte=9, score_ram=_RDFIRST_EMU,
+               cells=(("DP16KD", 1),)),
+    _Candidate("PDPW16KD", "block", 14, (1, 2, 4, 9, 18, 36), 128, byte=9, wr_min=5,
+               score_ram=_RDFIRST_EMU, cells=(("DP16KD", 1),)),  # brams_map_16kd.v: a DP16KD
+]
+_ICE40 = [
+    # techlibs/ice40/brams.txt: option HAS_BE 0 (write widths 2..8) and 1 (write width 16 with
+    # bit enables).
+    _Candidate("RAM4K HAS_BE=0", "block", 11, (2, 4, 8, 16), 64, wr_max=2,
+               score_ram=_RDFIRST_EMU, cells=(("SB_RAM40_4K", 1),)),
+    _Candidate("RAM4K HAS_BE=1", "block", 11, (2, 4, 8, 16), 64, byte=1, wr_min=3,
+               score_ram=_RDFIRST_EMU, cells=(("SB_RAM40_4K", 1),)),
+]
+
+#: Candidates per family in ``memory_libmap``'s library order (LUT RAMs first).
+_LIBRARIES = {"xc7": _X7_LUTRAM + _X7_BRAM, "ecp5": _ECP5, "ice40": _ICE40}
+
+#: Cost per bit of mapping a memory to soft logic, (ROM, RAM), per family.
+LOGIC_COST = {"xc7": (1 / 64, 1.0), "ecp5": (1 / 16, 1.0), "ice40": (1 / 16, 1.0)}
+
+_FACTOR_MUX = 0.5
+_FACTOR_DEMUX = 0.5
+_FACTOR_EMU = 2
+
+
+@dataclass(frozen=True)
+class MemorySpec:
+    """A memory to place.
+
+    Parameters
+    ----------
+    name : str
+    width : int
+        Bits per word.
+    depth : int
+        Words.
+    write_port : bool
+        ``False`` for a ROM (read port and initial contents only), ``True`` for a RAM with one
+        write port in the read port's clock domain.
+    """
+
+    name: str
+    width: int
+    depth: int
+    write_port: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.width, int) or self.width < 1:
+            raise ValueError(f"Memory width must be a positive integer, not {self.width!r}")
+        if not isinstance(self.depth, int) or self.depth < 1:
+            raise ValueError(f"Memory depth must be a positive integer, not {self.depth!r}")
+
+    @property
+    def bits(self):
+        return self.width * self.depth
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Predicted mapping of one memory (a row of a :class:`Plan`).
+
+    Members
+    -------
+    name, width, depth, bits : as in :class:`MemorySpec` (``bits = width * depth``)
+    kind : str
+        ``"block"``, ``"distributed"`` (LUT RAM) or ``"logic"`` (LUTs and flip-flops).
+    via : str
+        The Yosys candidate chosen (e.g. ``"SDP FULL"``), ``"logic"`` for soft logic.
+    cells : dict of str to int
+        Block-RAM cells by type; empty unless ``kind == "block"``.
+    primitives : int
+        Number of block-RAM cells (``sum(cells.values())``).
+    sites : float
+        Block-RAM sites in the device's unit (a ``RAMB18E1`` is half a RAMB36 site).
+    bits_allocated : int
+        Capacity of those cells, parity bits included.
+    cost : float
+        ``memory_libmap``'s cost of the chosen mapping.
+    """
+
+    name: str
+    width: int
+    depth: int
+    bits: int
+    kind: str
+    via: str
+    cells: dict
+    primitives: int
+    sites: float
+    bits_allocated: int
+    cost: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Block-RAM plan of a list of memories on one device.
+
+    Members
+    -------
+    device : boards.Device
+    rows : tuple of Placement
+    cells : dict of str to int
+        Block-RAM cells by type over all rows.
+    bits_used : int
+        Sum of ``width * depth`` over all memories (including LUT-mapped ones).
+    bits_allocated : int
+        Capacity of all block-RAM cells.
+    primitives : int
+        Block-RAM cells in total (a ``RAMB18E1`` and a ``RAMB36E1`` count 1 each).
+    sites : int
+        Block-RAM sites needed: on xc7 ``RAMB36E1 + ceil(RAMB18E1 / 2)`` (two RAMB18 share a
+        site), elsewhere the number of primitives.
+    available : int
+        Block-RAM sites of the device.
+    fits : bool
+        ``sites <= available``.
+    """
+
+    device: Device
+    rows: tuple
+    cells: dict
+    bits_used: int
+    bits_allocated: int
+    primitives: int
+    sites: int
+    available: int
+    fits: bool = field(default=False)
+
+    @property
+    def utilisation(self):
+        """Fraction of the device's block-RAM sites used."""
+        return self.sites / self.available
+
+    def to_dict(self):
+        """Plain JSON-ready dictionary of the plan (device by name)."""
+        return {
+            "device": self.device.name, "family": self.device.family,
+            "rows": [dict(r.__dict__) for r in self.rows], "cells": dict(self.cells),
+            "bits_used": self.bits_used, "bits_allocated": self.bits_allocated,
+            "primitives": self.primitives, "sites": self.sites, "available": self.available,
+            "fits": self.fits,
+        }
+
+    def table(self):
+        """The plan as a fixed-width text table (one line per memory plus a total)."""
+        lines = [f"{'memory':24s} {'width':>5s} {'depth':>7s} {'bits':>9s} {'kind':>11s} "
+                 f"{'prims':>5s} {'alloc':>9s}  cells"]
+        for r in self.rows:
+            cells = ", ".join(f"{v} {k}" for k, v in sorted(r.cells.items()))
+            lines.append(f"{r.name:24s} {r.width:5d} {r.depth:7d} {r.bits:9d} {r.kind:>11s} "
+                         f"{r.primitives:5d} {r.bits_allocated:9d}  {cells}")
+        lines.append(f"{'total':24s} {'':5s} {'':7s} {self.bits_used:9d} {'':>11s} "
+                     f"{self.primitives:5d} {self.bits_allocated:9d}  {self.sites} of "
+                     f"{self.available} sites on {self.device.name}: "
+                     f"{'fits' if self.fits else 'DOES NOT FIT'}")
+        return "\n".join(lines)
+
+
+def _geometry(cand, mem):
+    # memory_libmap's handle_geom() for a memory without wide ports, starting at address 0.
+    ram = mem.write_port
+    n = len(cand.dbits)
+    rd_max = n - 1 if cand.rd_max is None else cand.rd_max
+    wr_max = n - 1 if cand.wr_max is None else cand.wr_max
+    byte_log2 = n - 1
+    if cand.byte:
+        byte_log2 = 0
+        for i, w in enumerate(cand.dbits):
+            if cand.byte >= w:
+                byte_log2 = i
+    best = None
+    best_cost = 0  # Yosys keeps the running best in an int
+    for base in range(n):
+        unit = min(base, rd_max, wr_max) if ram else min(base, rd_max)
+        if unit != base and best is not None:
+            break
+        unit_width = cand.dbits[unit]
+        if ram and base < cand.wr_min and base < byte_log2:
+            continue  # write port narrower than its minimum width
+        eff_byte = cand.byte if cand.byte and cand.byte <= unit_width else unit_width
+        if not ram:
+            eff_byte = 1
+        swizzle = math.ceil(mem.width / eff_byte) * eff_byte
+        words = 1 << (cand.abits - base)
+        mult_a = (mem.depth - 1) // words + 1
+        repl = math.ceil(mult_a * swizzle / unit_width)
+        score_mux = (mult_a - 1) * mem.width
+        score_demux = mult_a if ram and mult_a != 1 else 0
+        score_emu = cand.score_ram if ram else cand.score_rom
+        cost = (cand.cost - cand.widthscale) * repl
+        cost += cand.widthscale * mult_a * mem.width // unit_width
+        cost += score_mux * _FACTOR_MUX + score_demux * _FACTOR_DEMUX + score_emu * _FACTOR_EMU
+        if best is None or cost < best_cost:
+            best = (cost, repl)
+            best_cost = int(cost)
+    return best
+
+
+def predict(memory, device):
+    """Predict how Yosys maps one memory on ``device``.
+
+    Parameters
+    ----------
+    memory : MemorySpec or tuple
+        A ``MemorySpec`` or ``(name, width, depth[, write_port])``.
+    device : boards.Device or str
+        Device (or its key); only its family and primitives matter.
+
+    Returns
+    -------
+    Placement
+    """
+    mem = _as_spec(memory)
+    device = get_device(device)
+    family = device.family
+    ram = mem.write_port
+    logic_cost = mem.bits * LOGIC_COST[family][1 if ram else 0]
+    # Cheapest candidate per kind; the first of equal cost wins (prune_post_geom).
+    kept = {}
+    for cand in _LIBRARIES[family]:
+        if not (cand.ram if ram else cand.rom):
+            continue
+        cost, repl = _geometry(cand, mem)
+        if cand.kind not in kept or cost < kept[cand.kind][0]:
+            kept[cand.kind] = (cost, repl, cand)
+    # Final choice against soft logic, with memory_libmap's integer truncation.
+    chosen, best = None, int(logic_cost)
+    for kind in ("distributed", "block"):
+        if kind in kept and kept[kind][0] < best:
+            chosen, best = kept[kind], int(kept[kind][0])
+    if chosen is None:
+        return Placement(mem.name, mem.width, mem.depth, mem.bits, "logic", "logic", {}, 0,
+                         0.0, 0, logic_cost)
+    cost, repl, cand = chosen
+    if cand.kind != "block":
+        return Placement(mem.name, mem.width, mem.depth, mem.bits, "distributed", cand.name,
+                         {}, 0, 0.0, 0, cost)
+    cells = {name: per * repl for name, per in cand.cells}
+    prims = sum(cells.values())
+    sites = sum(n * float(device.primitive(k).site_fraction) for k, n in cells.items())
+    alloc = sum(n * device.primitive(k).bits for k, n in cells.items())
+    return Placement(mem.name, mem.width, mem.depth, mem.bits, "block", cand.name, cells,
+                     prims, sites, alloc, cost)
+
+
+def _as_spec(memory):
+    if isinstance(memory, MemorySpec):
+        return memory
+    if isinstance(memory, dict):
+        return MemorySpec(**memory)
+    if isinstance(memory, (tuple, list)) and 3 <= len(memory) <= 4:
+        return MemorySpec(*memory)
+    raise TypeError(f"Memory must be a MemorySpec, a dict or a (name, width, depth"
+                    f"[, write_port]) tuple, not {memory!r}")
+
+
+def plan_memories(memories, device):
+    """Predict every memory's mapping on ``device`` and total them.
+
+    Parameters
+    ----------
+    memories : iterable of MemorySpec or tuple
+        See :func:`predict`.
+    device : boards.Device or str
+
+    Returns
+    -------
+    Plan
+    """
+    device = get_device(device)
+    rows = tuple(predict(m, device) for m in memories)
+    cells = {}
+    for r in rows:
+        for k, v in r.cells.items():
+            cells[k] = cells.get(k, 0) + v
+    if device.family == "xc7":
+        sites = cells.get("RAMB36E1", 0) + math.ceil(cells.get("RAMB18E1", 0) / 2)
+    else:
+        sites = sum(cells.values())
+    return Plan(device=device, rows=rows, cells=cells,
+                bits_used=sum(r.bits for r in rows),
+                bits_allocated=sum(r.bits_allocated for r in rows),
+                primitives=sum(r.primitives for r in rows), sites=sites,
+                available=device.bram_sites, fits=sites <= device.bram_sites)
