@@ -4,7 +4,8 @@ default engine configuration sized to its multipliers.
 ``lanes`` is the number of multiply-accumulate lanes of the Fire engine, one hard multiplier
 each (uint8 activation x int16 codebook entry fits DSP48E1, MULT18X18D and SB_MAC16); it is a
 power of two within the DSP budget that leaves multipliers spare for address arithmetic and
-requantisation (arty_a7 64 of 90, icebreaker 4 of 8, xc7vx1140t 1,024 of 3,360).
+requantisation (arty_a7 64 of 90, xc7vx1140t 1,024 of 3,360), and fewer where block RAM
+or routing is the limit (see the comments below).
 """
 
 from __future__ import annotations
@@ -95,11 +96,15 @@ BOARDS = {b.name: b for b in (
           "amaranth_boards.arty_a7:ArtyA7_35Platform", 100e6, _engine(64)),
     Board("arty_a7_100", "Digilent Arty A7-100T", get_device("xc7a100t"),
           "amaranth_boards.arty_a7:ArtyA7_100Platform", 100e6, _engine(128)),
+    # 16 of 156 multipliers: 32 and 64 lanes did not finish routing within 10 minutes with
+    # nextpnr-ecp5 0.11 (the lane rotation network congests); 16 routes in ~5 minutes.
     Board("ulx3s_85f", "Radiona ULX3S with ECP5 LFE5U-85F, speed grade 6",
           get_device("lfe5u-85f"), "amaranth_boards.ulx3s:ULX3S_85F_Platform", 25e6,
-          _engine(128)),
+          _engine(16)),
+    # 2 of 8 multipliers: block RAM, not multipliers, is the limit: fire2 alone with 4 lanes
+    # needs 31 of the 30 4-Kib blocks, with 2 lanes 29.
     Board("icebreaker", "1BitSquared iCEBreaker (iCE40 UP5K)", get_device("ice40up5k"),
-          "amaranth_boards.icebreaker:ICEBreakerPlatform", 12e6, _engine(4)),
+          "amaranth_boards.icebreaker:ICEBreakerPlatform", 12e6, _engine(2)),
     Board("xc7a200t", "Artix-7 200T, synthesis only", get_device("xc7a200t"),
           None, None, _engine(256)),
     Board("xc7vx1140t", "Virtex-7 XC7VX1140T (largest Virtex-7), synthesis only",

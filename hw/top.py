@@ -71,7 +71,9 @@ class BoardTop(Elaboratable):
         m = Module()
         m.submodules.system = system = FireSystem(clk_hz=platform.default_clk_frequency,
                                                   **self._args)
-        uart = platform.request("uart", 0, dir={"rx": "-", "tx": "-"})
+        # Raw pins for every subsignal (some boards add rts/dtr), buffered below.
+        resource = platform.lookup("uart", 0)
+        uart = platform.request("uart", 0, dir={io.name: "-" for io in resource.ios})
         m.submodules.rx_buffer = rx = io.Buffer("i", uart.rx)
         m.submodules.tx_buffer = tx = io.Buffer("o", uart.tx)
         m.d.comb += [system.rx.eq(rx.i), tx.o.eq(system.tx)]

@@ -1,0 +1,114 @@
+"""python -m hw.build: board data to design, planning, errors, reports; the board design's
+UART link driven end to end by the host driver."""
+
+import json
+
+import numpy as np
+import pytest
+from amaranth.back import rtlil
+from amaranth.sim import Simulator
+
+from boards import BOARDS, get_board
+from golden import calibrate, codec, fixed
+from golden.fixed import fire as golden_fire
+from hw import build
+from hw.host import EngineLink
+from hw.program import EngineProgram
+from hw.top import BoardTop, FireSystem
+
+from .fire_cases import random_fire
+from .uart_bridge import SimUARTBridge
+
+REPORT_KEYS = {"board", "device", "resources", "weight_store", "fmax_mhz",
+               "frames_per_second_estimate", "bitstream", "steps"}
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    model = codec.load(None)
+    return fixed.quantize(model, calibrate.load_plan(model))
+
+
+def one_line_error(capsys):
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_unknown_board(capsys, tmp_path):
+    assert build.main(["--board", "arty_a8", "--out", str(tmp_path / "x")]) == 2
+    line = one_line_error(capsys)
+    assert "arty_a8" in line and "arty_a7" in line and "ulx3s_85f" in line
+    assert not (tmp_path / "x").exists()
+
+
+def test_layers_that_do_not_fit(capsys, tmp_path):
+    out = tmp_path / "ice"
+    argv = ["--board", "icebreaker", "--layers", "fire2,fire3,fire4,fire5,fire6,fire7,fire8,fire9",
+            "--out", str(out)]
+    assert build.main(argv) == 2
+    line = one_line_error(capsys)
+    assert "do not fit icebreaker" in line and "bits" in line and "sites" in line
+    assert "ice40up5k" in line and "122,880 bits in 30 sites" in line
+    assert not out.exists()
+
+
+def test_unknown_layer_and_bad_lanes(capsys, tmp_path):
+    assert build.main(["--board", "arty_a7", "--layers", "fire10", "--out", str(tmp_path)]) == 2
+    assert "unknown layer fire10" in one_line_error(capsys)
+    assert build.main(["--board", "arty_a7", "--lanes", "48", "--out", str(tmp_path)]) == 2
+    assert "Lane count must be a power of two" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_plan_only_report(board, tmp_path, capsys):
+    out = tmp_path / board
+    assert build.main(["--board", board, "--no-synth", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert REPORT_KEYS <= set(report)
+    for name in ("lut", "ff", "bram", "dsp"):
+        assert {"used", "available", "predicted"} <= set(report["resources"][name])
+    assert report["resources"]["dsp"]["predicted"] == get_board(board).engine["lanes"]
+    ws = report["weight_store"]
+    assert {"layers", "bits_used", "bits_allocated", "primitives"} <= set(ws)
+    assert ws["layers"][0] == "fire2" and ws["layers"] + ws["left_out"] == \
+        [f"fire{i}" for i in range(2, 10)]
+    assert report["resources"]["bram"]["predicted"] <= report["resources"]["bram"]["available"]
+    assert report["fmax_mhz"] is None and report["bitstream"] is None
+    assert "| bram |" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_design_elaborates_for_every_board(board, synthetic, tmp_path):
+    """The do_build=False smoke test: the board's platform produces its build files."""
+    target = get_board(board)
+    program = EngineProgram.from_model(synthetic, ["fire2"])
+    lanes = min(target.engine["lanes"], 8)
+    if target.synthesis_only:
+        text = rtlil.convert(FireSystem(program, lanes=lanes, channels_per_beat=8, clk_hz=100e6),
+                             name="top")
+        assert "module \\top" in text
+    else:
+        platform = target.platform_class()()
+        plan = platform.build(BoardTop(program, lanes=lanes, channels_per_beat=8), name="top",
+                              do_build=False)
+        assert "top.il" in plan.files or "top.v" in plan.files
+        assert "build_top.sh" in plan.files
+
+
+def test_uart_link_runs_the_real_engine():
+    """Host driver -> simulated UART pins -> link -> Fire engine -> back: golden result."""
+    rng = np.random.default_rng(4)
+    convs = random_fire(rng, "fireU", 6, 3, 4, 4, density=0.5)
+    program = EngineProgram([("fireU", 3, 4, *convs)])
+    divisor = 4
+    system = FireSystem(program, lanes=4, channels_per_beat=4, clk_hz=divisor, baud=1)
+    sim = Simulator(system)
+    sim.add_clock(1e-6)
+    bridge = SimUARTBridge(sim, system.rx, system.tx, divisor)
+    host = EngineLink(bridge)
+    assert host.ping().layers == ((6, 8),)
+    x = rng.integers(0, 256, (6, 3, 4)).astype(np.uint8)
+    y = host.run_layer(0, x.transpose(1, 2, 0))
+    np.testing.assert_array_equal(y.transpose(2, 0, 1), golden_fire(x, *convs))
