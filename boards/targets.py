@@ -42,6 +42,9 @@ class Board:
         Frequency of the board's default clock; ``None`` for synthesis-only targets.
     engine : dict
         Default engine configuration: ``lanes``, ``channels_per_beat``, ``weight_bits``.
+    bram_budget : float
+        Share of the block-RAM sites the *default* layer choice may fill (an explicit layer
+        list may use them all): below 1 where a full device routes too slowly.
     """
 
     name: str
@@ -50,6 +53,7 @@ class Board:
     platform: str | None
     clock_hz: float | None
     engine: dict = field(compare=False)
+    bram_budget: float = 1.0
 
     def __post_init__(self):
         lanes = self.engine.get("lanes")
@@ -97,10 +101,12 @@ BOARDS = {b.name: b for b in (
     Board("arty_a7_100", "Digilent Arty A7-100T", get_device("xc7a100t"),
           "amaranth_boards.arty_a7:ArtyA7_100Platform", 100e6, _engine(128)),
     # 16 of 156 multipliers: 32 and 64 lanes did not finish routing within 10 minutes with
-    # nextpnr-ecp5 0.11 (the lane rotation network congests); 16 routes in ~5 minutes.
+    # nextpnr-ecp5 0.11 (the lane rotation network congests); 16 routes in ~5 minutes. With
+    # 91% of the block RAM filled (fire2..fire8) routing took 14 minutes and reached 70 MHz,
+    # with 28% (fire2..fire5) 4 minutes and 94 MHz: the default stays within half.
     Board("ulx3s_85f", "Radiona ULX3S with ECP5 LFE5U-85F, speed grade 6",
           get_device("lfe5u-85f"), "amaranth_boards.ulx3s:ULX3S_85F_Platform", 25e6,
-          _engine(16)),
+          _engine(16), bram_budget=0.5),
     # 2 of 8 multipliers: block RAM, not multipliers, is the limit: fire2 alone with 4 lanes
     # needs 31 of the 30 4-Kib blocks, with 2 lanes 29.
     Board("icebreaker", "1BitSquared iCEBreaker (iCE40 UP5K)", get_device("ice40up5k"),

@@ -4,7 +4,8 @@
 
 1. Load the model (``--model``, else the embedded synthetic one), its quantisation plan.
 2. Choose the Fire layers: ``--layers`` as given, else the longest run fire2, fire3, ... whose
-   whole design fits the device's block RAM (the report lists the layers left out). The BRAM
+   whole design fits the device's block RAM, or the board's share of it where a full device
+   routes too slowly (``Board.bram_budget``; the report lists the layers left out). The BRAM
    planner (:mod:`hw.planner`) predicts every memory of the elaborated design, so this is
    decided before any synthesis; an explicit ``--layers`` that does not fit stops here with
    exit status 2, saying how many bits and block-RAM sites it needs and the device has.
@@ -106,10 +107,12 @@ def choose_layers(board, qmodel, engine_config, requested=None):
     # bisection (each probe elaborates a whole design, seconds for a thousand lanes).
     trials = {}
 
+    budget = int(board.bram_budget * board.device.bram_sites)
+
     def probe(count):
         if count not in trials:
             trials[count] = plan_for(board, qmodel, fires[:count], engine_config)
-        return trials[count][1].fits
+        return trials[count][1].fits and trials[count][1].sites <= budget
 
     if probe(len(fires)):
         return fires, *trials[len(fires)]
@@ -339,6 +342,7 @@ def make_report(board, engine_config, qmodel, chosen, left_out, program, plan, s
         "weight_store": {
             "layers": chosen,
             "left_out": left_out,
+            "bram_budget": board.bram_budget,
             "bits_used": plan.bits_used,
             "bits_allocated": plan.bits_allocated,
             "primitives": plan.primitives,

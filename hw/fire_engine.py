@@ -20,10 +20,10 @@ Design (see also ``../shared/DESIGN-NOTES.md``, "pixel lanes, broadcast weights"
   cycle) while the lanes compute; an output drainer empties a double-buffered result buffer to
   the ``o`` stream (one channel per cycle). Each channel result is requantised per lane.
 
-Pipeline of one entry, issued in cycle n: n weight-store read; n+1..n+3 bank outputs
-registered, bank selected; n+3, n+4 decode; n+5 tap lookup and padding flags; n+6 codebook,
-bias and activation reads; n+7..n+9 read data registered; n+9 select, rotate and pad; n+10
-multiply; n+11 accumulate; n+12, n+13 requantise; n+14 write. Every block RAM
+Pipeline of one entry, issued in cycle n: n weight-store address; n+1..n+4 address
+registered, bank outputs registered, bank selected; n+4, n+5 decode; n+6 tap lookup and padding
+flags; n+7 codebook, bias and activation reads; n+8..n+11 read data registered; n+11 select,
+rotate and pad; n+12 multiply; n+13 accumulate; n+14, n+15 requantise; n+16 write. Every block RAM
 output is registered before any logic, and each decoder recurrence is one short add, for
 clock rates of 100 MHz and more. Cycle counts of a whole layer are predicted exactly by
 :mod:`hw.cycle_model`.
@@ -415,10 +415,10 @@ class FireEngine(wiring.Component):
             m.d.comb += self.busy.eq(~self.start.ready)
 
         # ---- the entry pipeline -------------------------------------------------------------
-        # c0 issue (weight-store address) | c1-c3 entry word from the banked store |
-        # c3-c4 decode (two short recurrences) | c5 tap lookup, padding | c6 codebook/bias/
-        # activation addresses | c7-c9 read data registered | c9 select, rotate, pad |
-        # c10 multiply | c11 accumulate | c12 round | c13 shift, ReLU, saturate | c14 write.
+        # c0 issue (weight-store address) | c1-c4 entry word from the banked store |
+        # c4-c5 decode (two short recurrences) | c6 tap lookup, padding | c7 codebook/bias/
+        # activation addresses | c8-c11 read data registered | c11 select, rotate, pad |
+        # c12 multiply | c13 accumulate | c14 round | c15 shift, ReLU, saturate | c16 write.
         def delay(value, cycles, name):
             """``value`` as seen ``cycles`` cycles later."""
             for n in range(cycles):
@@ -433,7 +433,7 @@ class FireEngine(wiring.Component):
         v2, ph2, rs2 = (delay(s, WeightStore.latency, n) for s, n in
                         ((v_is, "v"), (issue_phase, "ph"), (issue_restart, "rs")))
 
-        # c3-c4: decode.
+        # c4-c5: decode.
         m.submodules.decoder = dec = EntryDecoder(prog.code_bits, max_ch)
         m.d.comb += [
             dec.entry.eq(entry2),
@@ -445,7 +445,7 @@ class FireEngine(wiring.Component):
         ph4 = delay(ph2, EntryDecoder.latency, "ph")
         fl4 = delay(fl_is, WeightStore.latency + EntryDecoder.latency, "fl")
 
-        # c5: prepare. Look up the tap's group offset and lane rotation, the destination
+        # c6: prepare. Look up the tap's group offset and lane rotation, the destination
         # channel and the per-lane padding, and register them.
         tap_group = Signal(range(D))
         tap_rot = Signal(range(P))
@@ -471,7 +471,7 @@ class FireEngine(wiring.Component):
                 (dec.o_first, "first"), (ph4, "ph"), (fl4, "fl"), (dst, "dst"),
                 (tap_rot, "rot"), (tap_ok, "ok")))
 
-        # c6: addresses. The squeeze buffer's two parity halves each get the one group they
+        # c7: addresses. The squeeze buffer's two parity halves each get the one group they
         # hold of the two a shifted 3x3 read touches.
         hi_group = Signal(range(D))
         m.d.comb += hi_group.eq(lo_group + 1)
@@ -492,14 +492,14 @@ class FireEngine(wiring.Component):
                 (v5, "v"), (first5, "first"), (ph5, "ph"), (fl5, "fl"),
                 (dst5, "dst"), (rot5, "rot"), (lo_group[0], "lo_odd"), (ok5, "ok")))
 
-        # c7-c9: block RAM outputs, registered.
+        # c8-c11: block RAM outputs, registered.
         # Activation reads are registered until they meet the weight store's reads.
         x6 = delay(x_rd.data, WeightStore.latency - 1, "x")
         s6 = [delay(s.data, WeightStore.latency - 1, f"s{parity}") for parity, s in enumerate(s_rd)]
         w6 = store.weight
         b6 = store.bias
 
-        # c9: pick each lane's activation: its own pixel (squeeze) or its rotated neighbour.
+        # c11: pick each lane's activation: its own pixel (squeeze) or its rotated neighbour.
         lo_data = Mux(lo_odd6, s6[1], s6[0])
         hi_data = Mux(lo_odd6, s6[0], s6[1])
         rotated = Signal(8 * P)
@@ -512,7 +512,7 @@ class FireEngine(wiring.Component):
             delay(s, 1, n) for s, n in ((w6, "w"), (b6, "b"), (v6, "v"), (first6, "first"),
                                         (dst6, "dst"), (ph6, "ph"), (fl6, "fl")))
 
-        # c10: multiply.
+        # c12: multiply.
         prod8 = [Signal(signed(8 + wb + 1), name=f"prod{k}") for k in range(P)]
         for k in range(P):
             m.d.sync += prod8[k].eq(act7[k] * w7)
@@ -520,7 +520,7 @@ class FireEngine(wiring.Component):
             delay(s, 1, n) for s, n in ((b7, "b"), (v7, "v"), (first7, "first"),
                                         (dst7, "dst"), (ph7, "ph"), (fl7, "fl")))
 
-        # c11: accumulate; a new channel or a flush hands the old sum on.
+        # c13: accumulate; a new channel or a flush hands the old sum on.
         acc_w = self._acc_width
         acc = [Signal(signed(acc_w), name=f"acc{k}") for k in range(P)]
         acc_valid = Signal()
@@ -545,7 +545,7 @@ class FireEngine(wiring.Component):
         with m.Elif(fl8):
             m.d.sync += acc_valid.eq(0)
 
-        # c12-c13: requantise.
+        # c14-c15: requantise.
         shift = Mux(res_ph == 0, d_shift[0], Mux(res_ph == 1, d_shift[1], d_shift[2]))
         q11 = [Signal(8, name=f"q{k}") for k in range(P)]
         for k in range(P):
@@ -556,7 +556,7 @@ class FireEngine(wiring.Component):
         q_v, q_dst, q_ph = (delay(s, Requantizer.latency, n)
                             for s, n in ((res_v, "q_v"), (res_dst, "q_dst"), (res_ph, "q_ph")))
 
-        # c14: write squeezed pixels or Fire outputs.
+        # c16: write squeezed pixels or Fire outputs.
         s_slot = step[:ceil_log2(D)]
         for parity in range(2):
             m.d.comb += [

@@ -10,7 +10,7 @@ A deep memory is split into banks of ``bank_depth`` words: each bank is one Amar
 ``Memory`` with a synchronous read port, each bank's output is registered, and a registered
 multiplexer picks the addressed bank. Block RAM clock-to-out then never feeds logic directly
 (the first ECP5 build lost 25% of its clock rate to the 12-bank multiplexer of a 57k-entry
-store), and the planner sees memories of a known geometry. Reads take three cycles.
+store), and the planner sees memories of a known geometry. Reads take four cycles.
 """
 
 from amaranth.hdl import Module, Signal, signed, unsigned
@@ -34,10 +34,11 @@ def _check_bank_depth(bank_depth):
 
 
 class BankedROM(wiring.Component):
-    """A read-only memory split into banks, read with latency 3 (one word per cycle).
+    """A read-only memory split into banks, read with latency 4 (one word per cycle).
 
-    Cycle 1 the banks' block RAM outputs, registered in cycle 2, the addressed bank's word
-    registered in cycle 3: RAM outputs and the bank multiplexer each feed only a register.
+    The address is registered first (it fans out to every bank, across the chip), then the
+    banks' block RAM outputs are registered, then the addressed bank's word: RAM outputs and
+    the bank multiplexer each feed only a register.
 
     Parameters
     ----------
@@ -50,10 +51,10 @@ class BankedROM(wiring.Component):
     -------
     addr : In(range(len(init)))
     data : Out(shape)
-        The word at ``addr`` of three cycles before.
+        The word at ``addr`` of four cycles before.
     """
 
-    latency = 3
+    latency = 4
 
     def __init__(self, shape, init, *, bank_depth=DEFAULT_BANK_DEPTH):
         _check_bank_depth(bank_depth)
@@ -73,12 +74,14 @@ class BankedROM(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         low_bits = ceil_log2(self._bank_depth)
+        addr = Signal.like(self.addr)
+        m.d.sync += addr.eq(self.addr)
         outputs = []
         for index, init in enumerate(self.banks):
             bank = Memory(shape=self._shape, depth=len(init), init=init)
             m.submodules[f"bank{index}"] = bank
             port = bank.read_port()
-            m.d.comb += port.addr.eq(self.addr[:low_bits] if low_bits else 0)
+            m.d.comb += port.addr.eq(addr[:low_bits] if low_bits else 0)
             registered = Signal(self._shape, name=f"bank{index}_data")
             m.d.sync += registered.eq(port.data)
             outputs.append(registered)
@@ -87,7 +90,7 @@ class BankedROM(wiring.Component):
             m.d.sync += self.data.eq(outputs[0])
         else:
             select_read = Signal.like(select)
-            m.d.sync += [select.eq(self.addr[low_bits:]), select_read.eq(select)]
+            m.d.sync += [select.eq(addr[low_bits:]), select_read.eq(select)]
             with m.Switch(select_read):
                 for index, value in enumerate(outputs):
                     with m.Case(index):
@@ -98,7 +101,7 @@ class BankedROM(wiring.Component):
 class WeightStore(wiring.Component):
     """Entries, codebooks and biases of an :class:`~hw.program.EngineProgram`.
 
-    Each of the three reads has latency 3 and takes one address per cycle.
+    Each of the three reads has latency 4 and takes one address per cycle.
 
     Parameters
     ----------
