@@ -4,6 +4,9 @@ Builds one Amaranth ``Memory`` per (width, depth, kind) with pseudo-random conte
 it for a family and counts the block-RAM cells, next to what ``hw.planner`` predicts. Run::
 
     python -m hw.bram_calibration --family xc7 --kind rom --out cal_xc7_rom.csv
+    python -m hw.bram_calibration --family xc7 --granularity 8 --widths 16,64,512
+
+``--granularity`` gives the RAM's write port one enable per that many bits (byte enables for 8).
 
 ``--fast`` stops Yosys after memory mapping (``-run :map_ffram``), which is where the decision
 is made; the cells counted there are the final block-RAM cells (later passes only map logic).
@@ -49,6 +52,10 @@ class MemoryUnderTest(wiring.Component):
         Number of words.
     write_port : bool
         Add a write port in the same clock domain (a RAM); without it the memory is a ROM.
+    granularity : int, optional
+        Write-enable granularity of the write port in bits (``width`` must be a multiple);
+        ``None`` (default) for one enable for the whole word. Every enable bit is a separate
+        top-level input, so Yosys sees distinct enables per ``granularity`` bits.
     seed : int
         Seed of the contents.
 
@@ -58,21 +65,31 @@ class MemoryUnderTest(wiring.Component):
     rdata : Out(width)
         Read data, one cycle after ``raddr`` (latency 1).
     waddr, wdata, we : In
-        Only with ``write_port``.
+        Only with ``write_port``; ``we`` has ``width // granularity`` bits.
     """
 
-    def __init__(self, width, depth, *, write_port=False, seed=0):
+    def __init__(self, width, depth, *, write_port=False, granularity=None, seed=0):
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"Width must be a positive integer, not {width!r}")
         if not isinstance(depth, int) or depth < 2:
             raise ValueError(f"Depth must be an integer of at least 2, not {depth!r}")
+        if granularity is not None:
+            if not write_port:
+                raise ValueError("Granularity needs a write port")
+            if not isinstance(granularity, int) or granularity < 1 or width % granularity:
+                raise ValueError(f"Granularity must be a positive divisor of the width "
+                                 f"{width}, not {granularity!r}")
+            if granularity == width:
+                granularity = None
         self._width, self._depth, self._write_port = width, depth, bool(write_port)
+        self._granularity = granularity
         rng = random.Random(seed * 1_000_003 + width * 65537 + depth)
         self._init = [rng.getrandbits(width) for _ in range(depth)]
         abits = ceil_log2(depth)
         members = {"raddr": In(abits), "rdata": Out(width)}
         if write_port:
-            members.update(waddr=In(abits), wdata=In(width), we=In(1))
+            we = 1 if granularity is None else width // granularity
+            members.update(waddr=In(abits), wdata=In(width), we=In(we))
         super().__init__(members)
 
     @property
@@ -87,6 +104,11 @@ class MemoryUnderTest(wiring.Component):
     def write_port(self):
         return self._write_port
 
+    @property
+    def granularity(self):
+        """Write-enable granularity in bits, ``None`` for the whole word."""
+        return self._granularity
+
     def elaborate(self, platform):
         m = Module()
         m.submodules.mem = mem = memory.Memory(shape=unsigned(self._width), depth=self._depth,
@@ -94,12 +116,13 @@ class MemoryUnderTest(wiring.Component):
         rd = mem.read_port()
         m.d.comb += [rd.addr.eq(self.raddr), self.rdata.eq(rd.data)]
         if self._write_port:
-            wr = mem.write_port()
+            wr = mem.write_port(granularity=self._granularity)
             m.d.comb += [wr.addr.eq(self.waddr), wr.data.eq(self.wdata), wr.en.eq(self.we)]
         return m
 
 
-def observe(family, width, depth, write_port=False, *, fast=True, quiet=True, workdir=None):
+def observe(family, width, depth, write_port=False, *, granularity=None, fast=True, quiet=True,
+            workdir=None):
     """Synthesise one ``MemoryUnderTest`` and return its block-RAM cells.
 
     Returns
@@ -108,16 +131,17 @@ def observe(family, width, depth, write_port=False, *, fast=True, quiet=True, wo
         ``{cell type: count}`` of block-RAM cells and the Yosys wall time in seconds.
     """
     script = SCRIPTS[family] + (" -run :map_ffram" if fast else "")
-    dut = MemoryUnderTest(width, depth, write_port=write_port)
+    dut = MemoryUnderTest(width, depth, write_port=write_port, granularity=granularity)
     with tempfile.TemporaryDirectory(prefix="bramcal-") as tmp:
         res = synthesize(dut, family, workdir=workdir or tmp, script=script, quiet=quiet)
     return res.bram_cells, res.seconds
 
 
 def _job(args):
-    family, width, depth, write_port, fast = args
-    cells, seconds = observe(family, width, depth, write_port, fast=fast)
-    return family, width, depth, write_port, cells, seconds
+    family, width, depth, write_port, granularity, fast = args
+    cells, seconds = observe(family, width, depth, write_port, granularity=granularity,
+                             fast=fast)
+    return family, width, depth, write_port, granularity, cells, seconds
 
 
 def main(argv=None):
@@ -128,6 +152,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--family", choices=sorted(SCRIPTS), required=True)
     p.add_argument("--kind", choices=("rom", "ram"), default="rom")
+    p.add_argument("--granularity", type=int,
+                   help="write-enable granularity of the RAM's write port in bits (implies "
+                        "--kind ram; widths that are not a multiple are skipped)")
     p.add_argument("--widths", type=lambda s: [int(x) for x in s.split(",")],
                    default=list(DEFAULT_WIDTHS))
     p.add_argument("--depths", type=lambda s: [int(x) for x in s.split(",")],
@@ -141,22 +168,28 @@ def main(argv=None):
 
     device = {"xc7": "xc7a35t", "ecp5": "lfe5u_85f", "ice40": "ice40up5k"}[args.family]
     device = get_device(device)
-    wr = args.kind == "ram"
-    jobs = [(args.family, w, d, wr, not args.full)
-            for d in args.depths for w in args.widths if w * d <= args.max_bits]
+    gran = args.granularity
+    wr = args.kind == "ram" or gran is not None
+    kind = "ram" if wr else "rom"
+    if gran is not None:
+        kind = f"ram/{gran}"
+    jobs = [(args.family, w, d, wr, gran if gran is not None and gran < w else None,
+             not args.full)
+            for d in args.depths for w in args.widths
+            if w * d <= args.max_bits and (gran is None or w % gran == 0)]
     rows, bad = [], 0
     start = time.monotonic()
     with ProcessPoolExecutor(args.jobs) as pool:
-        for family, w, d, wr, cells, sec in pool.map(_job, jobs):
-            pred = predict(MemorySpec("m", w, d, write_port=wr), device)
+        for family, w, d, wr, g, cells, sec in pool.map(_job, jobs):
+            pred = predict(MemorySpec("m", w, d, write_port=wr, granularity=g), device)
             ok = pred.cells == cells
             bad += not ok
-            rows.append(dict(family=family, kind=args.kind, width=w, depth=d,
+            rows.append(dict(family=family, kind=kind, width=w, depth=d, granularity=g or "",
                              observed=";".join(f"{k}={v}" for k, v in sorted(cells.items())),
                              predicted=";".join(f"{k}={v}" for k, v in
                                                 sorted(pred.cells.items())),
                              match=ok, seconds=round(sec, 2)))
-            print(f"{family} {args.kind} {w:3d}x{d:6d}: observed {rows[-1]['observed'] or '-':28s}"
+            print(f"{family} {kind} {w:3d}x{d:6d}: observed {rows[-1]['observed'] or '-':28s}"
                   f" predicted {rows[-1]['predicted'] or '-':28s} {'' if ok else 'MISMATCH'}"
                   f" ({sec:.1f} s)", flush=True)
     print(f"{len(rows)} shapes, {bad} mismatches, {time.monotonic() - start:.0f} s",
