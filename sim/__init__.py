@@ -1,0 +1,1 @@
+"""cocotb regression on the generated Verilog (see ``sim/README.md``)."""
