@@ -12,10 +12,8 @@ Design (see also ``../shared/DESIGN-NOTES.md``, "pixel lanes, broadcast weights"
   squeeze/expand balance of the Fire layers costs nothing.
 - Step ``t`` squeezes group ``t`` and then expands group ``t - A`` with ``A = ceil((W+1)/P)``:
   by then every squeezed neighbour a 3x3 window of that group needs exists. Squeezed pixels live
-  in a circular buffer of ``D`` groups (``D`` a power of two >= 2A+1), split by group parity into
-  two memories, so the two groups a shifted 3x3 read touches are read in one cycle each; a
-  barrel rotation by ``offset mod P`` then hands every lane its neighbour, and per-lane border
-  flags give the zero padding.
+  in a :class:`~hw.line_buffer.LineBuffer` of ``D`` groups (``D`` a power of two >= 2A+1) that
+  hands every lane its 3x3 neighbour in one read; per-lane border flags give the zero padding.
 - An input loader fills a double-buffered group buffer from the ``i`` stream (one channel per
   cycle) while the lanes compute; an output drainer empties a double-buffered result buffer to
   the ``o`` stream (one channel per cycle). Each channel result is requantised per lane.
@@ -37,6 +35,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2, exact_log2
 
 from .entry_decoder import EntryDecoder
+from .line_buffer import LineBuffer
 from .program import EngineProgram
 from .requantizer import Requantizer
 from .weight_store import DEFAULT_BANK_DEPTH, WeightStore
@@ -175,17 +174,6 @@ class FireEngine(wiring.Component):
         """Groups of P squeezed pixels the circular squeeze buffer holds (D)."""
         return self._s_groups
 
-    @property
-    def buffer_shapes(self):
-        """``{name: (width_bits, depth)}`` of the activation buffers, for the BRAM planner."""
-        P = self._lanes
-        return {
-            "input_buffer": (8 * P, 2 * self._cin_slot),
-            "squeeze_buffer_even": (8 * P, self._s_groups // 2 * self._csq_slot),
-            "squeeze_buffer_odd": (8 * P, self._s_groups // 2 * self._csq_slot),
-            "output_buffer": (8 * P, 2 * self._e_slot),
-        }
-
     def elaborate(self, platform):
         m = Module()
         prog = self._program
@@ -199,17 +187,14 @@ class FireEngine(wiring.Component):
         # ---- memories -----------------------------------------------------------------------
         m.submodules.weight_store = store = self.weight_store
         m.submodules.x_mem = x_mem = Memory(shape=unsigned(8 * P), depth=2 * cin_slot, init=[])
-        s_mems = []
-        for parity in range(2):
-            s_mem = Memory(shape=unsigned(8 * P), depth=D // 2 * csq_slot, init=[])
-            m.submodules[f"s_mem{parity}"] = s_mem
-            s_mems.append(s_mem)
+        # Squeezed pixels: read at the address stage, rotated and padded, with the weight
+        # store's latency plus the select stage.
+        m.submodules.line_buffer = lbuf = LineBuffer(lanes=P, groups=D, channels=csq_slot,
+                                                     read_latency=WeightStore.latency + 1)
         m.submodules.o_mem = o_mem = Memory(shape=unsigned(8 * P), depth=2 * e_slot, init=[])
 
         x_rd = x_mem.read_port()
         x_wr = x_mem.write_port(granularity=8)
-        s_rd = [s.read_port() for s in s_mems]
-        s_wr = [s.write_port() for s in s_mems]
         o_rd = o_mem.read_port()
         o_wr = o_mem.write_port()
 
@@ -471,46 +456,32 @@ class FireEngine(wiring.Component):
                 (dec.o_first, "first"), (ph4, "ph"), (fl4, "fl"), (dst, "dst"),
                 (tap_rot, "rot"), (tap_ok, "ok")))
 
-        # c7: addresses. The squeeze buffer's two parity halves each get the one group they
-        # hold of the two a shifted 3x3 read touches.
-        hi_group = Signal(range(D))
-        m.d.comb += hi_group.eq(lo_group + 1)
+        # c7: addresses.
         csq_bits = ceil_log2(csq_slot)
-        chan = _bits(chan5, csq_bits)
-        for parity in range(2):
-            own = Mux(lo_group[0] == parity, lo_group, hi_group)
-            m.d.comb += s_rd[parity].addr.eq(Cat(chan, own[1:]))
         m.d.comb += [
+            lbuf.r_chan.eq(_bits(chan5, csq_bits)), lbuf.r_group.eq(lo_group),
+            lbuf.r_rot.eq(rot5), lbuf.r_mask.eq(ok5),
             store.codebook_addr.eq(
                 Mux(ph5 == 0, d_cbbase[0], Mux(ph5 == 1, d_cbbase[1], d_cbbase[2])) + code5),
             store.bias_addr.eq(
                 Mux(ph5 == 0, d_bbase[0], Mux(ph5 == 1, d_bbase[1], d_bbase[2])) + out5),
             x_rd.addr.eq(Cat(_bits(chan5, ceil_log2(cin_slot)), step[0])),
         ]
-        v6, first6, ph6, fl6, dst6, rot6, lo_odd6, ok6 = (
+        v6, first6, ph6, fl6, dst6 = (
             delay(s, WeightStore.latency, n) for s, n in (
-                (v5, "v"), (first5, "first"), (ph5, "ph"), (fl5, "fl"),
-                (dst5, "dst"), (rot5, "rot"), (lo_group[0], "lo_odd"), (ok5, "ok")))
+                (v5, "v"), (first5, "first"), (ph5, "ph"), (fl5, "fl"), (dst5, "dst")))
 
-        # c8-c11: block RAM outputs, registered.
-        # Activation reads are registered until they meet the weight store's reads.
-        x6 = delay(x_rd.data, WeightStore.latency - 1, "x")
-        s6 = [delay(s.data, WeightStore.latency - 1, f"s{parity}") for parity, s in enumerate(s_rd)]
+        # c8-c11: block RAM outputs, registered; the line buffer rotates and pads its own.
+        # The input buffer's words are registered until they meet the line buffer's.
+        x7 = delay(x_rd.data, WeightStore.latency, "x")
         w6 = store.weight
         b6 = store.bias
-
-        # c11: pick each lane's activation: its own pixel (squeeze) or its rotated neighbour.
-        lo_data = Mux(lo_odd6, s6[1], s6[0])
-        hi_data = Mux(lo_odd6, s6[0], s6[1])
-        rotated = Signal(8 * P)
-        m.d.comb += rotated.eq(Cat(lo_data, hi_data).bit_select(Cat(Const(0, 3), rot6), 8 * P))
-        act7 = [Signal(8, name=f"act{k}") for k in range(P)]
-        for k in range(P):
-            m.d.sync += act7[k].eq(Mux(ph6 == 0, x6[8 * k:8 * k + 8],
-                                       Mux(ok6[k], rotated[8 * k:8 * k + 8], 0)))
         w7, b7, v7, first7, dst7, ph7, fl7 = (
             delay(s, 1, n) for s, n in ((w6, "w"), (b6, "b"), (v6, "v"), (first6, "first"),
                                         (dst6, "dst"), (ph6, "ph"), (fl6, "fl")))
+        # Each lane's activation: its own pixel (squeeze) or its neighbour (expand).
+        act7 = [Mux(ph7 == 0, x7[8 * k:8 * k + 8], lbuf.r_data[8 * k:8 * k + 8])
+                for k in range(P)]
 
         # c12: multiply.
         prod8 = [Signal(signed(8 + wb + 1), name=f"prod{k}") for k in range(P)]
@@ -558,12 +529,10 @@ class FireEngine(wiring.Component):
 
         # c16: write squeezed pixels or Fire outputs.
         s_slot = step[:ceil_log2(D)]
-        for parity in range(2):
-            m.d.comb += [
-                s_wr[parity].addr.eq(Cat(_bits(q_dst, csq_bits), s_slot[1:])),
-                s_wr[parity].data.eq(Cat(*q11)),
-                s_wr[parity].en.eq(q_v & (q_ph == 0) & (s_slot[0] == parity)),
-            ]
+        m.d.comb += [
+            lbuf.w_chan.eq(_bits(q_dst, csq_bits)), lbuf.w_group.eq(s_slot),
+            lbuf.w_data.eq(Cat(*q11)), lbuf.w_en.eq(q_v & (q_ph == 0)),
+        ]
         e_bits = ceil_log2(e_slot)
         m.d.comb += [
             o_wr.addr.eq(Cat(_bits(q_dst, e_bits), egroup[0])),

@@ -1,0 +1,131 @@
+"""Line buffer of squeezed pixels: every lane's 3x3 neighbour in one read, zero padded.
+
+The engine squeezes groups of P consecutive raster pixels; the expand 3x3 of a group needs
+squeezed pixels up to a row plus one pixel before and after it. This buffer holds the last
+``groups`` (D, a power of two) groups, one word of P bytes (one channel of every pixel of a
+group) per (group, channel).
+
+A tap at pixel offset ``off`` (``(dy)*W + dx``) seen from group g lands, for lane k, on pixel
+``g*P + k + off``: with ``off = m*P + r`` (0 <= r < P) that is lane ``k + r`` of group ``g + m``
+when ``k + r < P``, else lane ``k + r - P`` of group ``g + m + 1``. The two groups have
+different parity, so the buffer is two memories split by group parity: each is read once, and a
+rotation of the two words by ``r`` lanes gives every lane its neighbour. Lanes whose neighbour
+lies outside the image are zeroed by a mask (the zero padding of 1 of the expand 3x3).
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+__all__ = ["LineBuffer"]
+
+
+def _bits(value, width):
+    return Cat(value, Const(0, width))[:width]
+
+
+class LineBuffer(wiring.Component):
+    """Squeezed pixels of the last ``groups`` pixel groups, read as shifted 3x3 taps.
+
+    Latency ``read_latency`` (a request in cycle n gives ``r_data`` in cycle n +
+    ``read_latency``, registered); one read and one write per cycle. Reads and writes never
+    touch the same group at once in the engine's schedule, so no collision logic is needed.
+
+    Parameters
+    ----------
+    lanes : int
+        P, a power of two.
+    groups : int
+        D, a power of two of at least 2.
+    channels : int
+        Words per group (a power of two at least the squeeze channel count).
+    read_latency : int
+        At least 2 (the RAM read and the rotation, each registered); more adds registers
+        after the RAM so that its output feeds only a register.
+
+    Members
+    -------
+    w_en : In(1)
+    w_group : In(range(groups))
+    w_chan : In(range(channels))
+    w_data : In(unsigned(8 * lanes))
+        Channel ``w_chan`` of the P pixels of group ``w_group`` (lane k in bits 8k..8k+7).
+    r_group, r_rot : In(range(groups)), In(range(lanes))
+        ``(g + m) mod D`` and ``r`` of the tap (see the module docstring).
+    r_chan : In(range(channels))
+    r_mask : In(unsigned(lanes))
+        Lanes whose neighbour is inside the image.
+    r_data : Out(unsigned(8 * lanes))
+    """
+
+    def __init__(self, *, lanes, groups, channels, read_latency=2):
+        for name, value in (("Lane count", lanes), ("Group count", groups),
+                            ("Channel count", channels)):
+            if not isinstance(value, int) or value < 1 or value & (value - 1):
+                raise ValueError(f"{name} must be a power of two, not {value!r}")
+        if groups < 2:
+            raise ValueError(f"Group count must be at least 2, not {groups!r}")
+        if not isinstance(read_latency, int) or read_latency < 2:
+            raise ValueError(f"Read latency must be an integer >= 2, not {read_latency!r}")
+        self._lanes, self._groups, self._channels = lanes, groups, channels
+        self.read_latency = read_latency
+        super().__init__({
+            "w_en": In(1),
+            "w_group": In(range(groups)),
+            "w_chan": In(range(channels)),
+            "w_data": In(unsigned(8 * lanes)),
+            "r_group": In(range(groups)),
+            "r_rot": In(range(lanes)),
+            "r_chan": In(range(channels)),
+            "r_mask": In(unsigned(lanes)),
+            "r_data": Out(unsigned(8 * lanes)),
+        })
+
+    @property
+    def memories(self):
+        """``[(width_bits, depth)]`` of the two parity halves."""
+        return [(8 * self._lanes, self._groups // 2 * self._channels)] * 2
+
+    def elaborate(self, platform):
+        m = Module()
+        P, D = self._lanes, self._groups
+        chan_bits = ceil_log2(self._channels)
+        reads, writes = [], []
+        for parity in range(2):
+            mem = Memory(shape=unsigned(8 * P), depth=D // 2 * self._channels, init=[])
+            m.submodules[f"half{parity}"] = mem
+            reads.append(mem.read_port())
+            writes.append(mem.write_port())
+
+        hi_group = Signal(range(D))
+        m.d.comb += hi_group.eq(self.r_group + 1)
+        for parity in range(2):
+            own = Mux(self.r_group[0] == parity, self.r_group, hi_group)
+            m.d.comb += [
+                reads[parity].addr.eq(Cat(_bits(self.r_chan, chan_bits), own[1:])),
+                writes[parity].addr.eq(Cat(_bits(self.w_chan, chan_bits), self.w_group[1:])),
+                writes[parity].data.eq(self.w_data),
+                writes[parity].en.eq(self.w_en & (self.w_group[0] == parity)),
+            ]
+
+        # Registers after the RAM, and the request's rotation and mask, until the rotation.
+        data = [r.data for r in reads]
+        lo_odd, rot, mask = self.r_group[0], self.r_rot, self.r_mask
+        for n in range(self.read_latency - 1):
+            delayed = [Signal(8 * P, name=f"half{p}_d{n}") for p in range(2)]
+            later = (Signal(name=f"lo_odd_d{n}"), Signal.like(rot, name=f"rot_d{n}"),
+                     Signal.like(mask, name=f"mask_d{n}"))
+            if n:  # the RAM output register is the first stage of the data
+                m.d.sync += [d.eq(s) for d, s in zip(delayed, data)]
+                data = delayed
+            m.d.sync += [later[0].eq(lo_odd), later[1].eq(rot), later[2].eq(mask)]
+            lo_odd, rot, mask = later
+        lo_data = Mux(lo_odd, data[1], data[0])
+        hi_data = Mux(lo_odd, data[0], data[1])
+        rotated = Signal(8 * P)
+        m.d.comb += rotated.eq(Cat(lo_data, hi_data).bit_select(Cat(Const(0, 3), rot), 8 * P))
+        m.d.sync += self.r_data.eq(Cat(*(Mux(mask[k], rotated[8 * k:8 * k + 8], 0)
+                                         for k in range(P))))
+        return m
