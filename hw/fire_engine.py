@@ -257,6 +257,27 @@ class FireEngine(wiring.Component):
         cur_base = Mux(issue_phase == 0, d_base[0], Mux(issue_phase == 1, d_base[1], d_base[2]))
         m.d.comb += store.entry_addr.eq(cur_base + j)
 
+        def issue_state(name, count, then, after=()):
+            """Issue one entry per cycle, ``count`` in all, then go to ``then``."""
+            with m.State(name):
+                m.d.comb += [issue.eq(1), issue_restart.eq(j == 0)]
+                m.d.sync += j.eq(j + 1)
+                with m.If(j + 1 == count):
+                    m.d.sync += after
+                    m.next = then
+
+        def flush_states(prefix, release, then):
+            """Issue the flush token, wait until its results are written, then ``release``."""
+            with m.State(f"{prefix}_FLUSH"):
+                m.d.comb += [issue.eq(1), issue_flush.eq(1)]
+                m.d.sync += wait.eq(self.DRAIN - 1)
+                m.next = f"{prefix}_DRAIN"
+            with m.State(f"{prefix}_DRAIN"):
+                m.d.sync += wait.eq(wait - 1)
+                with m.If(wait == 0):
+                    m.d.comb += release
+                    m.next = then
+
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.start.ready.eq(1)
@@ -332,20 +353,8 @@ class FireEngine(wiring.Component):
                 m.d.sync += [j.eq(0), issue_phase.eq(0)]
                 with m.If(x_full.bit_select(step[0], 1)):
                     m.next = "SQ_ISSUE"
-            with m.State("SQ_ISSUE"):
-                m.d.comb += [issue.eq(1), issue_restart.eq(j == 0)]
-                m.d.sync += j.eq(j + 1)
-                with m.If(j + 1 == d_count[0]):
-                    m.next = "SQ_FLUSH"
-            with m.State("SQ_FLUSH"):
-                m.d.comb += [issue.eq(1), issue_flush.eq(1)]
-                m.d.sync += wait.eq(self.DRAIN - 1)
-                m.next = "SQ_DRAIN"
-            with m.State("SQ_DRAIN"):
-                m.d.sync += wait.eq(wait - 1)
-                with m.If(wait == 0):
-                    m.d.comb += x_release.eq(Mux(step[0], 0b10, 0b01))
-                    m.next = "EXP_CHECK"
+            issue_state("SQ_ISSUE", d_count[0], "SQ_FLUSH")
+            flush_states("SQ", x_release.eq(Mux(step[0], 0b10, 0b01)), "EXP_CHECK")
             with m.State("EXP_CHECK"):
                 with m.If(step >= reach):
                     m.next = "EXP_WAIT"
@@ -367,26 +376,9 @@ class FireEngine(wiring.Component):
                     advanced = col[k] + col_step
                     m.d.sync += col[k].eq(Mux(advanced >= d_width, advanced - d_width, advanced))
                 m.next = "E1_ISSUE"
-            with m.State("E1_ISSUE"):
-                m.d.comb += [issue.eq(1), issue_restart.eq(j == 0)]
-                m.d.sync += j.eq(j + 1)
-                with m.If(j + 1 == d_count[1]):
-                    m.d.sync += [j.eq(0), issue_phase.eq(2)]
-                    m.next = "E3_ISSUE"
-            with m.State("E3_ISSUE"):
-                m.d.comb += [issue.eq(1), issue_restart.eq(j == 0)]
-                m.d.sync += j.eq(j + 1)
-                with m.If(j + 1 == d_count[2]):
-                    m.next = "EXP_FLUSH"
-            with m.State("EXP_FLUSH"):
-                m.d.comb += [issue.eq(1), issue_flush.eq(1)]
-                m.d.sync += wait.eq(self.DRAIN - 1)
-                m.next = "EXP_DRAIN"
-            with m.State("EXP_DRAIN"):
-                m.d.sync += wait.eq(wait - 1)
-                with m.If(wait == 0):
-                    m.d.comb += o_fill.eq(Mux(egroup[0], 0b10, 0b01))
-                    m.next = "NEXT"
+            issue_state("E1_ISSUE", d_count[1], "E3_ISSUE", [j.eq(0), issue_phase.eq(2)])
+            issue_state("E3_ISSUE", d_count[2], "EXP_FLUSH")
+            flush_states("EXP", o_fill.eq(Mux(egroup[0], 0b10, 0b01)), "NEXT")
             with m.State("NEXT"):
                 m.d.sync += step.eq(step + 1)
                 with m.If(step + 1 == groups + reach):
