@@ -31,7 +31,7 @@ from pathlib import Path
 from boards import get_board
 
 from .cycle_model import layer_cycles
-from .fire_engine import FireEngine, check_parameters
+from .fire_engine import check_parameters
 from .memories import design_memories
 from .planner import plan_memories
 from .program import EngineProgram
@@ -186,8 +186,6 @@ def _open_flow(board, program, engine_config, out, steps):
     for line in commands:
         var = re.match(r'"\$(\w+)"', line).group(1)
         argv = [env[var]] + shlex.split(line[len(var) + 3:])
-        # nextpnr's --quiet hides its progress: keep the log file, but say what runs.
-        os.environ.update({k: env[k] for k in YOWASP_ENV})
         steps.run(names.get(var, var.lower()), _run_logged, argv, out, f"{names.get(var)}.log")
     return _parse_yosys_stats(out / "top.rpt", board.family), _parse_nextpnr(out / "top.tim")
 

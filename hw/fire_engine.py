@@ -35,7 +35,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2, exact_log2
 
 from .entry_decoder import EntryDecoder
-from .line_buffer import LineBuffer
+from .line_buffer import LineBuffer, zero_extend
 from .program import EngineProgram
 from .requantizer import Requantizer
 from .weight_store import DEFAULT_BANK_DEPTH, WeightStore
@@ -59,11 +59,6 @@ def beat_layout(channels_per_beat):
 
 def _pow2(n):
     return 1 << ceil_log2(max(1, n))
-
-
-def _bits(value, width):
-    """``value`` zero-extended or truncated to exactly ``width`` bits (an address field)."""
-    return Cat(value, Const(0, width))[:width]
 
 
 def check_parameters(*, lanes, channels_per_beat, acc_width=32):
@@ -451,13 +446,13 @@ class FireEngine(wiring.Component):
         # c7: addresses.
         csq_bits = ceil_log2(csq_slot)
         m.d.comb += [
-            lbuf.r_chan.eq(_bits(chan5, csq_bits)), lbuf.r_group.eq(lo_group),
+            lbuf.r_chan.eq(zero_extend(chan5, csq_bits)), lbuf.r_group.eq(lo_group),
             lbuf.r_rot.eq(rot5), lbuf.r_mask.eq(ok5),
             store.codebook_addr.eq(
                 Mux(ph5 == 0, d_cbbase[0], Mux(ph5 == 1, d_cbbase[1], d_cbbase[2])) + code5),
             store.bias_addr.eq(
                 Mux(ph5 == 0, d_bbase[0], Mux(ph5 == 1, d_bbase[1], d_bbase[2])) + out5),
-            x_rd.addr.eq(Cat(_bits(chan5, ceil_log2(cin_slot)), step[0])),
+            x_rd.addr.eq(Cat(zero_extend(chan5, ceil_log2(cin_slot)), step[0])),
         ]
         v6, first6, ph6, fl6, dst6 = (
             delay(s, WeightStore.latency, n) for s, n in (
@@ -522,12 +517,12 @@ class FireEngine(wiring.Component):
         # c16: write squeezed pixels or Fire outputs.
         s_slot = step[:ceil_log2(D)]
         m.d.comb += [
-            lbuf.w_chan.eq(_bits(q_dst, csq_bits)), lbuf.w_group.eq(s_slot),
+            lbuf.w_chan.eq(zero_extend(q_dst, csq_bits)), lbuf.w_group.eq(s_slot),
             lbuf.w_data.eq(Cat(*q11)), lbuf.w_en.eq(q_v & (q_ph == 0)),
         ]
         e_bits = ceil_log2(e_slot)
         m.d.comb += [
-            o_wr.addr.eq(Cat(_bits(q_dst, e_bits), egroup[0])),
+            o_wr.addr.eq(Cat(zero_extend(q_dst, e_bits), egroup[0])),
             o_wr.data.eq(Cat(*q11)),
             o_wr.en.eq(q_v & (q_ph != 0)),
         ]
@@ -553,7 +548,7 @@ class FireEngine(wiring.Component):
         m.d.comb += chan_addr.eq(ld_beat * L + ld_byte)
         writing = accept | (ld_byte != 0)
         m.d.comb += [
-            x_wr.addr.eq(Cat(_bits(chan_addr, cin_bits), ld_group[0])),
+            x_wr.addr.eq(Cat(zero_extend(chan_addr, cin_bits), ld_group[0])),
             x_wr.data.eq(Cat(*([byte] * P))),
             x_wr.en.eq(Mux(writing, 1 << ld_lane, 0)),
         ]
@@ -590,7 +585,7 @@ class FireEngine(wiring.Component):
         dr_issue = Signal()
         m.d.comb += dr_issue.eq(dr_active & ready_slot &
                                 (out_fifo.level + inflight < self.OUT_FIFO_DEPTH))
-        m.d.comb += o_rd.addr.eq(Cat(_bits(dr_chan, e_bits), dr_group[0]))
+        m.d.comb += o_rd.addr.eq(Cat(zero_extend(dr_chan, e_bits), dr_group[0]))
         last_chan = dr_chan + 1 == d_e_beats * L
         last_pixel = dr_pixel + 1 == hw_pixels
         with m.If(dr_issue):

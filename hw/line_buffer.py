@@ -19,10 +19,11 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-__all__ = ["LineBuffer"]
+__all__ = ["LineBuffer", "zero_extend"]
 
 
-def _bits(value, width):
+def zero_extend(value, width):
+    """``value`` zero-extended or truncated to exactly ``width`` bits (an address field)."""
     return Cat(value, Const(0, width))[:width]
 
 
@@ -104,8 +105,8 @@ class LineBuffer(wiring.Component):
         for parity in range(2):
             own = Mux(self.r_group[0] == parity, self.r_group, hi_group)
             m.d.comb += [
-                reads[parity].addr.eq(Cat(_bits(self.r_chan, chan_bits), own[1:])),
-                writes[parity].addr.eq(Cat(_bits(self.w_chan, chan_bits), self.w_group[1:])),
+                reads[parity].addr.eq(Cat(zero_extend(self.r_chan, chan_bits), own[1:])),
+                writes[parity].addr.eq(Cat(zero_extend(self.w_chan, chan_bits), self.w_group[1:])),
                 writes[parity].data.eq(self.w_data),
                 writes[parity].en.eq(self.w_en & (self.w_group[0] == parity)),
             ]

@@ -48,8 +48,8 @@ Latency and throughput are the UART's: one byte per ``10 * divisor`` cycles each
 duplex; a pixel packet costs one byte more than its data.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Signal, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import Array, Cat, Const, Module, Signal
+from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2

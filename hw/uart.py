@@ -37,7 +37,21 @@ def check_divisor(divisor):
     return divisor
 
 
-class UARTRx(wiring.Component):
+class _Timing:
+    """Bit timing shared by the receiver and the transmitter."""
+
+    @property
+    def divisor(self):
+        """Clock cycles per bit."""
+        return self._divisor
+
+    @property
+    def cycles_per_byte(self):
+        """Clock cycles per byte on the line."""
+        return BITS_PER_BYTE * self._divisor
+
+
+class UARTRx(_Timing, wiring.Component):
     """UART receiver, 8N1.
 
     The line passes a two-flop synchroniser; a falling edge on an idle line starts a byte. The
@@ -82,16 +96,6 @@ class UARTRx(wiring.Component):
     def __init__(self, divisor):
         self._divisor = check_divisor(divisor)
         super().__init__()
-
-    @property
-    def divisor(self):
-        """Clock cycles per bit."""
-        return self._divisor
-
-    @property
-    def cycles_per_byte(self):
-        """Clock cycles per byte on the line."""
-        return BITS_PER_BYTE * self._divisor
 
     @property
     def latency(self):
@@ -163,7 +167,7 @@ class UARTRx(wiring.Component):
         return m
 
 
-class UARTTx(wiring.Component):
+class UARTTx(_Timing, wiring.Component):
     """UART transmitter, 8N1.
 
     ``i.ready`` is high while the transmitter is idle and in the last cycle of a stop bit, so a
@@ -196,16 +200,6 @@ class UARTTx(wiring.Component):
     def __init__(self, divisor):
         self._divisor = check_divisor(divisor)
         super().__init__()
-
-    @property
-    def divisor(self):
-        """Clock cycles per bit."""
-        return self._divisor
-
-    @property
-    def cycles_per_byte(self):
-        """Clock cycles per byte on the line."""
-        return BITS_PER_BYTE * self._divisor
 
     def elaborate(self, platform):
         m = Module()

@@ -17,7 +17,7 @@ import pytest
 from golden import calibrate as calibrate_mod
 from golden import codec
 from golden.calibrate import activation_frac, calibrate, load_plan, weight_frac
-from golden.fixed import (QConv, QuantPlan, conv, conv1x1, conv3x3, conv7x7s2, conv_acc, fire,
+from golden.fixed import (QConv, QuantPlan, conv1x1, conv3x3, conv7x7s2, conv_acc, fire,
                           global_sum, input_fracs, maxpool3x3s2, quantize, quantize_bias,
                           quantize_codebook, requantize, wrap_int32)
 from golden.network import Conv, Fire, GlobalAvgPool, MaxPool, conv_layers
