@@ -20,9 +20,9 @@ import sys
 
 import numpy as np
 
-from .cycle_model import layer_cycles
-from .fire_engine import FireEngine, check_parameters
-from .program import EngineProgram
+from hw.fire.cycle_model import layer_cycles
+from hw.fire.engine import FireEngine, check_parameters
+from hw.fire.program import EngineProgram
 
 __all__ = ["bench", "main"]
 

@@ -6,7 +6,7 @@
 2. Choose the Fire layers: ``--layers`` as given, else the longest run fire2, fire3, ... whose
    whole design fits the device's block RAM, or the board's share of it where a full device
    routes too slowly (``Board.bram_budget``; the report lists the layers left out). The BRAM
-   planner (:mod:`hw.planner`) predicts every memory of the elaborated design, so this is
+   planner (:mod:`hw.flow.planner`) predicts every memory of the elaborated design, so this is
    decided before any synthesis; an explicit ``--layers`` that does not fit stops here with
    exit status 2, saying how many bits and block-RAM sites it needs and the device has.
 3. Synthesise with Yosys (YoWASP). On ECP5 and iCE40 boards nextpnr and the bitstream packer
@@ -30,12 +30,12 @@ from pathlib import Path
 
 from boards import get_board
 
-from .cycle_model import layer_cycles
-from .fire_engine import check_parameters
-from .memories import design_memories
-from .planner import plan_memories
-from .program import EngineProgram
-from .top import BoardTop, FireSystem
+from hw.fire.cycle_model import layer_cycles
+from hw.fire.engine import check_parameters
+from hw.flow.memories import design_memories
+from hw.flow.planner import plan_memories
+from hw.fire.program import EngineProgram
+from hw.board.top import BoardTop, FireSystem
 
 __all__ = ["BuildError", "build", "main", "choose_layers"]
 
@@ -195,7 +195,7 @@ _STAT_CELL = re.compile(r"^\s+(\d+)\s+(\S+)\s*$")
 
 def _parse_yosys_stats(path, family):
     """Cell counts of the top module from a Yosys ``stat`` log (last report)."""
-    from .synth import classify_cells
+    from hw.flow.synth import classify_cells
     text = path.read_text(errors="replace")
     block = text[text.rfind("Printing statistics"):]
     cells = {}
@@ -275,7 +275,7 @@ def build(board_name, *, model=None, layers=None, out=None, lanes=None, channels
             if (out / f"top.{ext}").exists():
                 bitstream = str(out / f"top.{ext}")
     elif synthesize:
-        from .synth import synthesize as run_synth
+        from hw.flow.synth import synthesize as run_synth
         system = _system(board, program, engine_config)
         _yowasp_note()
         result = steps.run("synthesis", run_synth, system, board.family, top_name="top",

@@ -1,6 +1,6 @@
 """Host side of the UART link: run Fire layers on the board from a PC.
 
-``EngineLink`` speaks the protocol of :mod:`hw.link` over any byte transport with
+``EngineLink`` speaks the protocol of :mod:`hw.board.link` over any byte transport with
 ``write(data)`` and ``read(n)`` (``read`` returns fewer than ``n`` bytes only when it timed out,
 as pyserial's ``Serial`` does, so a pyserial port works too). ``SerialTransport`` is such a
 transport for a POSIX serial device, built on ``termios`` so that no extra package is needed.
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .link import (ACK, CMD_PING, CMD_RUN, CREDIT, DONE, DONE_FRAMING, DONE_OVERRUN,
+from hw.board.link import (ACK, CMD_PING, CMD_RUN, CREDIT, DONE, DONE_FRAMING, DONE_OVERRUN,
                    DONE_RX_ERROR, ERR_TIMEOUT, ERR_UNKNOWN, LINK_ID, NAK, PIXEL)
 
 __all__ = [
@@ -100,7 +100,7 @@ def _as_layer_input(x, cin, layer):
 
 
 class EngineLink:
-    """Driver for a :class:`hw.link.HostLink` on the other end of ``transport``.
+    """Driver for a :class:`hw.board.link.HostLink` on the other end of ``transport``.
 
     Parameters
     ----------

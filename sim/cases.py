@@ -17,9 +17,9 @@ import numpy as np
 
 from golden import calibrate, codec, fixed, preprocess
 from golden.network import Conv, Fire, MaxPool
-from hw.cycle_model import layer_cycles
-from hw.fire_engine import FireEngine
-from hw.program import EngineProgram, hardware_entries
+from hw.fire.cycle_model import layer_cycles
+from hw.fire.engine import FireEngine
+from hw.fire.program import EngineProgram, hardware_entries
 
 from . import toolchain
 
@@ -169,7 +169,7 @@ def random_layer_case(seed, *, lanes, channels_per_beat, shapes, density=0.4, ex
     inputs; with ``extreme`` full-scale weights/biases and inputs of 0/255 only. ``crops``:
     extra runs ``(layer, height, width)`` smaller than the layer's own size (a cropped window is
     just a smaller image to the engine and to ``golden.fixed.fire``)."""
-    from tests.fire_cases import random_fire
+    from testkit.fire_cases import random_fire
 
     rng = np.random.default_rng(seed)
     fires, runs = [], []

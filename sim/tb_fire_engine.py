@@ -18,7 +18,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
 from sim.cases import read_case
 from sim.streams import (CLOCK_NS, Gaps, StreamDriver, StreamMonitor, StreamPort, cycle_now,
                          measured, pack_beats, record_stats, reset, seeded, start_clock)
-from tests.engine_driver import from_beats, to_beats
+from testkit.engine_driver import from_beats, to_beats
 
 
 class Scoreboard:
@@ -180,7 +180,7 @@ async def ideal_streams_bit_exact_and_cycles(dut):
             words, cycles = await env.run(index, Gaps(rng), Gaps(rng))
         env.scoreboard(index).check(words)
         assert cycles == run["cycles"], (
-            f"run {index} ({run['name']}): {cycles} cycles, hw.cycle_model.layer_cycles "
+            f"run {index} ({run['name']}): {cycles} cycles, hw.fire.cycle_model.layer_cycles "
             f"predicts {run['cycles']}")
         record_stats(run=index, layer=run["name"], scenario="ideal", cycles=cycles,
                      seconds=round(span.seconds, 2))
@@ -203,7 +203,7 @@ async def back_to_back_runs_with_start_held(dut):
         env.scoreboard(index).check(words)
         assert cycles == run["cycles"], (
             f"run {index} ({run['name']}) right after the previous one: {cycles} cycles, "
-            f"hw.cycle_model.layer_cycles predicts {run['cycles']}")
+            f"hw.fire.cycle_model.layer_cycles predicts {run['cycles']}")
         record_stats(run=index, layer=run["name"], scenario="back to back", cycles=cycles,
                      seconds=round(span.seconds, 2))
 

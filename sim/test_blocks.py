@@ -9,10 +9,10 @@ import numpy as np
 
 from golden.fixed import requantize
 from golden.network import Conv
-from hw.entry_decoder import EntryDecoder
-from hw.requantizer import Requantizer
+from hw.blocks.entry_decoder import EntryDecoder
+from hw.blocks.requantizer import Requantizer
 from sim import cases, toolchain
-from tests.fire_cases import random_qconv
+from testkit.fire_cases import random_qconv
 
 SEED = int(os.environ.get("SIM_SEED", "2024"))
 CODE_BITS = 8

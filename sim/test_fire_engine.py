@@ -1,5 +1,5 @@
 """Fire engine on its generated Verilog, under cocotb: bit-exact with golden.fixed.fire, cycles
-exactly as hw.cycle_model predicts, random stalls, reset in the middle of a layer.
+exactly as hw.fire.cycle_model predicts, random stalls, reset in the middle of a layer.
 
 One pytest item per (case, simulator); the cocotb side is ``sim/tb_fire_engine.py``, whose
 cocotb tests are the *scenarios*:
@@ -95,7 +95,7 @@ def test_extreme_values(simulator, test_id):
 
 @pytest.mark.parametrize("corruption,message", [
     ("value", "differs from golden.fixed.fire"),
-    ("cycles", "hw.cycle_model.layer_cycles predicts"),
+    ("cycles", "hw.fire.cycle_model.layer_cycles predicts"),
 ])
 def test_testbench_catches_errors(simulator, test_id, corruption, message):
     """A golden output with one bit flipped, or a prediction one cycle off, must fail the

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from testkit.waves import waves_enabled
+
 ROOT = Path(__file__).resolve().parent.parent
 SIM_BUILD = ROOT / "sim_build"
 SIMULATORS = ("verilator", "icarus")
@@ -36,13 +38,7 @@ SIMULATORS = ("verilator", "icarus")
 TIMESCALE = ("1ns", "1ps")
 CLOCK_NS = 10
 
-def _truthy(name):
-    return os.environ.get(name, "").strip().lower() in ("1", "yes", "true", "on")
 
-
-def waves_enabled():
-    """``WAVES=1``: every run writes ``sim_build/waves/<test id>.vcd`` / ``.fst``."""
-    return _truthy("WAVES")
 
 
 # ---------------------------------------------------------------------------- simulators

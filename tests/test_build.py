@@ -13,11 +13,11 @@ from golden import calibrate, codec, fixed
 from golden.fixed import fire as golden_fire
 from hw import build
 from hw.host import EngineLink
-from hw.program import EngineProgram
-from hw.top import BoardTop, FireSystem
+from hw.fire.program import EngineProgram
+from hw.board.top import BoardTop, FireSystem
 
-from .fire_cases import random_fire
-from .uart_bridge import SimUARTBridge
+from testkit.fire_cases import random_fire
+from testkit.uart_bridge import SimUARTBridge
 
 REPORT_KEYS = {"board", "device", "resources", "weight_store", "fmax_mhz",
                "frames_per_second_estimate", "bitstream", "steps"}

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from golden.fixed import fire as golden_fire
-from hw.cycle_model import layer_cycles
-from hw.fire_engine import FireEngine
-from hw.program import EngineProgram
+from hw.fire.cycle_model import layer_cycles
+from hw.fire.engine import FireEngine
+from hw.fire.program import EngineProgram
 
-from .engine_driver import run_layer
-from .fire_cases import random_fire
+from testkit.engine_driver import run_layer
+from testkit.fire_cases import random_fire
 
 
 def predicted(engine, layer, height, width):

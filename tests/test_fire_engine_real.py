@@ -10,11 +10,11 @@ import pytest
 
 from golden import calibrate, codec, fixed, preprocess
 from golden.network import Fire
-from hw.cycle_model import layer_cycles
-from hw.fire_engine import FireEngine
-from hw.program import EngineProgram
+from hw.fire.cycle_model import layer_cycles
+from hw.fire.engine import FireEngine
+from hw.fire.program import EngineProgram
 
-from .engine_driver import run_layer
+from testkit.engine_driver import run_layer
 
 REAL = codec.SHARED_MODEL_PATH
 pytestmark = pytest.mark.skipif(not REAL.exists(),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hw.line_buffer import LineBuffer
+from hw.fire.line_buffer import LineBuffer
 
 
 @pytest.mark.parametrize("lanes,groups,channels,latency", [(4, 4, 8, 2), (8, 8, 4, 5), (1, 2, 2, 3)])

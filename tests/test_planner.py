@@ -14,19 +14,19 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from boards import get_device
-from hw.bram_calibration import MemoryUnderTest
-from hw.memories import design_memories
-from hw.planner import MemorySpec, plan_memories, predict
-from hw.program import EngineProgram
-from hw.synth import classify_cells, synthesize, yosys_command
-from hw.top import FireSystem
+from hw.flow.bram_calibration import MemoryUnderTest
+from hw.flow.memories import design_memories
+from hw.flow.planner import MemorySpec, plan_memories, predict
+from hw.fire.program import EngineProgram
+from hw.flow.synth import classify_cells, synthesize, yosys_command
+from hw.board.top import FireSystem
 
-from .fire_cases import random_fire
+from testkit.fire_cases import random_fire
 
 DEVICE = {"xc7": "xc7a35t", "ecp5": "lfe5u-85f", "ice40": "ice40up5k"}
 
 
-# --- predictions recorded from the calibration grid (python -m hw.bram_calibration) ---------
+# --- predictions recorded from the calibration grid (python -m hw.flow.bram_calibration) ---------
 
 @pytest.mark.parametrize("family, width, depth, write_port, cells", [
     # xc7 ROM: LUTs below ~8.4 Kib (logic cost bits/64 must exceed the RAMB18's 131).
@@ -60,7 +60,7 @@ def test_recorded_predictions(family, width, depth, write_port, cells):
     assert (place.kind == "block") == bool(cells)
 
 
-# Write-enable granularity, observed with python -m hw.bram_calibration --granularity G.
+# Write-enable granularity, observed with python -m hw.flow.bram_calibration --granularity G.
 @pytest.mark.parametrize("family, width, depth, granularity, cells", [
     # xc7: one enable per 9 bits at widths 9..72, so byte enables add a parity bit per byte.
     ("xc7", 512, 512, 8, {"RAMB36E1": 8}),      # 64 x 9 = 576 bits: 8 x 72

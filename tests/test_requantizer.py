@@ -4,7 +4,7 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from golden.fixed import requantize
-from hw.requantizer import Requantizer
+from hw.blocks.requantizer import Requantizer
 
 
 def test_requantizer_matches_golden():

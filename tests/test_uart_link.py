@@ -27,11 +27,11 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from hw.host import EngineLink, LinkError, LinkInfo, LinkTimeout, SerialTransport, main
-from hw.link import (ACK, CMD_PING, CMD_RUN, CREDIT, DONE, DONE_OVERRUN,
+from hw.board.link import (ACK, CMD_PING, CMD_RUN, CREDIT, DONE, DONE_OVERRUN,
                      ERR_TIMEOUT, ERR_UNKNOWN, LINK_ID, NAK, PIXEL, HostLink, beat_layout,
                      start_layout)
-from hw.uart import UARTRx, UARTTx
-from .uart_bridge import LinkedEngine, SimUARTBridge
+from hw.board.uart import UARTRx, UARTTx
+from testkit.uart_bridge import LinkedEngine, SimUARTBridge
 
 DIVISOR = 4
 LAYERS = [(3, 8), (10, 3), (4, 4), (1, 9)]

@@ -6,10 +6,10 @@ import pytest
 from amaranth.hdl import signed, unsigned
 from amaranth.sim import Simulator
 
-from hw.program import EngineProgram
-from hw.weight_store import BankedROM, WeightStore
+from hw.fire.program import EngineProgram
+from hw.blocks.weight_store import BankedROM, WeightStore
 
-from .fire_cases import random_fire
+from testkit.fire_cases import random_fire
 
 
 def read_all(dut, addresses, addr=None, data=None):

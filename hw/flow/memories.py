@@ -10,7 +10,7 @@ import math
 from amaranth.hdl import Fragment, Shape
 from amaranth.hdl._mem import MemoryInstance
 
-from .planner import MemorySpec
+from hw.flow.planner import MemorySpec
 
 __all__ = ["design_memories"]
 

@@ -1,6 +1,6 @@
 """Weight store: every selected layer's sparse entries, codebooks and biases in block RAM.
 
-Three read-only memories initialised from an :class:`~hw.program.EngineProgram`:
+Three read-only memories initialised from an :class:`~hw.fire.program.EngineProgram`:
 
 - ``entries``: ``code | rel << code_bits`` per stored entry (fillers included), all layers;
 - ``codebooks``: ``2**code_bits`` signed ``weight_bits`` values per convolution;
@@ -19,7 +19,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .program import EngineProgram
+from hw.fire.program import EngineProgram
 
 __all__ = ["WeightStore", "BankedROM", "DEFAULT_BANK_DEPTH"]
 
@@ -99,7 +99,7 @@ class BankedROM(wiring.Component):
 
 
 class WeightStore(wiring.Component):
-    """Entries, codebooks and biases of an :class:`~hw.program.EngineProgram`.
+    """Entries, codebooks and biases of an :class:`~hw.fire.program.EngineProgram`.
 
     Each of the three reads has latency 4 and takes one address per cycle.
 

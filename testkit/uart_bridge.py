@@ -7,7 +7,7 @@ design transmits are decoded from its transmit pin. ``read`` advances the simula
 the bytes are there, so host code runs unchanged and in step with the simulated hardware,
 in one thread.
 
-``LinkedEngine`` wires a :class:`hw.link.HostLink` to any engine with the Fire engine's ports.
+``LinkedEngine`` wires a :class:`hw.board.link.HostLink` to any engine with the Fire engine's ports.
 
 Typical use::
 
@@ -137,14 +137,14 @@ class SimUARTBridge:
 
 
 class LinkedEngine(Elaboratable):
-    """A :class:`hw.link.HostLink` connected to an engine with the Fire engine's ports.
+    """A :class:`hw.board.link.HostLink` connected to an engine with the Fire engine's ports.
 
     Parameters
     ----------
     link : HostLink
     engine : wiring.Component
         Has ``start`` / ``i`` stream sinks, an ``o`` stream source and a ``done`` pulse, with
-        the payload layouts of :func:`hw.link.start_layout` and :func:`hw.link.beat_layout`.
+        the payload layouts of :func:`hw.board.link.start_layout` and :func:`hw.board.link.beat_layout`.
     """
 
     def __init__(self, link, engine):

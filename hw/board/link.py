@@ -54,9 +54,9 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .fire_engine import beat_layout, start_layout
+from hw.blocks.layouts import beat_layout, start_layout
 
-from .uart import BITS_PER_BYTE, UARTRx, UARTTx, check_divisor
+from hw.board.uart import BITS_PER_BYTE, UARTRx, UARTTx, check_divisor
 
 __all__ = [
     "HostLink", "start_layout", "beat_layout",

@@ -4,7 +4,7 @@ Design (see also ``../shared/DESIGN-NOTES.md``, "pixel lanes, broadcast weights"
 
 - ``lanes`` (P, a power of two) multipliers each own one pixel of a *group* of P consecutive
   raster pixels. Every cycle one sparse entry is read from the weight store, decoded once
-  (:class:`~hw.entry_decoder.EntryDecoder`), its code looked up in the codebook, and the weight
+  (:class:`~hw.blocks.entry_decoder.EntryDecoder`), its code looked up in the codebook, and the weight
   broadcast to all lanes; lane k multiplies it by its own pixel's activation at the entry's
   ``(channel, tap)``. Zero weights are never visited, all lanes do identical work, and the
   weight store needs a single narrow read per cycle.
@@ -12,7 +12,7 @@ Design (see also ``../shared/DESIGN-NOTES.md``, "pixel lanes, broadcast weights"
   squeeze/expand balance of the Fire layers costs nothing.
 - Step ``t`` squeezes group ``t`` and then expands group ``t - A`` with ``A = ceil((W+1)/P)``:
   by then every squeezed neighbour a 3x3 window of that group needs exists. Squeezed pixels live
-  in a :class:`~hw.line_buffer.LineBuffer` of ``D`` groups (``D`` a power of two >= 2A+1) that
+  in a :class:`~hw.fire.line_buffer.LineBuffer` of ``D`` groups (``D`` a power of two >= 2A+1) that
   hands every lane its 3x3 neighbour in one read; per-lane border flags give the zero padding.
 - An input loader fills a double-buffered group buffer from the ``i`` stream (one channel per
   cycle) while the lanes compute; an output drainer empties a double-buffered result buffer to
@@ -24,7 +24,7 @@ flags; n+7 codebook, bias and activation reads; n+8..n+11 read data registered; 
 rotate and pad; n+12 multiply; n+13 accumulate; n+14, n+15 requantise; n+16 write. Every block RAM
 output is registered before any logic, and each decoder recurrence is one short add, for
 clock rates of 100 MHz and more. Cycle counts of a whole layer are predicted exactly by
-:mod:`hw.cycle_model`.
+:mod:`hw.fire.cycle_model`.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -34,27 +34,15 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2, exact_log2
 
-from .entry_decoder import EntryDecoder
-from .line_buffer import LineBuffer, zero_extend
-from .program import EngineProgram
-from .requantizer import Requantizer
-from .weight_store import DEFAULT_BANK_DEPTH, WeightStore
+from hw.blocks.entry_decoder import EntryDecoder
+from hw.blocks.layouts import beat_layout, start_layout
+from hw.blocks.signals import zero_extend
+from hw.fire.line_buffer import LineBuffer
+from hw.fire.program import EngineProgram
+from hw.blocks.requantizer import Requantizer
+from hw.blocks.weight_store import DEFAULT_BANK_DEPTH, WeightStore
 
-__all__ = ["FireEngine", "check_parameters", "start_layout", "beat_layout"]
-
-
-def start_layout():
-    """Payload of the ``start`` stream: which Fire layer, and the height/width of this run."""
-    return data.StructLayout({"layer": unsigned(4), "height": unsigned(8), "width": unsigned(8)})
-
-
-def beat_layout(channels_per_beat):
-    """Payload of the activation streams: ``channels_per_beat`` uint8 channels + framing."""
-    return data.StructLayout({
-        "data": data.ArrayLayout(unsigned(8), channels_per_beat),
-        "first": 1,
-        "last": 1,
-    })
+__all__ = ["FireEngine", "check_parameters"]
 
 
 def _pow2(n):
@@ -77,7 +65,7 @@ def check_parameters(*, lanes, channels_per_beat, acc_width=32):
 
 
 class FireEngine(wiring.Component):
-    """Run any Fire layer of an :class:`~hw.program.EngineProgram`, bit-exact with
+    """Run any Fire layer of an :class:`~hw.fire.program.EngineProgram`, bit-exact with
     ``golden.fixed.fire``.
 
     Parameters

@@ -19,12 +19,9 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-__all__ = ["LineBuffer", "zero_extend"]
+from hw.blocks.signals import zero_extend
 
-
-def zero_extend(value, width):
-    """``value`` zero-extended or truncated to exactly ``width`` bits (an address field)."""
-    return Cat(value, Const(0, width))[:width]
+__all__ = ["LineBuffer"]
 
 
 class LineBuffer(wiring.Component):

@@ -1,10 +1,10 @@
 """Calibration experiment: how many block-RAM primitives does Yosys give a memory?
 
 Builds one Amaranth ``Memory`` per (width, depth, kind) with pseudo-random contents, synthesises
-it for a family and counts the block-RAM cells, next to what ``hw.planner`` predicts. Run::
+it for a family and counts the block-RAM cells, next to what ``hw.flow.planner`` predicts. Run::
 
-    python -m hw.bram_calibration --family xc7 --kind rom --out cal_xc7_rom.csv
-    python -m hw.bram_calibration --family xc7 --granularity 8 --widths 16,64,512
+    python -m hw.flow.bram_calibration --family xc7 --kind rom --out cal_xc7_rom.csv
+    python -m hw.flow.bram_calibration --family xc7 --granularity 8 --widths 16,64,512
 
 ``--granularity`` gives the RAM's write port one enable per that many bits (byte enables for 8).
 
@@ -28,7 +28,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .synth import SCRIPTS, synthesize
+from hw.flow.synth import SCRIPTS, synthesize
 
 __all__ = ["MemoryUnderTest", "observe", "DEFAULT_WIDTHS", "DEFAULT_DEPTHS", "main"]
 
@@ -147,7 +147,7 @@ def _job(args):
 def main(argv=None):
     """Run the grid and print observed against predicted primitives."""
     from boards import get_device
-    from .planner import MemorySpec, predict
+    from hw.flow.planner import MemorySpec, predict
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--family", choices=sorted(SCRIPTS), required=True)

@@ -9,8 +9,8 @@ from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import io, wiring
 from amaranth.lib.wiring import In, Out, connect
 
-from .fire_engine import FireEngine
-from .link import HostLink
+from hw.fire.engine import FireEngine
+from hw.board.link import HostLink
 
 __all__ = ["FireSystem", "BoardTop", "DEFAULT_BAUD"]
 
@@ -22,9 +22,9 @@ class FireSystem(wiring.Component):
 
     Parameters
     ----------
-    program : hw.program.EngineProgram
+    program : hw.fire.program.EngineProgram
     lanes, channels_per_beat : int
-        Engine parameters (see :class:`~hw.fire_engine.FireEngine`).
+        Engine parameters (see :class:`~hw.fire.engine.FireEngine`).
     clk_hz : float
         Clock frequency, for the UART divisor.
     baud : int

@@ -8,7 +8,7 @@ the flattened ``(out, in, kh, kw)`` tensor. The decoder keeps the previous posit
 - 1x1 kernels: ``c += gap``; past ``in_channels`` the channel wraps and ``o`` moves on;
 - 3x3 kernels: ``tap += gap`` (a gap is at most 16, so it carries into ``c`` at most twice).
 
-Because :func:`hw.program.hardware_entries` guarantees at least one entry per output channel,
+Because :func:`hw.fire.program.hardware_entries` guarantees at least one entry per output channel,
 an entry moves ``o`` by 0 or 1, and such a move marks the entry as the ``first`` of a channel.
 
 The two recurrences are split over two pipeline stages so that each loop is one short add:

@@ -41,7 +41,7 @@ Yosys sees separate enables only where the design drives them separately; Amaran
 enable signal per ``g`` bits, so the declared granularity is what ``memory_libmap`` sees.
 
 Yosys' ``opt_mem`` also removes ROM bit columns that are constant over all words before
-mapping; ``MemorySpec.const_lanes`` counts them (``hw.memories`` reads them from the initial
+mapping; ``MemorySpec.const_lanes`` counts them (``hw.flow.memories`` reads them from the initial
 contents), and the planner maps ``width - const_lanes`` columns.
 
 Primitive costs and geometries are copied from Yosys' ``techlibs`` files, see ``_LIBRARIES``.
@@ -64,7 +64,7 @@ Above the boundary Yosys packs address slices side by side, so a large memory co
 bytes on xc7/ecp5): a 64 x 65,536 ROM is 114 RAMB36E1 (72 x 512) on xc7 and 228 DP16KD
 (36 x 512) on ecp5; xc7 may prefer RAMB18 halves (16 x 16,384 is 15 RAMB18E1 = 7.5 sites).
 
-Validated against synthesis by ``python -m hw.bram_calibration`` (``--granularity`` for byte
+Validated against synthesis by ``python -m hw.flow.bram_calibration`` (``--granularity`` for byte
 enables: 0 mismatches over 94 xc7, 63 ecp5 and 52 iCE40 shapes with ``g = 8`` and 249 more with
 ``g`` = 1, 2, 4 or 16) and ``tests/test_planner.py`` (including a whole ``FireSystem``).
 """
@@ -180,7 +180,7 @@ class MemorySpec:
     const_lanes : int
         ROM only: bit columns ("lanes") whose value is the same in every word. Yosys' ``opt_mem``
         removes them before mapping, so only ``width - const_lanes`` columns are placed
-        (:attr:`mapped_width`). :func:`hw.memories.design_memories` counts them from the
+        (:attr:`mapped_width`). :func:`hw.flow.memories.design_memories` counts them from the
         initial contents.
     """
 

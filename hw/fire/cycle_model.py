@@ -1,4 +1,4 @@
-"""Exact cycle model of one :class:`~hw.fire_engine.FireEngine` layer run.
+"""Exact cycle model of one :class:`~hw.fire.engine.FireEngine` layer run.
 
 It replays the engine's three controllers (input loader, lane sequencer, output drainer) at
 the level of their handshakes, assuming the input stream is always valid and the output stream
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .fire_engine import FireEngine
+from hw.fire.engine import FireEngine
 
-__all__ = ["LayerCycles", "layer_cycles"]
+__all__ = ["LayerCycles", "layer_cycles", "fire_cycles"]
 
 TAIL = 6
 
@@ -99,3 +99,15 @@ def layer_cycles(*, lanes, channels_per_beat, in_channels, out_channels, entry_c
     result.overhead = done - result.issue - result.wait_input - result.wait_output
     result.detail = {"groups": groups, "reach": reach, "init": go}
     return result
+
+
+def fire_cycles(fire, *, lanes, channels_per_beat, height=None, width=None):
+    """:func:`layer_cycles` of one :class:`~hw.fire.program.FireProgram` run.
+
+    ``height``/``width`` default to the layer's own size (a cropped run passes its own).
+    """
+    return layer_cycles(
+        lanes=lanes, channels_per_beat=channels_per_beat, in_channels=fire.in_channels,
+        out_channels=fire.out_channels, entry_counts=[c.entry_count for c in fire.convs],
+        height=fire.height if height is None else height,
+        width=fire.width if width is None else width)

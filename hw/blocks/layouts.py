@@ -1,0 +1,20 @@
+"""Stream payload layouts shared by the engines, the host link and the testbenches."""
+
+from amaranth.hdl import unsigned
+from amaranth.lib import data
+
+__all__ = ["start_layout", "beat_layout"]
+
+
+def start_layout():
+    """Payload of an engine's ``start`` stream: which layer, and the height/width of this run."""
+    return data.StructLayout({"layer": unsigned(4), "height": unsigned(8), "width": unsigned(8)})
+
+
+def beat_layout(channels_per_beat):
+    """Payload of the activation streams: ``channels_per_beat`` uint8 channels + framing."""
+    return data.StructLayout({
+        "data": data.ArrayLayout(unsigned(8), channels_per_beat),
+        "first": 1,
+        "last": 1,
+    })

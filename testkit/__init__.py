@@ -1,0 +1,1 @@
+"""Drivers and case builders shared by ``tests/`` and ``sim/`` (neither imports the other)."""
