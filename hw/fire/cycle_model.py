@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hw.fire.engine import FireEngine
+from hw.fire.entry_pipeline import EntryPipeline
+from hw.fire.output_drainer import OutputDrainer
 
 __all__ = ["LayerCycles", "layer_cycles", "fire_cycles"]
-
-TAIL = 6
 
 
 @dataclass
@@ -31,7 +30,7 @@ class LayerCycles:
 
 
 def layer_cycles(*, lanes, channels_per_beat, in_channels, out_channels, entry_counts,
-                 height, width, drain=FireEngine.DRAIN):
+                 height, width, drain=EntryPipeline.latency):
     """Predict the cycles of one Fire layer run.
 
     Parameters
@@ -45,7 +44,7 @@ def layer_cycles(*, lanes, channels_per_beat, in_channels, out_channels, entry_c
     height, width : int
         Size of this run.
     drain : int
-        ``FireEngine.DRAIN``.
+        ``FireEngine.DRAIN`` (the entry pipeline's latency).
     """
     P, L = lanes, channels_per_beat
     n_sq, n_e1, n_e3 = entry_counts
@@ -94,7 +93,7 @@ def layer_cycles(*, lanes, channels_per_beat, in_channels, out_channels, entry_c
             nxt = after_squeeze + 1
         cyc = nxt + 1
     # The last byte read leaves the drainer's two read registers, its FIFO and the beat packer.
-    done = max(cyc, last_read + TAIL)
+    done = max(cyc, last_read + OutputDrainer.TAIL)
     result.cycles = done
     result.overhead = done - result.issue - result.wait_input - result.wait_output
     result.detail = {"groups": groups, "reach": reach, "init": go}

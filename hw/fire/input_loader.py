@@ -1,0 +1,140 @@
+"""Input loader: fills a double-buffered group buffer from the input stream, a channel a cycle.
+
+The Fire engine's lanes each own one pixel of a group of P consecutive raster pixels. The
+loader takes pixels from the ``i`` stream (``beats`` beats of L channels each, zero padded) and
+writes channel ``c`` of pixel ``k`` of group ``g`` into byte ``k`` of word ``(g mod 2, c)`` of
+its buffer. When a group is complete (P pixels, or the run's last pixel) its slot is marked
+``full``; the consumer reads it through ``r_addr``/``r_data`` and hands it back with
+``release``. The loader waits for a free slot before it accepts a group's first beat, so the
+buffer is a two-deep queue of groups.
+"""
+
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from hw.blocks.layouts import beat_layout
+from hw.blocks.signals import zero_extend
+
+__all__ = ["InputLoader"]
+
+
+class InputLoader(wiring.Component):
+    """Stream -> double-buffered group buffer, one channel per cycle.
+
+    Throughput one channel per cycle: a beat of L channels is accepted every L cycles (``i.ready``
+    is high only when the previous beat's bytes are all written). Latency: a group's slot is
+    ``full`` the cycle after its last channel is written; ``r_data`` is the word at ``r_addr``
+    one cycle before (a synchronous block-RAM read).
+
+    Parameters
+    ----------
+    lanes : int
+        P, pixels per group (a power of two).
+    channels_per_beat : int
+        L, channels per beat of ``i``.
+    channels : int
+        Words per slot: a power of two at least the largest ``beats * L`` of any run.
+
+    Members
+    -------
+    i : In(stream.Signature(beat_layout(L)))
+        Pixels in raster order; ``first``/``last`` are ignored.
+    go : In(1)
+        Pulse: start a run of ``pixels`` pixels of ``beats`` beats each (both steady until the
+        run's last pixel is written).
+    pixels : In(16)
+    beats : In(range(channels + 1))
+    full : Out(2)
+        Bit s: slot s holds a whole group not yet released.
+    release : In(2)
+        Bit s: the consumer is done with slot s (a one-cycle pulse).
+    r_addr : In(range(2 * channels))
+        ``slot * channels + channel``.
+    r_data : Out(unsigned(8 * lanes))
+        Channel of every pixel of the slot's group, lane k in bits 8k..8k+7.
+    """
+
+    def __init__(self, *, lanes, channels_per_beat, channels):
+        for name, value in (("Lane count", lanes), ("Channel count", channels)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an integer, not {value!r}")
+            if value < 1 or value & (value - 1):
+                raise ValueError(f"{name} must be a power of two, not {value!r}")
+        if not isinstance(channels_per_beat, int) or isinstance(channels_per_beat, bool):
+            raise TypeError(f"Channels per beat must be an integer, not {channels_per_beat!r}")
+        if not 1 <= channels_per_beat <= channels:
+            raise ValueError(f"Channels per beat must be from 1 to {channels}, "
+                             f"not {channels_per_beat!r}")
+        self._lanes, self._beat, self._channels = lanes, channels_per_beat, channels
+        super().__init__({
+            "i": In(stream.Signature(beat_layout(channels_per_beat))),
+            "go": In(1),
+            "pixels": In(16),
+            "beats": In(range(channels + 1)),
+            "full": Out(2),
+            "release": In(2),
+            "r_addr": In(range(2 * channels)),
+            "r_data": Out(unsigned(8 * lanes)),
+        })
+
+    @property
+    def lanes(self):
+        return self._lanes
+
+    @property
+    def slot_channels(self):
+        return self._channels
+
+    def elaborate(self, platform):
+        m = Module()
+        P, L, slot_words = self._lanes, self._beat, self._channels
+        m.submodules.buffer = buf = Memory(shape=unsigned(8 * P), depth=2 * slot_words, init=[])
+        rd = buf.read_port()
+        wr = buf.write_port(granularity=8)
+        m.d.comb += [rd.addr.eq(self.r_addr), self.r_data.eq(rd.data)]
+
+        fill = Signal(2)
+        m.d.sync += self.full.eq((self.full | fill) & ~self.release)
+
+        active = Signal()
+        slot = Signal()                  # parity of the group being loaded
+        lane = Signal(range(P))
+        pixel = Signal(16)
+        beat = Signal.like(self.beats)
+        byte_index = Signal(range(L))
+        hold = Signal(8 * L)             # the beat being written out, one byte a cycle
+        accept = Signal()
+        m.d.comb += [
+            self.i.ready.eq(active & (byte_index == 0) & ~self.full.bit_select(slot, 1)),
+            accept.eq(self.i.valid & self.i.ready),
+        ]
+        byte = Mux(byte_index == 0, self.i.payload.data.as_value()[:8],
+                   hold.word_select(byte_index, 8))
+        chan = Signal(range(slot_words))
+        m.d.comb += chan.eq(beat * L + byte_index)
+        writing = accept | (byte_index != 0)
+        m.d.comb += [
+            wr.addr.eq(Cat(zero_extend(chan, ceil_log2(slot_words)), slot)),
+            wr.data.eq(Cat(*([byte] * P))),
+            wr.en.eq(Mux(writing, 1 << lane, 0)),
+        ]
+        with m.If(accept):
+            m.d.sync += hold.eq(self.i.payload.data)
+        with m.If(writing):
+            m.d.sync += byte_index.eq(Mux(byte_index == L - 1, 0, byte_index + 1))
+            with m.If(byte_index == L - 1):
+                m.d.sync += beat.eq(beat + 1)
+                with m.If(beat + 1 == self.beats):
+                    m.d.sync += [beat.eq(0), lane.eq(lane + 1), pixel.eq(pixel + 1)]
+                    with m.If((lane == P - 1) | (pixel + 1 == self.pixels)):
+                        m.d.comb += fill.eq(Mux(slot, 0b10, 0b01))
+                        m.d.sync += [slot.eq(~slot), lane.eq(0)]
+                        with m.If(pixel + 1 == self.pixels):
+                            m.d.sync += active.eq(0)
+        with m.If(self.go):
+            m.d.sync += [active.eq(1), slot.eq(0), lane.eq(0), pixel.eq(0), beat.eq(0),
+                         byte_index.eq(0)]
+        return m

@@ -1,0 +1,183 @@
+"""Output drainer: empties a double-buffered result buffer to the output stream.
+
+The producer writes channel ``c`` of every pixel of group ``g`` as one word ``(g mod 2, c)``
+(``w_*``) and marks the slot with ``fill`` when the group is complete. The drainer reads one
+channel of one pixel per cycle, in raster order, ``beats * L`` channels per pixel (channels
+from ``channels`` on are sent as zeros), packs L bytes into a beat of ``o`` with ``first`` on
+the run's first beat and ``last`` on its last, and frees the slot (``full`` drops) after its
+last read.
+
+Reads go through two registers (the RAM's output register, then the lane select) into a small
+FIFO; a read is only issued when the FIFO has room for everything in flight, so back-pressure
+on ``o`` never has to stop the read pipeline.
+"""
+
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from hw.blocks.layouts import beat_layout
+from hw.blocks.signals import delay, zero_extend
+
+__all__ = ["OutputDrainer"]
+
+
+class OutputDrainer(wiring.Component):
+    """Double-buffered result buffer -> stream, one channel per cycle.
+
+    Throughput one channel per cycle (a beat every L cycles) while ``o`` is ready. Latency
+    (:attr:`TAIL`): the last beat of a run is on ``o`` ``TAIL`` cycles after the cycle its last
+    channel is read (two read registers, the FIFO, the beat packer and the output register),
+    and ``drained`` is high from the cycle after it is transferred until the next ``go``.
+
+    Parameters
+    ----------
+    lanes : int
+        P, pixels per group (a power of two).
+    channels_per_beat : int
+        L, channels per beat of ``o``.
+    channels : int
+        Words per slot: a power of two at least the largest ``beats * L`` of any run.
+
+    Members
+    -------
+    o : Out(stream.Signature(beat_layout(L)))
+    go : In(1)
+        Pulse: start a run of ``pixels`` pixels of ``beats`` beats each (steady during the run).
+    pixels : In(16)
+    out_channels : In(range(channels + 1))
+        Real channels per pixel; the rest of ``beats * L`` are sent as zeros.
+    beats : In(range(channels + 1))
+    w_addr : In(range(2 * channels)); w_data : In(unsigned(8 * lanes)); w_en : In(1)
+        ``slot * channels + channel``, that channel of every pixel of the slot's group.
+    fill : In(2)
+        Bit s: slot s now holds a whole group (a one-cycle pulse).
+    full : Out(2)
+        Bit s: slot s is filled and not yet read out.
+    drained : Out(1)
+        The run's last beat has left (high until the next ``go``; high before the first).
+    """
+
+    FIFO_DEPTH = 4
+    TAIL = 6
+
+    def __init__(self, *, lanes, channels_per_beat, channels):
+        for name, value in (("Lane count", lanes), ("Channel count", channels)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an integer, not {value!r}")
+            if value < 1 or value & (value - 1):
+                raise ValueError(f"{name} must be a power of two, not {value!r}")
+        if not isinstance(channels_per_beat, int) or isinstance(channels_per_beat, bool):
+            raise TypeError(f"Channels per beat must be an integer, not {channels_per_beat!r}")
+        if not 1 <= channels_per_beat <= channels:
+            raise ValueError(f"Channels per beat must be from 1 to {channels}, "
+                             f"not {channels_per_beat!r}")
+        self._lanes, self._beat, self._channels = lanes, channels_per_beat, channels
+        super().__init__({
+            "o": Out(stream.Signature(beat_layout(channels_per_beat))),
+            "go": In(1),
+            "pixels": In(16),
+            "out_channels": In(range(channels + 1)),
+            "beats": In(range(channels + 1)),
+            "w_addr": In(range(2 * channels)),
+            "w_data": In(unsigned(8 * lanes)),
+            "w_en": In(1),
+            "fill": In(2),
+            "full": Out(2),
+            "drained": Out(1),
+        })
+
+    @property
+    def lanes(self):
+        return self._lanes
+
+    @property
+    def slot_channels(self):
+        return self._channels
+
+    def elaborate(self, platform):
+        m = Module()
+        P, L, slot_words = self._lanes, self._beat, self._channels
+        m.submodules.buffer = buf = Memory(shape=unsigned(8 * P), depth=2 * slot_words, init=[])
+        rd = buf.read_port()
+        wr = buf.write_port()
+        m.d.comb += [wr.addr.eq(self.w_addr), wr.data.eq(self.w_data), wr.en.eq(self.w_en)]
+
+        release = Signal(2)
+        m.d.sync += self.full.eq((self.full | self.fill) & ~release)
+
+        active = Signal()
+        slot = Signal()                  # parity of the group being read
+        lane = Signal(range(P))
+        pixel = Signal(16)
+        chan = Signal(range(slot_words + L + 1))
+        m.submodules.fifo = fifo = SyncFIFO(width=10, depth=self.FIFO_DEPTH)
+        inflight = Signal(range(3))
+        issue = Signal()
+        m.d.comb += issue.eq(active & self.full.bit_select(slot, 1) &
+                             (fifo.level + inflight < self.FIFO_DEPTH))
+        m.d.comb += rd.addr.eq(Cat(zero_extend(chan, ceil_log2(slot_words)), slot))
+        last_chan = chan + 1 == self.beats * L
+        last_pixel = pixel + 1 == self.pixels
+        with m.If(issue):
+            m.d.sync += chan.eq(chan + 1)
+            with m.If(last_chan):
+                m.d.sync += [chan.eq(0), lane.eq(lane + 1), pixel.eq(pixel + 1)]
+                with m.If((lane == P - 1) | last_pixel):
+                    m.d.comb += release.eq(Mux(slot, 0b10, 0b01))
+                    m.d.sync += [slot.eq(~slot), lane.eq(0)]
+                    with m.If(last_pixel):
+                        m.d.sync += active.eq(0)
+        with m.If(self.go):
+            m.d.sync += [active.eq(1), slot.eq(0), lane.eq(0), pixel.eq(0), chan.eq(0)]
+
+        # What each read is for, delayed two cycles to meet its registered data.
+        rd_v, rd_lane, rd_pad, rd_first, rd_last = (
+            delay(m, s, 2, n) for s, n in (
+                (issue, "rd_v"), (lane, "rd_lane"), (chan >= self.out_channels, "rd_pad"),
+                ((pixel == 0) & (chan == 0), "rd_first"), (last_pixel & last_chan, "rd_last")))
+        data = delay(m, rd.data, 1, "rd_data")
+        m.d.sync += inflight.eq(inflight + issue - rd_v)
+        picked = Mux(rd_pad, 0, data.word_select(rd_lane, 8))
+        m.d.comb += [fifo.w_en.eq(rd_v), fifo.w_data.eq(Cat(picked, rd_first, rd_last))]
+        packing = self._pack(m, fifo, L)
+        m.d.comb += self.drained.eq(~active & (inflight == 0) & ~fifo.r_rdy & (packing == 0) &
+                                    ~self.o.valid)
+        return m
+
+    def _pack(self, m, fifo, L):
+        """Bytes from the FIFO into beats: A assembles, B (``o``) is the output register.
+
+        Returns the count of bytes in A."""
+        a_data = Signal(8 * L)
+        a_count = Signal(range(L + 1))
+        a_first = Signal()
+        a_last = Signal()
+        b_valid = Signal()
+        move = Signal()
+        take = Signal()
+        m.d.comb += [
+            move.eq((a_count == L) & (~b_valid | self.o.ready)),
+            take.eq(fifo.r_rdy & ((a_count < L) | move)),
+            fifo.r_en.eq(take),
+        ]
+        byte = fifo.r_data[:8]
+        with m.If(take):
+            m.d.sync += a_data.eq(Cat(a_data[8:], byte) if L > 1 else byte)
+            with m.If((a_count == 0) | move):
+                m.d.sync += a_first.eq(fifo.r_data[8])
+            m.d.sync += a_last.eq(fifo.r_data[9])
+        with m.If(move):
+            m.d.sync += a_count.eq(take)
+        with m.Elif(take):
+            m.d.sync += a_count.eq(a_count + 1)
+        with m.If(move):
+            m.d.sync += [b_valid.eq(1), self.o.payload.data.eq(a_data),
+                         self.o.payload.first.eq(a_first), self.o.payload.last.eq(a_last)]
+        with m.Elif(self.o.ready):
+            m.d.sync += b_valid.eq(0)
+        m.d.comb += self.o.valid.eq(b_valid)
+        return a_count

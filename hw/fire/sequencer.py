@@ -1,0 +1,312 @@
+"""Sequencer of the Fire engine: latches a layer's descriptor, then issues its sparse entries.
+
+Run of a layer of H x W pixels in ``G = ceil(H*W/P)`` groups of P lanes: step ``t`` (0 <= t <
+G + A, ``A = ceil((W+1)/P)``) squeezes group ``t`` (once the input loader has it) and then
+expands group ``t - A`` (once the output drainer has a free slot), by which time every squeezed
+neighbour its 3x3 windows need is in the line buffer. Each convolution is one entry per cycle
+from the weight store, then a *flush* token, then ``drain`` cycles until the pipeline has
+written its last result: only then is the input slot released (after squeeze) or the output
+slot filled (after expand).
+
+Before the first step, the run setup computes H*W by repeated addition (H cycles, no
+multiplier, so the DSP count is the lane count), each lane's column ``k mod W`` and ``P mod W``
+by repeated subtraction, and for every 3x3 tap the group offset and lane rotation of its pixel
+(``(dy*W + dx) = m*P + r``). Per expanded group it sets the lanes' border flags.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
+
+from hw.blocks.layouts import start_layout
+
+__all__ = ["Sequencer", "descriptor_layout"]
+
+
+def descriptor_layout(program):
+    """What the rest of the engine needs of the running layer's descriptor.
+
+    ``cin``, ``csq``, ``e1``, ``e``: input, squeeze, expand-1x1 and output channels;
+    ``cin_beats``/``e_beats``: beats per input/output pixel; per convolution (squeeze, expand
+    1x1, expand 3x3): ``cbbase`` codebook base, ``bbase`` bias base, ``shift``.
+    """
+    max_ch = max(max(f.in_channels, f.out_channels) for f in program.fires)
+    return data.StructLayout({
+        "cin": range(max_ch + 1),
+        "csq": range(max_ch + 1),
+        "e1": range(max_ch + 1),
+        "e": range(2 * max_ch + 1),
+        "cin_beats": range(max_ch + 1),
+        "e_beats": range(2 * max_ch + 1),
+        "cbbase": data.ArrayLayout(range(len(program.codebooks) + 1), 3),
+        "bbase": data.ArrayLayout(range(len(program.biases) + 1), 3),
+        "shift": data.ArrayLayout(unsigned(5), 3),
+    })
+
+
+class Sequencer(wiring.Component):
+    """The Fire engine's control: descriptors, run setup, and the entry issue schedule.
+
+    Throughput: one entry issued per cycle while a convolution runs; between convolutions a
+    flush token and ``drain`` cycles, plus a few control states per step (the exact count of
+    every cycle is :func:`hw.fire.cycle_model.layer_cycles`). Latency from the ``start``
+    transfer to ``go``: ``2 + max(H, floor(P/W))`` cycles of setup.
+
+    Parameters
+    ----------
+    program : EngineProgram
+    lanes : int
+        P, a power of two.
+    channels_per_beat : int
+        L, channels per beat of the activation streams.
+    groups : int
+        D, the line buffer's groups (a power of two >= 2A+1 for the widest layer).
+    drain : int
+        Cycles from a flush token's issue until its results are written.
+
+    Members
+    -------
+    start : In(stream.Signature(start_layout()))
+        One transfer starts a run; an unknown layer or a zero height/width is accepted and
+        ignored (``done`` pulses the next cycle).
+    done : Out(1)
+        One-cycle pulse at the end of a run (once ``drained``).
+    busy : Out(1)
+    desc : Out(descriptor_layout(program))
+    entry_addr : Out(range(entries))
+        Weight-store address of the entry issued this cycle.
+    issue_valid, issue_flush : Out(1)
+        An entry, or the flush token that ends a convolution, is issued this cycle.
+    issue_phase : Out(2)
+        0 squeeze, 1 expand 1x1, 2 expand 3x3.
+    issue_restart : Out(1)
+        The entry is the first of its convolution.
+    tap_group : Out(ArrayLayout(range(D), 9)); tap_rot : Out(ArrayLayout(unsigned(max(1, log2 P)), 9))
+        Per 3x3 tap: group offset (mod D) and lane rotation of its pixel.
+    top_ok, bot_ok, left_ok, right_ok : Out(P)
+        Per lane of the group being expanded: a row above / below, a column left / right.
+    sq_group, ex_group : Out(range(D))
+        The group being squeezed / expanded, mod D (bit 0 is its buffer slot).
+    go : Out(1)
+        Pulse: the loader and the drainer start a run of ``pixels`` pixels.
+    pixels : Out(16)
+    x_full : In(2); x_release : Out(2)
+        Input slots holding a whole group; pulse: slot done with.
+    o_full : In(2); o_fill : Out(2)
+        Output slots not yet drained; pulse: slot written.
+    drained : In(1)
+        The drainer has sent the whole run.
+    """
+
+    def __init__(self, program, *, lanes, channels_per_beat, groups, drain):
+        self._program = program
+        self._lanes, self._beat = lanes, channels_per_beat
+        self._groups, self._drain = groups, drain
+        rot_bits = max(1, exact_log2(lanes))
+        super().__init__({
+            "start": In(stream.Signature(start_layout())),
+            "done": Out(1),
+            "busy": Out(1),
+            "desc": Out(descriptor_layout(program)),
+            "entry_addr": Out(range(max(2, len(program.entries)))),
+            "issue_valid": Out(1),
+            "issue_flush": Out(1),
+            "issue_phase": Out(2),
+            "issue_restart": Out(1),
+            "tap_group": Out(data.ArrayLayout(range(groups), 9)),
+            "tap_rot": Out(data.ArrayLayout(unsigned(rot_bits), 9)),
+            "top_ok": Out(lanes), "bot_ok": Out(lanes),
+            "left_ok": Out(lanes), "right_ok": Out(lanes),
+            "sq_group": Out(range(groups)),
+            "ex_group": Out(range(groups)),
+            "go": Out(1),
+            "pixels": Out(16),
+            "x_full": In(2), "x_release": Out(2),
+            "o_full": In(2), "o_fill": Out(2),
+            "drained": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        P = self._lanes
+        n_entries = max(1, len(self._program.entries))
+        r = _Registers(P, n_entries, self._drain)
+        r.height, r.width = Signal(8), Signal(8)
+        r.base = [Signal(range(n_entries + 1), name=f"base{j}") for j in range(3)]
+        r.count = [Signal(range(n_entries + 1), name=f"count{j}") for j in range(3)]
+        cur_base = Mux(self.issue_phase == 0, r.base[0],
+                       Mux(self.issue_phase == 1, r.base[1], r.base[2]))
+        m.d.comb += [
+            self.entry_addr.eq(cur_base + r.j),
+            self.sq_group.eq(r.step),
+            self.ex_group.eq(r.egroup),
+            self.busy.eq(~self.start.ready),
+        ]
+        with m.FSM():
+            self._accept_states(m, r)
+            self._setup_states(m, r)
+            self._step_states(m, r)
+        return m
+
+    def _accept_states(self, m, r):
+        """IDLE: take a ``start`` and latch the layer's descriptor; REJECT a bad one."""
+        prog, run = self._program, self.start.payload
+        with m.State("IDLE"):
+            m.d.comb += self.start.ready.eq(1)
+            with m.If(self.start.valid):
+                m.d.sync += [r.height.eq(run.height), r.width.eq(run.width)]
+                with m.Switch(run.layer):
+                    for index, fire in enumerate(prog.fires):
+                        with m.Case(index):
+                            m.d.sync += self._latch(fire, r)
+                with m.If((run.layer < len(prog.fires)) & (run.height != 0) & (run.width != 0)):
+                    m.next = "LATCH"
+                with m.Else():
+                    m.next = "REJECT"
+        with m.State("REJECT"):
+            m.d.comb += self.done.eq(1)
+            m.next = "IDLE"
+
+    def _latch(self, fire, r):
+        """Statements that load ``fire``'s descriptor."""
+        L = self._beat
+        d = self.desc
+        e = fire.out_channels
+        stmts = [d.cin.eq(fire.in_channels), d.csq.eq(fire.squeeze_channels),
+                 d.e1.eq(fire.expand1x1.out_channels), d.e.eq(e),
+                 d.cin_beats.eq(-(-fire.in_channels // L)), d.e_beats.eq(-(-e // L))]
+        for k, conv in enumerate(fire.convs):
+            stmts += [r.base[k].eq(conv.entry_base), r.count[k].eq(conv.entry_count),
+                      d.cbbase[k].eq(conv.codebook_base), d.bbase[k].eq(conv.bias_base),
+                      d.shift[k].eq(conv.shift)]
+        return stmts
+
+    def _setup_states(self, m, r):
+        """LATCH: tap table, lane columns; INIT: H*W, k mod W and P mod W, then ``go``."""
+        P = self._lanes
+        log_p = exact_log2(P)
+        with m.State("LATCH"):
+            m.d.sync += [self.pixels.eq(0), r.rows_left.eq(r.height), r.col_step.eq(P)]
+            for tap in range(9):
+                ky, kx = divmod(tap, 3)
+                off = Signal(signed(18), name=f"tap_offset{tap}")
+                row = {0: -r.width, 1: 0, 2: r.width}[ky]
+                m.d.comb += off.eq(row + (kx - 1))
+                m.d.sync += [self.tap_group[tap].eq(off >> log_p),
+                             self.tap_rot[tap].eq(off[:log_p] if log_p else 0)]
+            m.d.sync += [c.eq(k) for k, c in enumerate(r.col)]
+            m.next = "INIT"
+        with m.State("INIT"):
+            m.d.sync += [
+                r.groups.eq((self.pixels + (P - 1)) >> log_p),
+                r.reach.eq((r.width + P) >> log_p),
+                r.step.eq(0),
+            ]
+            with m.If(r.rows_left != 0):
+                m.d.sync += [self.pixels.eq(self.pixels + r.width),
+                             r.rows_left.eq(r.rows_left - 1)]
+            with m.If(r.col_step >= r.width):
+                m.d.sync += r.col_step.eq(r.col_step - r.width)
+                for c in r.col:
+                    with m.If(c >= r.width):
+                        m.d.sync += c.eq(c - r.width)
+            with m.If((r.rows_left == 0) & (r.col_step < r.width)):
+                m.d.comb += self.go.eq(1)
+                m.next = "STEP"
+
+    def _step_states(self, m, r):
+        """One step: squeeze group ``step``, then expand group ``step - reach``."""
+        with m.State("STEP"):
+            m.d.sync += [r.egroup.eq(r.step - r.reach),
+                         r.pixels_above.eq(self.pixels - r.width)]
+            with m.If(r.step < r.groups):
+                m.next = "SQ_WAIT"
+            with m.Else():
+                m.next = "EXP_CHECK"
+        with m.State("SQ_WAIT"):
+            m.d.sync += [r.j.eq(0), self.issue_phase.eq(0)]
+            with m.If(self.x_full.bit_select(r.step[0], 1)):
+                m.next = "SQ_ISSUE"
+        self._issue_state(m, r, "SQ_ISSUE", r.count[0], "SQ_FLUSH")
+        self._flush_states(m, r, "SQ", self.x_release.eq(Mux(r.step[0], 0b10, 0b01)),
+                           "EXP_CHECK")
+        with m.State("EXP_CHECK"):
+            with m.If(r.step >= r.reach):
+                m.next = "EXP_WAIT"
+            with m.Else():
+                m.next = "NEXT"
+        with m.State("EXP_WAIT"):
+            m.d.sync += [r.j.eq(0), self.issue_phase.eq(1)]
+            with m.If(~self.o_full.bit_select(r.egroup[0], 1)):
+                m.next = "EXP_SETUP"
+        with m.State("EXP_SETUP"):
+            self._border_flags(m, r)
+            m.next = "E1_ISSUE"
+        self._issue_state(m, r, "E1_ISSUE", r.count[1], "E3_ISSUE",
+                          [r.j.eq(0), self.issue_phase.eq(2)])
+        self._issue_state(m, r, "E3_ISSUE", r.count[2], "EXP_FLUSH")
+        self._flush_states(m, r, "EXP", self.o_fill.eq(Mux(r.egroup[0], 0b10, 0b01)), "NEXT")
+        with m.State("NEXT"):
+            m.d.sync += r.step.eq(r.step + 1)
+            with m.If(r.step + 1 == r.groups + r.reach):
+                m.next = "FINISH"
+            with m.Else():
+                m.next = "STEP"
+        with m.State("FINISH"):
+            with m.If(self.drained):
+                m.d.comb += self.done.eq(1)
+                m.next = "IDLE"
+
+    def _border_flags(self, m, r):
+        """Per lane of group ``egroup``: which 3x3 neighbours lie inside the image."""
+        P = self._lanes
+        log_p = exact_log2(P)
+        for k in range(P):
+            pixel = Cat(Const(k, log_p), r.egroup)
+            m.d.sync += [
+                self.top_ok[k].eq(pixel >= r.width),
+                self.bot_ok[k].eq(pixel < r.pixels_above),
+                self.left_ok[k].eq(r.col[k] != 0),
+                self.right_ok[k].eq(r.col[k] + 1 != r.width),
+            ]
+            advanced = r.col[k] + r.col_step
+            m.d.sync += r.col[k].eq(Mux(advanced >= r.width, advanced - r.width, advanced))
+
+    def _issue_state(self, m, r, name, count, then, after=()):
+        """Issue one entry per cycle, ``count`` in all, then go to ``then``."""
+        with m.State(name):
+            m.d.comb += [self.issue_valid.eq(1), self.issue_restart.eq(r.j == 0)]
+            m.d.sync += r.j.eq(r.j + 1)
+            with m.If(r.j + 1 == count):
+                m.d.sync += after
+                m.next = then
+
+    def _flush_states(self, m, r, prefix, release, then):
+        """Issue the flush token, wait until its results are written, then ``release``."""
+        with m.State(f"{prefix}_FLUSH"):
+            m.d.comb += self.issue_flush.eq(1)
+            m.d.sync += r.wait.eq(self._drain - 1)
+            m.next = f"{prefix}_DRAIN"
+        with m.State(f"{prefix}_DRAIN"):
+            m.d.sync += r.wait.eq(r.wait - 1)
+            with m.If(r.wait == 0):
+                m.d.comb += release
+                m.next = then
+
+
+class _Registers:
+    """The sequencer's state registers other than its ports."""
+
+    def __init__(self, P, n_entries, drain):
+        self.rows_left = Signal(8)
+        self.groups = Signal(range((1 << 16) // P + 2))
+        self.reach = Signal(range(256 // P + 3))
+        self.step = Signal(range((1 << 16) // P + 256 // P + 4))
+        self.egroup = Signal.like(self.step, name="egroup")  # step - reach, set in STEP
+        # Pixels minus one row: a pixel below this index has a row below it.
+        self.pixels_above = Signal(17)
+        self.col = [Signal(range(max(P, 256)), name=f"col{k}") for k in range(P)]
+        self.col_step = Signal(range(P + 1))  # P mod W after INIT
+        self.j = Signal(range(n_entries + 1))
+        self.wait = Signal(range(drain + 1))
