@@ -3,11 +3,10 @@
 ``$SIM_CASE`` holds (acc, shift) pairs, sorted by shift, and ``golden.fixed.requantize`` of
 each; ``meta["latency"]`` is ``Requantizer.latency``.
 
-- Latency 0 (combinational): one pair per nanosecond, ``o`` read after it settled.
-- Latency n > 0 (pipelined): one pair per cycle, driven at falling edges; the output of the
-  pair driven at falling edge k is read at falling edge k + n. ``shift`` must be steady while a
-  value is in flight, so when it changes the driver first holds the old shift for n cycles of
-  random junk accumulators, whose outputs are not checked.
+One pair per cycle, driven at falling edges; the output of the pair driven at falling edge k
+is read at falling edge k + latency. ``shift`` must be steady while a value is in flight, so
+when it changes the driver first holds the old shift for ``latency`` cycles of random junk
+accumulators, whose outputs are not checked.
 """
 
 from __future__ import annotations
@@ -16,20 +15,10 @@ import time
 
 import cocotb
 import numpy as np
-from cocotb.triggers import FallingEdge, Timer
+from cocotb.triggers import FallingEdge
 
 from sim.cases import read_case
 from sim.streams import measured, record_stats, reset, seeded, start_clock
-
-
-async def _combinational(dut, accs, shifts, mask):
-    got = []
-    for acc, shift in zip(accs, shifts):
-        dut.acc.value = acc & mask
-        dut.shift.value = shift
-        await Timer(1, "ns")
-        got.append(int(dut.o.value))
-    return got
 
 
 async def _pipelined(dut, accs, shifts, mask, latency):
@@ -71,10 +60,7 @@ async def requantize_matches_golden(dut):
     accs, shifts = arrays["acc"].tolist(), arrays["shift"].tolist()
     assert shifts == sorted(shifts), "the case must be sorted by shift"
     started = time.perf_counter()
-    if latency == 0:
-        got = await _combinational(dut, accs, shifts, mask)
-    else:
-        got = await _pipelined(dut, accs, shifts, mask, latency)
+    got = await _pipelined(dut, accs, shifts, mask, latency)
     got = np.array(got, np.uint8)
     expected = arrays["expected"]
     wrong = np.flatnonzero(got != expected)

@@ -54,7 +54,7 @@ def test_entry_decoder(simulator, test_id):
     source = toolchain.verilog(lambda: EntryDecoder(CODE_BITS, max_channels), "entry_decoder",
                                toolchain.digest("entry_decoder", CODE_BITS, max_channels))
     meta = {"code_bits": CODE_BITS, "convs": [c.spec.name for c in convs],
-            "latency": getattr(EntryDecoder, "latency", 1),
+            "latency": EntryDecoder.latency,
             "model": model.label, "idle": (0.2, 3)}
     toolchain.run(simulator, source, "entry_decoder", "sim.tb_entry_decoder", test_id,
                   write_case=lambda run_dir: cases.write_case(run_dir / "case.npz", meta,
@@ -95,7 +95,7 @@ def test_requantizer(simulator, test_id):
     toolchain.run(simulator, source, "requantizer", "sim.tb_requantizer", test_id,
                   write_case=lambda run_dir: cases.write_case(
                       run_dir / "case.npz",
-                      {"acc_width": 32, "latency": getattr(Requantizer, "latency", 0)},
+                      {"acc_width": 32, "latency": Requantizer.latency},
                       acc=accs, shift=shifts,
                       expected=expected),
                   env={"COCOTB_RANDOM_SEED": str(SEED)})

@@ -1,11 +1,14 @@
 """Amaranth-simulator driver for the Fire engine: stream a layer in, collect it out, count cycles.
 
-Used by the block tests (``tests/``); the cocotb suite in ``sim/`` has its own driver on the
-generated Verilog.
+:func:`run_layer` drives the block tests (``tests/``); the cocotb suite in ``sim/`` has its own
+driver on the generated Verilog and shares :func:`to_beats`/:func:`from_beats`. With
+``WAVES=1`` each run writes ``build/waves/<test id>.vcd``.
 """
 
 import numpy as np
 from amaranth.sim import Simulator
+
+from testkit.waves import waves
 
 
 def to_beats(x, channels_per_beat):
@@ -26,7 +29,7 @@ def from_beats(beats, channels, height, width):
 
 
 def run_layer(engine, layer, x, out_channels, *, valid_prob=1.0, ready_prob=1.0, seed=0,
-              max_cycles=5_000_000, vcd=None):
+              max_cycles=5_000_000):
     """Run one layer on ``engine`` in the Amaranth simulator.
 
     Returns ``(output (E, H, W) uint8, cycles, framing)`` where cycles counts from the ``start``
@@ -78,10 +81,7 @@ def run_layer(engine, layer, x, out_channels, *, valid_prob=1.0, ready_prob=1.0,
     sim = Simulator(engine)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
-    if vcd:
-        with sim.write_vcd(vcd):
-            sim.run()
-    else:
+    with waves(sim):
         sim.run()
     got = from_beats(np.array(out, np.uint8), out_channels, height, width)
     return got, result["cycles"], framing

@@ -20,15 +20,17 @@ def waves_enabled():
 
 
 @contextlib.contextmanager
-def waves(sim, name):
+def waves(sim, name=None):
     """Around an Amaranth ``sim.run()``: write ``build/waves/<name>.vcd`` when waves are on.
 
-    ``name`` is usually pytest's ``request.node.name``; characters a file name cannot hold are
-    replaced.
+    ``name`` defaults to the running pytest test's id (``PYTEST_CURRENT_TEST``); characters a
+    file name cannot hold are replaced.
     """
     if not waves_enabled():
         yield
         return
+    if name is None:
+        name = os.environ.get("PYTEST_CURRENT_TEST", "waves").split(" ")[0].split("::")[-1]
     WAVES_DIR.mkdir(parents=True, exist_ok=True)
     safe = re.sub(r"[^\w.-]+", "_", name)
     with sim.write_vcd(str(WAVES_DIR / f"{safe}.vcd")):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from golden.fixed import fire as golden_fire
-from hw.fire.cycle_model import layer_cycles
+from hw.fire.cycle_model import fire_cycles
 from hw.fire.engine import FireEngine
 from hw.fire.program import EngineProgram
 
@@ -14,12 +14,9 @@ from testkit.fire_cases import random_fire
 
 
 def predicted(engine, layer, height, width):
-    fire = engine.program.fires[layer]
-    return layer_cycles(
-        lanes=engine.lanes, channels_per_beat=engine.channels_per_beat,
-        in_channels=fire.in_channels, out_channels=fire.out_channels,
-        entry_counts=[c.entry_count for c in fire.convs], height=height, width=width,
-        drain=FireEngine.DRAIN).cycles
+    return fire_cycles(engine.program.fires[layer], lanes=engine.lanes,
+                       channels_per_beat=engine.channels_per_beat, height=height,
+                       width=width).cycles
 
 
 def check(engine, layer, x, convs, **kwargs):
@@ -116,7 +113,8 @@ def test_unknown_layer_is_rejected_with_done():
     ({"lanes": 4.0}, TypeError, "Lane count must be an integer, not 4.0"),
     ({"channels_per_beat": 0}, ValueError, "Channels per beat must be from 1 to 64, not 0"),
     ({"channels_per_beat": "8"}, TypeError, "Channels per beat must be an integer"),
-    ({"acc_width": 16}, ValueError, "Accumulator width must be an integer from 24 to 48"),
+    ({"acc_width": 16}, ValueError, "Accumulator width must be from 24 to 48, not 16"),
+    ({"acc_width": 32.0}, TypeError, "Accumulator width must be an integer, not 32.0"),
 ])
 def test_parameter_errors(kwargs, exc, message):
     rng = np.random.default_rng(0)

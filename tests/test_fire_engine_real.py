@@ -10,7 +10,7 @@ import pytest
 
 from golden import calibrate, codec, fixed, preprocess
 from golden.network import Fire
-from hw.fire.cycle_model import layer_cycles
+from hw.fire.cycle_model import fire_cycles
 from hw.fire.engine import FireEngine
 from hw.fire.program import EngineProgram
 
@@ -53,7 +53,4 @@ def test_real_fire_layer_crop(real, layer, corner):
     got, cycles, _ = run_layer(engine, 0, x, expected.shape[0])
     np.testing.assert_array_equal(got, expected)
     fire = program.fires[0]
-    assert cycles == layer_cycles(
-        lanes=16, channels_per_beat=8, in_channels=fire.in_channels,
-        out_channels=fire.out_channels, entry_counts=[c.entry_count for c in fire.convs],
-        height=3, width=5, drain=FireEngine.DRAIN).cycles
+    assert cycles == fire_cycles(fire, lanes=16, channels_per_beat=8, height=3, width=5).cycles

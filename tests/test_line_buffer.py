@@ -54,5 +54,9 @@ def test_parameter_errors():
         LineBuffer(lanes=3, groups=4, channels=4)
     with pytest.raises(ValueError, match="Group count must be at least 2"):
         LineBuffer(lanes=4, groups=1, channels=4)
-    with pytest.raises(ValueError, match="Read latency must be an integer >= 2"):
+    with pytest.raises(ValueError, match="Read latency must be at least 2, not 1"):
         LineBuffer(lanes=4, groups=4, channels=4, read_latency=1)
+    with pytest.raises(TypeError, match="Lane count must be an integer, not 4.0"):
+        LineBuffer(lanes=4.0, groups=4, channels=4)
+    with pytest.raises(TypeError, match="Read latency must be an integer, not '2'"):
+        LineBuffer(lanes=4, groups=4, channels=4, read_latency="2")

@@ -1,6 +1,7 @@
 """Requantiser block against golden.fixed.requantize, every shift, boundaries and extremes."""
 
 import numpy as np
+import pytest
 from amaranth.sim import Simulator
 
 from golden.fixed import requantize
@@ -43,3 +44,12 @@ def test_requantizer_matches_golden():
     sim.run()
     expected = [int(requantize(np.array([a], np.int64), s)[0]) for a, s in zip(accs, shifts)]
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("acc_width,exc,message", [
+    (8, ValueError, "Accumulator width must be at least 9, not 8"),
+    ("32", TypeError, "Accumulator width must be an integer, not '32'"),
+])
+def test_parameter_errors(acc_width, exc, message):
+    with pytest.raises(exc, match=message):
+        Requantizer(acc_width)

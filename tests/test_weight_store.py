@@ -1,14 +1,15 @@
 # amaranth: UnusedElaboratable=no
-"""Weight store: banked ROMs return every word three cycles after its address."""
+"""Weight store and banked ROM: every word comes back four cycles (``latency``) after its
+address, in any order, across bank boundaries."""
 
 import numpy as np
 import pytest
 from amaranth.hdl import signed, unsigned
 from amaranth.sim import Simulator
 
+from hw.blocks.banked_rom import BankedROM
+from hw.blocks.weight_store import WeightStore
 from hw.fire.program import EngineProgram
-from hw.blocks.weight_store import BankedROM, WeightStore
-
 from testkit.fire_cases import random_fire
 
 
@@ -33,31 +34,40 @@ def read_all(dut, addresses, addr=None, data=None):
     return got
 
 
-@pytest.mark.parametrize("depth,bank_depth,shape", [
-    (100, 16, unsigned(12)), (64, 64, signed(16)), (37, 4096, signed(32)), (1, 16, unsigned(4)),
+def test_latency_is_four():
+    assert BankedROM.latency == 4 and WeightStore.latency == 4
+
+
+# (words, bank depth, shape, banks): banks are min(bank depth, words rounded up to a power of
+# two) deep, so 100 words in 16-word banks take 7 banks and 37 words one 64-word bank.
+@pytest.mark.parametrize("depth,bank_depth,shape,banks", [
+    (100, 16, unsigned(12), 7), (64, 64, signed(16), 1), (37, 4096, signed(32), 1),
+    (1, 16, unsigned(4), 1), (33, 16, signed(8), 3),
 ])
-def test_banked_rom_random_order(depth, bank_depth, shape):
+def test_banked_rom_random_order(depth, bank_depth, shape, banks):
     rng = np.random.default_rng(depth)
     lo, hi = (-(1 << (shape.width - 1)), 1 << (shape.width - 1)) if shape.signed \
         else (0, 1 << shape.width)
     init = rng.integers(lo, hi, depth).tolist()
     rom = BankedROM(shape, init, bank_depth=bank_depth)
-    assert len(rom.banks) == -(-depth // min(bank_depth, 1 << max(0, (depth - 1).bit_length())))
+    assert len(rom.banks) == banks
     addresses = rng.integers(0, depth, 3 * depth)
     np.testing.assert_array_equal(read_all(rom, addresses), np.array(init)[addresses])
 
 
 def test_weight_store_holds_the_program():
+    """Entries, codebooks and biases of a program, each read back in full through the store's
+    own ports, across several 16-word banks."""
     rng = np.random.default_rng(1)
     program = EngineProgram([("fireA", 4, 4, *random_fire(rng, "fireA", 6, 3, 4, 4))])
-    store = WeightStore(program, bank_depth=16)
-    names = [name for name, _, _ in store.memories]
-    assert names[0] == "entries0" and "codebooks0" in names and "biases0" in names
-    assert sum(d for n, _, d in store.memories if n.startswith("entries")) == len(program.entries)
-    assert all(w == program.entry_width for n, w, _ in store.memories if n.startswith("entries"))
-    np.testing.assert_array_equal(
-        read_all(store, range(len(program.entries)), store.entry_addr, store.entry),
-        program.entries)
+    assert len(program.entries) > 16 and len(program.codebooks) > 16
+    for name, addr, data, want in (
+            ("entries", "entry_addr", "entry", program.entries),
+            ("codebooks", "codebook_addr", "weight", program.codebooks),
+            ("biases", "bias_addr", "bias", program.biases)):
+        store = WeightStore(program, bank_depth=16)
+        got = read_all(store, range(len(want)), getattr(store, addr), getattr(store, data))
+        np.testing.assert_array_equal(got, want, err_msg=name)
 
 
 @pytest.mark.parametrize("bank_depth,exc,message", [
@@ -68,3 +78,8 @@ def test_weight_store_holds_the_program():
 def test_bank_depth_errors(bank_depth, exc, message):
     with pytest.raises(exc, match=message):
         BankedROM(unsigned(8), [1, 2, 3], bank_depth=bank_depth)
+
+
+def test_empty_rom_is_an_error():
+    with pytest.raises(ValueError, match="A ROM needs at least one word"):
+        BankedROM(unsigned(8), [])

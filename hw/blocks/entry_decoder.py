@@ -58,10 +58,13 @@ class EntryDecoder(wiring.Component):
     latency = 2
 
     def __init__(self, code_bits=8, max_channels=1024):
-        if not isinstance(code_bits, int) or not 4 <= code_bits <= 8:
-            raise ValueError(f"Code width must be an integer from 4 to 8, not {code_bits!r}")
-        if not isinstance(max_channels, int) or max_channels < 1:
-            raise ValueError(f"Channel count must be a positive integer, not {max_channels!r}")
+        for name, value in (("Code width", code_bits), ("Channel count", max_channels)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an integer, not {value!r}")
+        if not 4 <= code_bits <= 8:
+            raise ValueError(f"Code width must be from 4 to 8, not {code_bits!r}")
+        if max_channels < 1:
+            raise ValueError(f"Channel count must be positive, not {max_channels!r}")
         self._code_bits = code_bits
         self._max_channels = max_channels
         super().__init__({

@@ -33,8 +33,10 @@ class Requantizer(wiring.Component):
     latency = 2
 
     def __init__(self, acc_width=32):
-        if not isinstance(acc_width, int) or acc_width < 9:
-            raise ValueError(f"Accumulator width must be an integer >= 9, not {acc_width!r}")
+        if not isinstance(acc_width, int) or isinstance(acc_width, bool):
+            raise TypeError(f"Accumulator width must be an integer, not {acc_width!r}")
+        if acc_width < 9:
+            raise ValueError(f"Accumulator width must be at least 9, not {acc_width!r}")
         self._acc_width = acc_width
         super().__init__({
             "acc": In(signed(acc_width)),

@@ -1,111 +1,32 @@
 """Weight store: every selected layer's sparse entries, codebooks and biases in block RAM.
 
-Three read-only memories initialised from an :class:`~hw.fire.program.EngineProgram`:
+Three :class:`~hw.blocks.banked_rom.BankedROM` memories initialised from an engine program
+(:class:`~hw.fire.program.EngineProgram`):
 
 - ``entries``: ``code | rel << code_bits`` per stored entry (fillers included), all layers;
 - ``codebooks``: ``2**code_bits`` signed ``weight_bits`` values per convolution;
 - ``biases``: a signed 32-bit bias per output channel per convolution.
-
-A deep memory is split into banks of ``bank_depth`` words: each bank is one Amaranth
-``Memory`` with a synchronous read port, each bank's output is registered, and a registered
-multiplexer picks the addressed bank. Block RAM clock-to-out then never feeds logic directly
-(the first ECP5 build lost 25% of its clock rate to the 12-bank multiplexer of a 57k-entry
-store), and the planner sees memories of a known geometry. Reads take four cycles.
 """
 
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Module, signed, unsigned
 from amaranth.lib import wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
 
-from hw.fire.program import EngineProgram
+from hw.blocks.banked_rom import DEFAULT_BANK_DEPTH, BankedROM
 
-__all__ = ["WeightStore", "BankedROM", "DEFAULT_BANK_DEPTH"]
-
-DEFAULT_BANK_DEPTH = 4096
-
-
-def _check_bank_depth(bank_depth):
-    if not isinstance(bank_depth, int) or isinstance(bank_depth, bool):
-        raise TypeError(f"Bank depth must be an integer, not {bank_depth!r}")
-    if bank_depth < 16 or bank_depth & (bank_depth - 1):
-        raise ValueError(f"Bank depth must be a power of two of at least 16, not {bank_depth!r}")
-
-
-class BankedROM(wiring.Component):
-    """A read-only memory split into banks, read with latency 4 (one word per cycle).
-
-    The address is registered first (it fans out to every bank, across the chip), then the
-    banks' block RAM outputs are registered, then the addressed bank's word: RAM outputs and
-    the bank multiplexer each feed only a register.
-
-    Parameters
-    ----------
-    shape : Shape
-    init : list of int
-    bank_depth : int
-        Words per bank, a power of two.
-
-    Members
-    -------
-    addr : In(range(len(init)))
-    data : Out(shape)
-        The word at ``addr`` of four cycles before.
-    """
-
-    latency = 4
-
-    def __init__(self, shape, init, *, bank_depth=DEFAULT_BANK_DEPTH):
-        _check_bank_depth(bank_depth)
-        if not len(init):
-            raise ValueError("A ROM needs at least one word")
-        self._shape = shape
-        self._init = [int(v) for v in init]
-        self._bank_depth = min(bank_depth, 1 << ceil_log2(len(self._init)))
-        super().__init__({"addr": In(range(max(2, len(self._init)))), "data": Out(shape)})
-
-    @property
-    def banks(self):
-        """``[(depth, init_slice)]`` of every bank, for the BRAM planner."""
-        d = self._bank_depth
-        return [self._init[i:i + d] for i in range(0, len(self._init), d)]
-
-    def elaborate(self, platform):
-        m = Module()
-        low_bits = ceil_log2(self._bank_depth)
-        addr = Signal.like(self.addr)
-        m.d.sync += addr.eq(self.addr)
-        outputs = []
-        for index, init in enumerate(self.banks):
-            bank = Memory(shape=self._shape, depth=len(init), init=init)
-            m.submodules[f"bank{index}"] = bank
-            port = bank.read_port()
-            m.d.comb += port.addr.eq(addr[:low_bits] if low_bits else 0)
-            registered = Signal(self._shape, name=f"bank{index}_data")
-            m.d.sync += registered.eq(port.data)
-            outputs.append(registered)
-        select = Signal(range(len(outputs)))
-        if len(outputs) == 1:
-            m.d.sync += self.data.eq(outputs[0])
-        else:
-            select_read = Signal.like(select)
-            m.d.sync += [select.eq(addr[low_bits:]), select_read.eq(select)]
-            with m.Switch(select_read):
-                for index, value in enumerate(outputs):
-                    with m.Case(index):
-                        m.d.sync += self.data.eq(value)
-        return m
+__all__ = ["WeightStore", "DEFAULT_BANK_DEPTH"]
 
 
 class WeightStore(wiring.Component):
-    """Entries, codebooks and biases of an :class:`~hw.fire.program.EngineProgram`.
+    """Entries, codebooks and biases of an engine program.
 
-    Each of the three reads has latency 4 and takes one address per cycle.
+    Each of the three reads has latency :attr:`latency` (4) and takes one address per cycle.
 
     Parameters
     ----------
     program : EngineProgram
+        Anything with ``entries``, ``codebooks``, ``biases`` (integer arrays), ``entry_width``
+        and ``weight_bits``.
     bank_depth : int
         Words per bank of the banked memories (see module docstring).
 
@@ -119,8 +40,6 @@ class WeightStore(wiring.Component):
     latency = BankedROM.latency
 
     def __init__(self, program, *, bank_depth=DEFAULT_BANK_DEPTH):
-        if not isinstance(program, EngineProgram):
-            raise TypeError(f"Program must be an EngineProgram, not {program!r}")
         self.entries = BankedROM(unsigned(program.entry_width), program.entries,
                                  bank_depth=bank_depth)
         self.codebooks = BankedROM(signed(program.weight_bits), program.codebooks,
@@ -134,17 +53,6 @@ class WeightStore(wiring.Component):
             "bias_addr": In(range(max(2, len(program.biases)))),
             "bias": Out(signed(32)),
         })
-
-    @property
-    def memories(self):
-        """``[(name, width, depth)]`` of every bank, for the BRAM planner."""
-        rows = []
-        for name, rom in (("entries", self.entries), ("codebooks", self.codebooks),
-                          ("biases", self.biases)):
-            width = rom.data.shape().width
-            for index, init in enumerate(rom.banks):
-                rows.append((f"{name}{index}", width, len(init)))
-        return rows
 
     def elaborate(self, platform):
         m = Module()

@@ -56,9 +56,10 @@ def check_parameters(*, lanes, channels_per_beat, acc_width=32):
         raise TypeError(f"Channels per beat must be an integer, not {channels_per_beat!r}")
     if not 1 <= channels_per_beat <= 64:
         raise ValueError(f"Channels per beat must be from 1 to 64, not {channels_per_beat!r}")
-    if not isinstance(acc_width, int) or not 24 <= acc_width <= 48:
-        raise ValueError(f"Accumulator width must be an integer from 24 to 48, "
-                         f"not {acc_width!r}")
+    if not isinstance(acc_width, int) or isinstance(acc_width, bool):
+        raise TypeError(f"Accumulator width must be an integer, not {acc_width!r}")
+    if not 24 <= acc_width <= 48:
+        raise ValueError(f"Accumulator width must be from 24 to 48, not {acc_width!r}")
 
 
 class FireEngine(wiring.Component):

@@ -60,13 +60,17 @@ class LineBuffer(wiring.Component):
 
     def __init__(self, *, lanes, groups, channels, read_latency=2):
         for name, value in (("Lane count", lanes), ("Group count", groups),
+                            ("Channel count", channels), ("Read latency", read_latency)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an integer, not {value!r}")
+        for name, value in (("Lane count", lanes), ("Group count", groups),
                             ("Channel count", channels)):
-            if not isinstance(value, int) or value < 1 or value & (value - 1):
+            if value < 1 or value & (value - 1):
                 raise ValueError(f"{name} must be a power of two, not {value!r}")
         if groups < 2:
             raise ValueError(f"Group count must be at least 2, not {groups!r}")
-        if not isinstance(read_latency, int) or read_latency < 2:
-            raise ValueError(f"Read latency must be an integer >= 2, not {read_latency!r}")
+        if read_latency < 2:
+            raise ValueError(f"Read latency must be at least 2, not {read_latency!r}")
         self._lanes, self._groups, self._channels = lanes, groups, channels
         self.read_latency = read_latency
         super().__init__({
@@ -80,11 +84,6 @@ class LineBuffer(wiring.Component):
             "r_mask": In(unsigned(lanes)),
             "r_data": Out(unsigned(8 * lanes)),
         })
-
-    @property
-    def memories(self):
-        """``[(width_bits, depth)]`` of the two parity halves."""
-        return [(8 * self._lanes, self._groups // 2 * self._channels)] * 2
 
     def elaborate(self, platform):
         m = Module()
