@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Requantiser block against golden.fixed.requantize, every shift, boundaries and extremes."""
 
 import numpy as np
