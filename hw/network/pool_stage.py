@@ -1,0 +1,113 @@
+"""One dimension of a 3-wide, stride-2 max-pool in Caffe's ceil mode, on a beat stream.
+
+The input is a sequence of *lines* (pixels of a row, or rows of a map), each of ``words``
+beats, pooled in sets of ``length`` lines (one row's pixels; one map's rows) that follow each
+other until the run's ``last`` beat. Output line ``k`` is the beat-wise maximum of input lines ``2k``, ``2k+1`` and
+``2k+2`` (those that exist: ceil mode keeps a last, partial window). One memory word per beat of
+a line holds the running maximum of the output line being built:
+
+- line ``2k`` (k >= 1) finishes output line ``k-1`` (its maximum with the stored one is sent)
+  and starts output line ``k`` (it is stored);
+- line 0 starts output line 0; an odd line is folded into the stored maximum, and if it is the
+  last line (``length`` even) it also finishes the last output line.
+
+So every output beat leaves on the input beat that completes it, in order, and the run's last
+input beat always emits the run's last output beat. Two stages in a row (pixels, then rows)
+make the 3x3/2 pool (:class:`~hw.network.max_pool.MaxPool`).
+"""
+
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hw.blocks.layouts import beat_layout
+
+__all__ = ["PoolStage"]
+
+
+class PoolStage(wiring.Component):
+    """Max of lines 2k, 2k+1, 2k+2 for every output line k, beat by beat.
+
+    Throughput one input beat every two cycles (a read-modify-write of its line word). Latency:
+    an emitted beat is on ``o`` two cycles after its input beat was taken, and stays there until
+    taken; ``i`` waits while ``o`` holds a beat that is not being taken.
+
+    Parameters
+    ----------
+    channels_per_beat : int
+        L, channels per beat.
+    max_words : int
+        Largest ``words`` of any run (the depth of the line memory).
+
+    Members
+    -------
+    i : In(stream.Signature(beat_layout(L)))
+        ``first`` marks a run's first beat (it restarts the counters); ``last`` is passed on.
+    o : Out(stream.Signature(beat_layout(L)))
+        ``first`` on the run's first output beat, ``last`` on its last.
+    length : In(16)
+        Lines per run, at least 3; steady during a run.
+    words : In(range(max_words + 1))
+        Beats per line, at least 1; steady during a run.
+    """
+
+    def __init__(self, *, channels_per_beat, max_words):
+        for name, value, top in (("Channels per beat", channels_per_beat, 64),
+                                 ("Word count", max_words, 1 << 20)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an integer, not {value!r}")
+            if not 1 <= value <= top:
+                raise ValueError(f"{name} must be from 1 to {top}, not {value!r}")
+        self._beat, self._max_words = channels_per_beat, max_words
+        super().__init__({
+            "i": In(stream.Signature(beat_layout(channels_per_beat))),
+            "o": Out(stream.Signature(beat_layout(channels_per_beat))),
+            "length": In(16),
+            "words": In(range(max_words + 1)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        L = self._beat
+        m.submodules.line = line = Memory(shape=unsigned(8 * L), depth=self._max_words, init=[])
+        rd = line.read_port()
+        wr = line.write_port()
+
+        word = Signal(range(self._max_words))
+        pos = Signal(16)                       # input line of the beat taken
+        sent_any = Signal()                    # an output beat of this run has left
+        held = Signal.like(self.i.payload)
+        m.d.comb += rd.addr.eq(word)
+        # The output register: emptied when taken, loaded in MAX (never both in one cycle:
+        # TAKE only accepts a beat when the register is empty or being emptied).
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.FSM():
+            with m.State("TAKE"):
+                m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+                with m.If(self.i.valid & self.i.ready):
+                    m.d.sync += held.eq(self.i.payload)
+                    with m.If(self.i.payload.first):
+                        m.d.sync += [word.eq(0), pos.eq(0), sent_any.eq(0)]
+                        m.d.comb += rd.addr.eq(0)
+                    m.next = "MAX"
+            with m.State("MAX"):
+                stored = rd.data
+                new = held.data.as_value()
+                best = Cat(*(Mux(stored[8 * j:8 * j + 8] > new[8 * j:8 * j + 8],
+                                 stored[8 * j:8 * j + 8], new[8 * j:8 * j + 8])
+                             for j in range(L)))
+                even = ~pos[0]
+                finishes = Mux(even, pos != 0, pos + 1 == self.length)
+                m.d.comb += [wr.addr.eq(word), wr.en.eq(1), wr.data.eq(Mux(even, new, best))]
+                with m.If(finishes):
+                    m.d.sync += [self.o.valid.eq(1), self.o.payload.data.eq(best),
+                                 self.o.payload.first.eq(~sent_any),
+                                 self.o.payload.last.eq(held.last), sent_any.eq(1)]
+                last_word = word + 1 == self.words
+                last_line = pos + 1 == self.length
+                m.d.sync += [word.eq(Mux(last_word, 0, word + 1)),
+                             pos.eq(Mux(last_word, Mux(last_line, 0, pos + 1), pos))]
+                m.next = "TAKE"
+        return m
