@@ -11,13 +11,25 @@ holds one ``RAMB36E1`` or two ``RAMB18E1``), one EBR on ECP5 (a ``DP16KD``), one
 
 from __future__ import annotations
 
+import math
 import shutil
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-__all__ = ["BramPrimitive", "Device", "DEVICES", "get_device", "FAMILIES", "PNR_TOOLS"]
+__all__ = ["BramPrimitive", "Device", "DEVICES", "get_device", "FAMILIES", "PNR_TOOLS", "lookup"]
 
+#: The FPGA families the flow supports; the one table every other module checks against.
 FAMILIES = ("xc7", "ecp5", "ice40")
+
+
+def check_family(family):
+    """Return ``family``: TypeError if it is not a string, ValueError if not in FAMILIES."""
+    message = f"Family must be one of {', '.join(FAMILIES)}, not {family!r}"
+    if not isinstance(family, str):
+        raise TypeError(message)
+    if family not in FAMILIES:
+        raise ValueError(message)
+    return family
 
 #: Place-and-route binary per family; ecp5/ice40 come from PyPI (YoWASP), nextpnr-xilinx
 #: (openXC7) is not packaged on PyPI or Debian and is only used if someone put it on PATH.
@@ -110,9 +122,7 @@ class Device:
     notes: str = field(default="", compare=False)
 
     def __post_init__(self):
-        if self.family not in FAMILIES:
-            raise ValueError(f"Family must be one of {', '.join(FAMILIES)}, not "
-                             f"{self.family!r}")
+        check_family(self.family)
 
     @property
     def site_bits(self):
@@ -137,6 +147,17 @@ class Device:
                 return p
         raise KeyError(f"{self.name} has no block-RAM primitive {name!r}")
 
+    def sites_for(self, cells):
+        """Block-RAM sites that ``cells`` (block-RAM cell type -> count) occupy.
+
+        Each primitive takes its ``site_fraction`` of a site and the total is rounded up: a
+        RAMB36 site holds one ``RAMB36E1`` or two ``RAMB18E1`` (``RAMB36E1 + ceil(RAMB18E1 /
+        2)``); elsewhere a primitive is a site. A cell type this device does not list (an
+        iCE40 ``SB_RAM40_4KNR`` variant) counts one site.
+        """
+        fractions = {p.name: p.site_fraction for p in self.bram_primitives}
+        return math.ceil(sum(n * fractions.get(kind, Fraction(1)) for kind, n in cells.items()))
+
     @property
     def pnr_tool(self):
         """Place-and-route binary found on PATH for this family, or ``None``."""
@@ -153,20 +174,20 @@ class Device:
 
 _XC7_BRAM = (_RAMB18E1, _RAMB36E1)
 
+
+def _xc7(name, part, luts, bram_sites, dsps, notes):
+    # 7-series slices hold 4 LUT6 and 8 flip-flops; BRAM in 36 Kb sites (2 x 18 Kb).
+    return Device(name, "xc7", part, luts=luts, ffs=2 * luts, bram_sites=bram_sites,
+                  bram_primitives=_XC7_BRAM, dsps=dsps, dsp_primitive="DSP48E1", notes=notes)
+
+
 DEVICES = {d.name: d for d in (
-    # Artix-7: 4 LUT6 + 8 FF per slice; BRAM in 36 Kb sites (2 x 18 Kb).
-    Device("xc7a35t", "xc7", "xc7a35ti", luts=20_800, ffs=41_600, bram_sites=50,
-           bram_primitives=_XC7_BRAM, dsps=90, dsp_primitive="DSP48E1",
-           notes="5,200 slices; 50 RAMB36 = 1,800 Kb"),
-    Device("xc7a100t", "xc7", "xc7a100ti", luts=63_400, ffs=126_800, bram_sites=135,
-           bram_primitives=_XC7_BRAM, dsps=240, dsp_primitive="DSP48E1",
-           notes="15,850 slices; 135 RAMB36 = 4,860 Kb"),
-    Device("xc7a200t", "xc7", "xc7a200t", luts=134_600, ffs=269_200, bram_sites=365,
-           bram_primitives=_XC7_BRAM, dsps=740, dsp_primitive="DSP48E1",
-           notes="33,650 slices; 365 RAMB36 = 13,140 Kb; synthesis only"),
-    Device("xc7vx1140t", "xc7", "xc7vx1140t", luts=712_000, ffs=1_424_000, bram_sites=1_880,
-           bram_primitives=_XC7_BRAM, dsps=3_360, dsp_primitive="DSP48E1",
-           notes="largest Virtex-7; 1,880 RAMB36 = 67,680 Kb; synthesis only"),
+    _xc7("xc7a35t", "xc7a35ti", 20_800, 50, 90, "5,200 slices; 50 RAMB36 = 1,800 Kb"),
+    _xc7("xc7a100t", "xc7a100ti", 63_400, 135, 240, "15,850 slices; 135 RAMB36 = 4,860 Kb"),
+    _xc7("xc7a200t", "xc7a200t", 134_600, 365, 740,
+         "33,650 slices; 365 RAMB36 = 13,140 Kb; synthesis only"),
+    _xc7("xc7vx1140t", "xc7vx1140t", 712_000, 1_880, 3_360,
+         "largest Virtex-7; 1,880 RAMB36 = 67,680 Kb; synthesis only"),
     # ECP5: 2 LUT4 + 2 FF per slice; EBR = 18 Kb; the two kinds share the same sites.
     Device("lfe5u-85f", "ecp5", "LFE5U-85F", luts=83_640, ffs=83_640, bram_sites=208,
            bram_primitives=(_DP16KD,), dsps=156, dsp_primitive="MULT18X18D",
@@ -176,6 +197,21 @@ DEVICES = {d.name: d for d in (
            bram_primitives=(_SB_RAM40_4K,), dsps=8, dsp_primitive="SB_MAC16",
            spram_bits=4 * 256 * 1024, notes="30 EBR = 120 Kb; SPRAM 4 x 256 Kb"),
 )}
+
+
+def lookup(table, name, kind, *, separator, error=KeyError):
+    """``table[key]`` for a forgiving spelling of ``name`` (any case; ``-`` and ``_`` alike).
+
+    Raises
+    ------
+    error
+        For an unknown name; the message lists the known ones.
+    """
+    other = "_" if separator == "-" else "-"
+    key = str(name).lower().replace(other, separator)
+    if key not in table:
+        raise error(f"Unknown {kind} {name!r}; known {kind}s: {', '.join(table)}")
+    return table[key]
 
 
 def get_device(name):
@@ -188,7 +224,4 @@ def get_device(name):
     """
     if isinstance(name, Device):
         return name
-    key = str(name).lower().replace("_", "-")
-    if key not in DEVICES:
-        raise KeyError(f"Unknown device {name!r}; known devices: {', '.join(DEVICES)}")
-    return DEVICES[key]
+    return lookup(DEVICES, name, "device", separator="-")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 
-from .devices import Device, get_device
+from .devices import Device, get_device, lookup
 
 __all__ = ["Board", "BOARDS", "get_board", "UnknownBoardError"]
 
@@ -41,7 +41,8 @@ class Board:
     clock_hz : float or None
         Frequency of the board's default clock; ``None`` for synthesis-only targets.
     engine : dict
-        Default engine configuration: ``lanes``, ``channels_per_beat``, ``weight_bits``.
+        Default engine configuration: ``lanes`` and ``channels_per_beat`` (the weight width
+        comes from the model's quantisation plan).
     bram_budget : float
         Share of the block-RAM sites the *default* layer choice may fill (an explicit layer
         list may use them all): below 1 where a full device routes too slowly.
@@ -57,8 +58,11 @@ class Board:
 
     def __post_init__(self):
         lanes = self.engine.get("lanes")
-        if not isinstance(lanes, int) or lanes < 1 or lanes & (lanes - 1):
-            raise ValueError(f"{self.name}: lanes must be a power of two, not {lanes!r}")
+        message = f"{self.name}: lanes must be a power of two, not {lanes!r}"
+        if isinstance(lanes, bool) or not isinstance(lanes, int):
+            raise TypeError(message)
+        if lanes < 1 or lanes & (lanes - 1):
+            raise ValueError(message)
         if lanes > self.device.dsps:
             raise ValueError(f"{self.name}: {lanes} lanes exceed the {self.device.dsps} "
                              f"{self.device.dsp_primitive} of {self.device.name}")
@@ -92,7 +96,7 @@ class Board:
 
 
 def _engine(lanes):
-    return {"lanes": lanes, "channels_per_beat": 8, "weight_bits": 16}
+    return {"lanes": lanes, "channels_per_beat": 8}
 
 
 BOARDS = {b.name: b for b in (
@@ -128,7 +132,4 @@ def get_board(name):
     """
     if isinstance(name, Board):
         return name
-    key = str(name).lower().replace("-", "_")
-    if key not in BOARDS:
-        raise UnknownBoardError(f"Unknown board {name!r}; known boards: {', '.join(BOARDS)}")
-    return BOARDS[key]
+    return lookup(BOARDS, name, "board", separator="_", error=UnknownBoardError)

@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 import sys
 
 import numpy as np
 
-from .fixed import MAX_SHIFT, QuantPlan, _check_weight_bits, input_fracs
+from .fixed import MAX_SHIFT, QuantPlan, check_weight_bits, input_fracs
 from .float_ref import run_float
 from .network import Fire, conv_layers
 from .preprocess import SKIMAGE_PHOTOS, load_image, preprocess
@@ -72,7 +73,7 @@ def weight_frac(codebook, weight_bits):
     -------
     int
     """
-    weight_bits = _check_weight_bits(weight_bits)
+    weight_bits = check_weight_bits(weight_bits)
     codebook = np.asarray(codebook, np.float64)
     half = 1 << (weight_bits - 1)
     for frac in range(_FRAC_LIMIT, -_FRAC_LIMIT - 1, -1):
@@ -162,7 +163,7 @@ def calibrate(model, images, weight_bits=16, statistic="max", image_names=None):
     -------
     QuantPlan
     """
-    weight_bits = _check_weight_bits(weight_bits)
+    weight_bits = check_weight_bits(weight_bits)
     images = list(images)
     if not images:
         raise ValueError("calibration needs at least one image")
@@ -250,6 +251,8 @@ def main(argv=None):
     except SystemExit as exit_:  # argparse has printed its message; callers want a status
         return int(exit_.code or 0)
     try:
+        if args.out:
+            _check_output(Path(args.out))
         model = codec.load(args.model)
         if args.model is None:
             print("calibrating the embedded synthetic model (pass --model for real weights)",
@@ -259,12 +262,41 @@ def main(argv=None):
         print("error: " + " ".join(str(exc).split("\n")), file=sys.stderr)
         return 2
     text = plan.to_json()
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(text)
-    else:
+    if not args.out:
         sys.stdout.write(text)
+        return 0
+    try:
+        _write_whole(Path(args.out), text)
+    except OSError as exc:
+        print(f"error: {_cannot_write(args.out, exc.strerror or exc)}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _cannot_write(path, reason):
+    return f"cannot write {path}: {reason}; pass --out a file in a directory you can write"
+
+
+def _check_output(path):
+    """OSError unless ``path`` can be a file (checked before the calibration runs)."""
+    if path.is_dir():
+        raise OSError(_cannot_write(path, "it is a directory"))
+    if not path.parent.is_dir():
+        blocker = next((p for p in path.parents if p.exists()), None)
+        why = (f"{blocker} is a file, not a directory" if blocker is not None
+               and not blocker.is_dir() else f"no directory {path.parent}")
+        raise OSError(_cannot_write(path, why))
+
+
+def _write_whole(path, text):
+    """Write ``text`` to a temporary file beside ``path``, then rename it into place, so that
+    ``path`` is never half-written."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temp.write_text(text, encoding="utf-8")
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

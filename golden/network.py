@@ -51,9 +51,11 @@ class Fire:
     def __post_init__(self):
         for field in ("in_channels", "squeeze", "expand1x1", "expand3x3"):
             value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"Fire {self.name}: {field} must be a positive integer, "
-                                 f"not {value!r}")
+            message = f"Fire {self.name}: {field} must be a positive integer, not {value!r}"
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(message)
+            if value < 1:
+                raise ValueError(message)
 
     @property
     def out_channels(self):
@@ -153,7 +155,9 @@ def from_metaparameters(base_e=128, incr_e=128, pct3x3=0.5, freq=2, sr=0.125,
         raise ValueError(f"pct3x3 must be between 0 and 1, not {pct3x3!r}")
     if not (0.0 < sr <= 1.0):
         raise ValueError(f"SR must be in (0, 1], not {sr!r}")
-    if not isinstance(freq, int) or freq < 1:
+    if not isinstance(freq, int) or isinstance(freq, bool):
+        raise TypeError(f"freq must be a positive integer, not {freq!r}")
+    if freq < 1:
         raise ValueError(f"freq must be a positive integer, not {freq!r}")
     dims = []
     for i in range(num_fires):

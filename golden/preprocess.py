@@ -126,15 +126,8 @@ def resize_rgb(rgb):
 def preprocess(rgb):
     """Turn an RGB photograph into the network input: uint8 BGR, CHW, 227x227, mean not removed.
 
-    Parameters
-    ----------
-    rgb : numpy.ndarray
-        uint8 (H, W, 3) RGB image.
-
-    Returns
-    -------
-    numpy.ndarray
-        uint8 (3, 227, 227), channel 0 = blue.
+    ``rgb`` is what :func:`resize_rgb` takes (uint8 (H, W, 3) RGB); the result is its resized
+    image as uint8 (3, 227, 227), channel 0 = blue.
     """
     resized = resize_rgb(rgb)
     return np.ascontiguousarray(resized[:, :, ::-1].transpose(2, 0, 1))

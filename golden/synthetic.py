@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.codec import (MAX_CODE_BITS, MIN_CODE_BITS, CompressedModel, _check_code_bits,
+from golden.codec import (MAX_CODE_BITS, MIN_CODE_BITS, CompressedModel, check_code_bits,
                           compress_layer, decode, encode)
 from golden.network import conv_layers, squeezenet_v1_0
 
@@ -72,9 +72,9 @@ def synthetic_squeezenet_bytes(seed=DEFAULT_SEED, code_bits=8):
     arrays), and every ``load(None)`` after the first costs only a decode.
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an integer, not {seed!r}")
+        raise TypeError(f"Seed must be an integer, not {seed!r}")
     # Normalised before the cache so that equal arguments spelled differently share one entry.
-    return _generate(int(seed), _check_code_bits(code_bits))
+    return _generate(int(seed), check_code_bits(code_bits))
 
 
 @functools.lru_cache(maxsize=None)

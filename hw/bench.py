@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
-from hw.fire.cycle_model import layer_cycles
-from hw.fire.engine import FireEngine, check_parameters
+from hw.fire.cycle_model import fire_cycles
+from hw.fire.engine import check_parameters
 from hw.fire.program import EngineProgram
+from hw.flow.outputs import OutputError, prepare_file, write_files
 
 __all__ = ["bench", "main"]
 
@@ -33,13 +35,11 @@ def bench(program, *, lanes, channels_per_beat, clock_mhz=100.0):
     for fire in program.fires:
         pixels = fire.height * fire.width
         counts = [c.entry_count for c in fire.convs]
-        model = layer_cycles(lanes=lanes, channels_per_beat=channels_per_beat,
-                             in_channels=fire.in_channels, out_channels=fire.out_channels,
-                             entry_counts=counts, height=fire.height, width=fire.width,
-                             drain=FireEngine.DRAIN)
-        nonzero = sum(int(np.count_nonzero(program.entries[c.entry_base:c.entry_base + c.entry_count]
-                                           & ((1 << program.code_bits) - 1)))
-                      for c in fire.convs)
+        model = fire_cycles(fire, lanes=lanes, channels_per_beat=channels_per_beat)
+        code_mask = (1 << program.code_bits) - 1
+        nonzero = sum(int(np.count_nonzero(
+            program.entries[c.entry_base:c.entry_base + c.entry_count] & code_mask))
+            for c in fire.convs)
         dense = sum(c.out_channels * c.in_channels * c.kernel ** 2 for c in fire.convs)
         lane_slots = model.groups * lanes
         rows.append({
@@ -83,13 +83,24 @@ def format_table(rows, summary):
     lines.append("-" * len(head))
     lines.append(f"{'all':<7} {'':>6} {s['cycles']:>10,} {s['lanes']:>5} {s['nonzero_macs']:>12,} "
                  f"{s['utilisation']:>6.3f} {s['dense_macs_per_mult_cycle']:>9.3f}")
-    lines.append(f"Fire stack fire2..fire9: {s['fire_stack_ms']:.2f} ms per image at "
+    layers = _layer_span([r["layer"] for r in rows])
+    lines.append(f"Fire stack {layers}: {s['fire_stack_ms']:.2f} ms per image at "
                  f"{s['clock_mhz']:g} MHz ({s['fire_stack_fps']:.1f} frames/s), "
                  f"{s['lanes']} lanes, {s['channels_per_beat']} channels per beat.")
     lines.append("issue = cycles issuing entries (all lanes busy, fillers included); in/out = "
                  "waiting for the input loader / output drainer; ovh = control and pipeline "
                  "drains; idle = lanes without a pixel in the last group.")
     return "\n".join(lines)
+
+
+def _layer_span(names):
+    """``fire2..fire9`` for a run of consecutively numbered layers, else the names listed."""
+    numbers = [name.removeprefix("fire") for name in names]
+    if len(names) > 1 and all(n.isdigit() for n in numbers):
+        first = int(numbers[0])
+        if [int(n) for n in numbers] == list(range(first, first + len(names))):
+            return f"{names[0]}..{names[-1]}"
+    return ", ".join(names)
 
 
 def main(argv=None):
@@ -109,7 +120,9 @@ def main(argv=None):
         qmodel = fixed.quantize(model, calibrate.load_plan(model))
         program = EngineProgram.from_model(qmodel)
         check_parameters(lanes=args.lanes, channels_per_beat=args.channels_per_beat)
-    except (OSError, ValueError, TypeError) as e:
+        if args.json:
+            prepare_file(args.json, "--json")
+    except (OSError, ValueError, TypeError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.model is None:
@@ -117,13 +130,16 @@ def main(argv=None):
               file=sys.stderr)
     rows, summary = bench(program, lanes=args.lanes, channels_per_beat=args.channels_per_beat,
                           clock_mhz=args.clock_mhz)
+    if args.json:
+        text = json.dumps({"model": args.model or "synthetic", "summary": summary,
+                           "layers": rows}, indent=2)
+        try:
+            write_files({Path(args.json): text}, "--json")
+        except OutputError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     print(format_table(rows, summary))
     if args.json:
-        import os
-        os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"model": args.model or "synthetic", "summary": summary, "layers": rows},
-                      f, indent=2)
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from golden import calibrate, codec, fixed, preprocess
+from golden.codec import entry_positions
 from golden.network import Conv, Fire, MaxPool
-from hw.fire.cycle_model import layer_cycles
+from hw.fire.cycle_model import fire_cycles
 from hw.fire.engine import FireEngine
 from hw.fire.program import EngineProgram, hardware_entries
 
@@ -112,7 +113,7 @@ class EngineCase:
             parts += [name, h, w]
             for c in convs:
                 parts += [c.spec, c.codebook, c.codes, c.rel, c.bias, c.shift]
-        return toolchain.digest("fire_engine", *parts)
+        return toolchain.digest("hw.fire.engine", *parts)
 
     def verilog(self):
         return toolchain.verilog(
@@ -134,11 +135,8 @@ class EngineCase:
             if "check" in run:
                 # The Fire input and output are taken from the golden network run: they agree.
                 np.testing.assert_array_equal(expected, run["check"])
-            cycles = layer_cycles(
-                lanes=self.lanes, channels_per_beat=self.channels_per_beat,
-                in_channels=fire.in_channels, out_channels=fire.out_channels,
-                entry_counts=[c.entry_count for c in fire.convs], height=height, width=width,
-                drain=FireEngine.DRAIN).cycles
+            cycles = fire_cycles(fire, lanes=self.lanes, channels_per_beat=self.channels_per_beat,
+                                 height=height, width=width).cycles
             arrays[f"x{index}"] = x
             arrays[f"expected{index}"] = expected
             runs.append({"name": name, "layer": layer, "height": height, "width": width,
@@ -206,7 +204,7 @@ def decoder_positions(conv, code_bits=8):
     k2 = spec.kernel * spec.kernel
     per_channel = spec.in_channels * k2
     codes, rel = hardware_entries(conv.codes, conv.rel, spec.out_channels, per_channel)
-    positions = np.cumsum(rel.astype(np.int64) + 1) - 1
+    positions = entry_positions(rel)
     # Fillers are code 0 at positions the golden dense tensor has as zero: same weights.
     dense = np.zeros(spec.weight_count, np.int64)
     dense[positions] = conv.codebook[codes]

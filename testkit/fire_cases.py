@@ -5,6 +5,7 @@ Everything here builds *inputs*; expected outputs always come from ``golden.fixe
 
 import numpy as np
 
+from golden.codec import encode_positions
 from golden.fixed import QConv
 from golden.network import Conv
 
@@ -12,17 +13,7 @@ from golden.network import Conv
 def sparse_stream(dense_codes):
     """(codes, rel) for a flat array of codes (0 = pruned), fillers every 16 as the file does."""
     positions = np.flatnonzero(dense_codes)
-    codes, rel = [], []
-    prev = -1
-    for pos in positions:
-        while pos - prev > 16:
-            prev += 16
-            codes.append(0)
-            rel.append(15)
-        codes.append(int(dense_codes[pos]))
-        rel.append(int(pos - prev - 1))
-        prev = pos
-    return np.array(codes, np.uint8), np.array(rel, np.uint8)
+    return encode_positions(positions, np.asarray(dense_codes)[positions])
 
 
 def random_qconv(rng, spec, *, density=0.4, code_bits=8, weight_bits=16, shift=None,

@@ -4,8 +4,10 @@ import json
 
 import pytest
 
-from golden import codec
+from golden import calibrate, codec, fixed
 from hw import bench
+from hw.fire.cycle_model import layer_cycles
+from hw.fire.program import EngineProgram
 
 REAL = codec.SHARED_MODEL_PATH
 needs_real = pytest.mark.skipif(not REAL.exists(),
@@ -36,3 +38,47 @@ def test_default_model_runs_and_bad_lanes_fail(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: Lane count must be a power of two") and err.count("\n") == 1
     assert not (tmp_path / "c.json").exists()
+
+
+def test_unwritable_json(tmp_path, capsys):
+    """--json under a regular file: one error line naming it, no table, nothing written."""
+    (tmp_path / "file").write_text("a regular file")
+    out = tmp_path / "file" / "bench.json"
+    assert bench.main(["--lanes", "16", "--json", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot write {out}: ")
+    assert "pass --json" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_table_names_the_layers_that_ran(synthetic_program, capsys):
+    rows, summary = bench.bench(synthetic_program(["fire3", "fire4"]), lanes=8,
+                                channels_per_beat=8)
+    assert [r["layer"] for r in rows] == ["fire3", "fire4"]
+    assert "Fire stack fire3..fire4: " in bench.format_table(rows, summary)
+    rows, summary = bench.bench(synthetic_program(["fire2", "fire5"]), lanes=8,
+                                channels_per_beat=8)
+    assert "Fire stack fire2, fire5: " in bench.format_table(rows, summary)
+    rows, summary = bench.bench(synthetic_program(["fire9"]), lanes=8, channels_per_beat=8)
+    assert "Fire stack fire9: " in bench.format_table(rows, summary)
+
+
+def test_cycles_are_the_cycle_models(synthetic_program):
+    program = synthetic_program(["fire2", "fire9"])
+    rows, summary = bench.bench(program, lanes=16, channels_per_beat=4)
+    for row, fire in zip(rows, program.fires):
+        model = layer_cycles(lanes=16, channels_per_beat=4, in_channels=fire.in_channels,
+                             out_channels=fire.out_channels,
+                             entry_counts=[c.entry_count for c in fire.convs],
+                             height=fire.height, width=fire.width)
+        assert row["cycles"] == model.cycles and row["issue_cycles"] == model.issue
+    assert summary["cycles"] == sum(r["cycles"] for r in rows)
+
+
+@pytest.fixture(scope="module")
+def synthetic_program():
+    model = codec.load(None)
+    qmodel = fixed.quantize(model, calibrate.load_plan(model))
+    return lambda layers: EngineProgram.from_model(qmodel, layers)

@@ -1,10 +1,12 @@
 """Board and device data: the numbers other modules size the design with."""
 
+import dataclasses
 import shutil
 
 import pytest
 
-from boards import BOARDS, DEVICES, UnknownBoardError, get_board, get_device
+from boards import BOARDS, DEVICES, FAMILIES, UnknownBoardError, get_board, get_device
+from boards.devices import PNR_TOOLS, check_family
 
 
 @pytest.mark.parametrize("name, cls, part, clock_hz", [
@@ -54,10 +56,10 @@ def test_virtex7_is_the_papers_8_5_megabytes():
 ])
 def test_default_engine(name, lanes):
     board = get_board(name)
-    assert board.engine == {"lanes": lanes, "channels_per_beat": 8, "weight_bits": 16}
+    # The weight width is the model's (its quantisation plan), not the board's.
+    assert board.engine == {"lanes": lanes, "channels_per_beat": 8}
     # One hard multiplier per lane, within the device's budget.
-    assert lanes & (lanes - 1) == 0
-    assert lanes <= board.device.dsps
+    assert board.engine["lanes"] <= board.device.dsps
 
 
 @pytest.mark.parametrize("device, names", [
@@ -123,7 +125,41 @@ def test_unknown_device():
 def test_bad_lanes_rejected():
     from boards.targets import Board
     dev = get_device("ice40up5k")
-    with pytest.raises(ValueError, match="power of two"):
+    with pytest.raises(ValueError, match="^x: lanes must be a power of two, not 3$"):
         Board("x", "x", dev, None, None, {"lanes": 3})
     with pytest.raises(ValueError, match="exceed the 8 SB_MAC16"):
         Board("x", "x", dev, None, None, {"lanes": 16})
+    with pytest.raises(TypeError, match="^x: lanes must be a power of two, not 4.0$"):
+        Board("x", "x", dev, None, None, {"lanes": 4.0})
+    with pytest.raises(TypeError, match="^x: lanes must be a power of two, not None$"):
+        Board("x", "x", dev, None, None, {})
+
+
+def test_bad_family_rejected():
+    dev = get_device("ice40up5k")
+    with pytest.raises(ValueError, match="^Family must be one of xc7, ecp5, ice40, not 'gowin'$"):
+        dataclasses.replace(dev, family="gowin")
+    with pytest.raises(TypeError, match="^Family must be one of xc7, ecp5, ice40, not None$"):
+        dataclasses.replace(dev, family=None)
+
+
+@pytest.mark.parametrize("device, cells, sites", [
+    # A RAMB36 site holds one RAMB36E1 or two RAMB18E1.
+    ("xc7a35t", {}, 0),
+    ("xc7a35t", {"RAMB18E1": 1}, 1),
+    ("xc7a35t", {"RAMB18E1": 2}, 1),
+    ("xc7a35t", {"RAMB18E1": 3, "RAMB36E1": 1}, 3),
+    ("xc7a35t", {"RAMB18E1": 15, "RAMB36E1": 8}, 16),
+    # Elsewhere one primitive per site, variants Yosys names differently included.
+    ("lfe5u-85f", {"DP16KD": 3, "PDPW16KD": 2}, 5),
+    ("ice40up5k", {"SB_RAM40_4K": 9, "SB_RAM40_4KNR": 1}, 10),
+])
+def test_sites_for(device, cells, sites):
+    assert get_device(device).sites_for(cells) == sites
+
+
+def test_every_family_has_its_pnr_tools_and_checks():
+    assert set(PNR_TOOLS) == set(FAMILIES)
+    assert {d.family for d in DEVICES.values()} == set(FAMILIES)
+    for family in FAMILIES:
+        assert check_family(family) == family

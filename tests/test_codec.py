@@ -6,6 +6,7 @@ hand); malformed files are edits of the synthetic model's bytes so they need no 
 """
 
 import hashlib
+import re
 import struct
 import subprocess
 import sys
@@ -16,7 +17,8 @@ import numpy as np
 import pytest
 
 from golden import codec
-from golden.codec import CodecError, compress_layer, decode, encode
+from golden.codec import (CodecError, check_code_bits, compress_layer, decode, encode,
+                          encode_positions, entry_positions)
 from golden.network import Conv, conv_layers, from_metaparameters, squeezenet_v1_0
 from golden.synthetic import synthetic_squeezenet, synthetic_squeezenet_bytes
 
@@ -472,15 +474,67 @@ def test_four_bit_codes_are_packed_low_nibble_first():
     assert pad >> 4 == 0
 
 
-@pytest.mark.parametrize("code_bits", [3, 9, 0, True, 8.0])
-def test_code_width_out_of_range(synth, code_bits):
-    with pytest.raises(ValueError, match="code_bits"):
+@pytest.mark.parametrize("code_bits, error", [
+    (3, ValueError), (9, ValueError), (0, ValueError), (True, TypeError), (8.0, TypeError),
+    ("8", TypeError),
+])
+def test_code_width_out_of_range(synth, code_bits, error):
+    message = rf"^Code width must be an integer from 4 to 8, not {re.escape(repr(code_bits))}$"
+    with pytest.raises(error, match=message):
         decode(synth, code_bits=code_bits)
-    with pytest.raises(ValueError, match="code_bits"):
+    with pytest.raises(error, match=message):
         compress_layer(SPECS[1], np.zeros(SPECS[1].weight_shape), np.zeros(16),
                        np.zeros(256), code_bits=code_bits)
-    with pytest.raises(ValueError, match="code_bits"):
+    with pytest.raises(error, match=message):
         codec.load(None, code_bits=code_bits)
+    with pytest.raises(error, match=message):
+        check_code_bits(code_bits)
+
+
+def test_entry_positions():
+    # rel is the gap minus one; the first entry counts from position -1.
+    np.testing.assert_array_equal(entry_positions(np.array([0, 0, 3, 15], np.uint8)),
+                                  [0, 1, 5, 21])
+    assert entry_positions(np.array([], np.uint8)).dtype == np.int64
+    # uint8 rel must not wrap: 200 entries of rel 15 reach position 3,199.
+    assert entry_positions(np.full(200, 15, np.uint8))[-1] == 3199
+
+
+def test_encode_positions_bridges_long_gaps_with_fillers():
+    codes, rel = encode_positions([0, 16, 17, 50], [3, 4, 5, 6])
+    # Gap 34 from 17 to 50: two fillers (code 0, rel 15) at 33 and 49, then rel 0.
+    np.testing.assert_array_equal(codes, [3, 4, 5, 0, 0, 6])
+    np.testing.assert_array_equal(rel, [0, 15, 0, 15, 15, 0])
+    np.testing.assert_array_equal(entry_positions(rel), [0, 16, 17, 33, 49, 50])
+    assert codes.dtype == rel.dtype == np.uint8
+    first = encode_positions([16], [1])
+    np.testing.assert_array_equal(first[0], [0, 1])
+    np.testing.assert_array_equal(first[1], [15, 0])
+    empty = encode_positions([], [])
+    assert empty[0].size == empty[1].size == 0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_encode_positions_inverts_entry_positions(seed):
+    rng = np.random.default_rng(seed)
+    positions = np.sort(rng.choice(5000, 300, replace=False))
+    values = rng.integers(1, 256, positions.size)
+    codes, rel = encode_positions(positions, values)
+    real = codes != 0
+    np.testing.assert_array_equal(entry_positions(rel)[real], positions)
+    np.testing.assert_array_equal(codes[real], values)
+    assert np.all(rel[~real] == 15)
+    gaps = np.diff(positions, prepend=-1)
+    assert np.count_nonzero(~real) == int(((gaps - 1) // 16).sum())
+
+
+def test_encode_positions_rejects_bad_positions():
+    with pytest.raises(ValueError, match="strictly increasing"):
+        encode_positions([3, 3], [1, 2])
+    with pytest.raises(ValueError, match="strictly increasing"):
+        encode_positions([-1], [1])
+    with pytest.raises(ValueError, match="same length"):
+        encode_positions([1, 2], [1])
 
 
 def test_wrong_code_width_is_a_codec_error(synth):

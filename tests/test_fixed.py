@@ -16,6 +16,7 @@ import pytest
 
 from golden import calibrate as calibrate_mod
 from golden import codec
+from golden.codec import encode_positions
 from golden.calibrate import activation_frac, calibrate, load_plan, weight_frac
 from golden.fixed import (QConv, QuantPlan, conv1x1, conv3x3, conv7x7s2, conv_acc, fire,
                           global_sum, input_fracs, maxpool3x3s2, quantize, quantize_bias,
@@ -100,16 +101,8 @@ def sparse_entries(rng, shape, density, code_bits=8):
     """(codes, rel) of a random sparse layer, fillers bridging gaps over 16 like the file."""
     n = int(np.prod(shape))
     dense = np.where(rng.random(n) < density, rng.integers(1, 2 ** code_bits, n), 0)
-    codes, rel, previous = [], [], -1
-    for position in np.flatnonzero(dense).tolist():
-        while position - previous > 16:
-            previous += 16
-            codes.append(0)
-            rel.append(15)
-        codes.append(int(dense[position]))
-        rel.append(position - previous - 1)
-        previous = position
-    return np.array(codes, np.uint8), np.array(rel, np.uint8)
+    positions = np.flatnonzero(dense)
+    return encode_positions(positions, dense[positions])
 
 
 def random_qconv(rng, spec, weight_bits=16, shift=8, density=0.6, extreme=False, out_frac=0):
@@ -529,6 +522,36 @@ def test_calibrate_cli_writes_a_plan(tmp_path):
     plan = QuantPlan.from_json(out.read_text())
     assert plan.model_sha256 == codec.load().sha256
     assert plan.calibration_images == ["coffee"] and plan.weight_bits == 16
+
+
+@pytest.mark.parametrize("name", ["file/plan.json", "a_directory"])
+def test_calibrate_cli_unwritable_out(tmp_path, capsys, name):
+    """Checked before calibrating: one error line naming the path and the fix, nothing written."""
+    (tmp_path / "file").write_text("a regular file")
+    (tmp_path / "a_directory").mkdir()
+    out = tmp_path / name
+    assert calibrate_mod.main(["--out", str(out), "--images", "coffee"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"error: cannot write {out}: ") and "pass --out" in lines[0]
+    assert (tmp_path / "file").read_text() == "a regular file"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a_directory", "file"]
+
+
+def test_calibrate_cli_failed_write_leaves_nothing(tmp_path, capsys, monkeypatch):
+    stored = load_plan(codec.load(), 16)
+    monkeypatch.setattr(calibrate_mod, "calibrate", lambda *args, **kwargs: stored)
+
+    def refuse(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(calibrate_mod.os, "replace", refuse)
+    out = tmp_path / "plan.json"
+    assert calibrate_mod.main(["--out", str(out)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == (f"error: cannot write {out}: No space left on device; pass --out a file "
+                       f"in a directory you can write")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_calibrate_cli_bad_model(tmp_path, capsys):

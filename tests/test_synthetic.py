@@ -138,7 +138,7 @@ def test_cli_unwritable_path(tmp_path, capsys):
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="code_bits"):
+    with pytest.raises(ValueError, match="Code width must be an integer from 4 to 8, not 9"):
         synthetic.synthetic_squeezenet(code_bits=9)
-    with pytest.raises(ValueError, match="seed"):
+    with pytest.raises(TypeError, match="Seed must be an integer, not '2017'"):
         synthetic.synthetic_squeezenet(seed="2017")

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from golden.codec import check_code_bits, encode_positions, entry_positions
+from golden.fixed import WEIGHT_BITS_RANGE
+
 __all__ = ["hardware_entries", "ConvProgram", "FireProgram", "EngineProgram"]
 
 
@@ -43,7 +46,7 @@ def hardware_entries(codes, rel, out_channels, per_channel):
     """
     codes = np.asarray(codes, dtype=np.uint8)
     rel = np.asarray(rel, dtype=np.uint8)
-    positions = np.cumsum(rel.astype(np.int64) + 1) - 1
+    positions = entry_positions(rel)
     channel = positions // per_channel
     covered = np.zeros(out_channels, dtype=bool)
     covered[channel[channel < out_channels]] = True
@@ -57,17 +60,17 @@ def hardware_entries(codes, rel, out_channels, per_channel):
     all_pos = np.concatenate([positions, extra])
     all_codes = np.concatenate([codes, np.zeros(extra.size, dtype=np.uint8)])
     order = np.argsort(all_pos, kind="stable")
-    out_codes, out_rel = [], []
-    prev = -1
-    for pos, code in zip(all_pos[order], all_codes[order]):
-        while pos - prev > 16:
-            prev += 16
-            out_codes.append(0)
-            out_rel.append(15)
-        out_codes.append(int(code))
-        out_rel.append(int(pos - prev - 1))
-        prev = pos
-    return np.array(out_codes, dtype=np.uint8), np.array(out_rel, dtype=np.uint8)
+    return encode_positions(all_pos[order], all_codes[order])
+
+
+def _check_weight_bits(weight_bits):
+    low, high = WEIGHT_BITS_RANGE
+    message = f"Weight width must be an integer from {low} to {high}, not {weight_bits!r}"
+    if isinstance(weight_bits, bool) or not isinstance(weight_bits, (int, np.integer)):
+        raise TypeError(message)
+    if not low <= weight_bits <= high:
+        raise ValueError(message)
+    return int(weight_bits)
 
 
 @dataclass(frozen=True)
@@ -117,21 +120,21 @@ class EngineProgram:
         The convolutions are golden ``QConv`` objects (anything with ``spec``, ``codebook``
         (quantised, integer), ``codes``, ``rel``, ``bias`` (integer) and ``shift``).
     code_bits : int
-        Width of a codebook index, 4..8.
+        Width of a codebook index, ``golden.codec.MIN_CODE_BITS..MAX_CODE_BITS`` (4..8).
     weight_bits : int
-        Width of a quantised codebook entry.
+        Width of a quantised codebook entry, ``golden.fixed.WEIGHT_BITS_RANGE`` (8..18).
 
     Raises
     ------
+    TypeError
+        If ``code_bits`` or ``weight_bits`` is not an integer.
     ValueError
         If the convolutions do not form Fire modules, or a value does not fit its field.
     """
 
     def __init__(self, fires, *, code_bits=8, weight_bits=16):
-        if not isinstance(code_bits, int) or not 4 <= code_bits <= 8:
-            raise ValueError(f"Code width must be an integer from 4 to 8, not {code_bits!r}")
-        if not isinstance(weight_bits, int) or not 2 <= weight_bits <= 18:
-            raise ValueError(f"Weight width must be an integer from 2 to 18, not {weight_bits!r}")
+        code_bits = check_code_bits(code_bits)
+        weight_bits = _check_weight_bits(weight_bits)
         if not fires:
             raise ValueError("An engine program needs at least one Fire layer")
         self.code_bits = code_bits
@@ -204,15 +207,6 @@ class EngineProgram:
     @property
     def entry_width(self):
         return self.code_bits + 4
-
-    def fire(self, name_or_index):
-        if isinstance(name_or_index, int):
-            return self.fires[name_or_index]
-        for fire in self.fires:
-            if fire.name == name_or_index:
-                return fire
-        raise KeyError(f"no Fire layer {name_or_index!r} in this program; it has "
-                       f"{', '.join(f.name for f in self.fires)}")
 
     def max(self, attribute):
         return max(getattr(fire, attribute) for fire in self.fires)

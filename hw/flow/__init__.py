@@ -1,2 +1,4 @@
-"""The build flow: layer choice, the block-RAM planner and the memories it plans, synthesis,
-place-and-route and log parsing, and the report writer."""
+"""The build flow: layer choice (``layers``), the block-RAM planner (``planner``) and the
+memories it plans (``memories``), synthesis (``synth``, ``yowasp``), the build itself
+(``build``), log parsing (``logs``), the report writer (``report``) and output files
+(``outputs``)."""

@@ -38,6 +38,13 @@ DEFAULT_DEPTHS = (16, 32, 48, 64, 100, 128, 256, 300, 512, 1000, 1024, 1500, 204
                   4096, 5000, 8192, 10000, 16384, 32768, 65536)
 
 
+def _check_int(value, minimum, message):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(message)
+    if value < minimum:
+        raise ValueError(message)
+
+
 class MemoryUnderTest(wiring.Component):
     """One memory with a synchronous read port and, for a RAM, one write port.
 
@@ -69,16 +76,16 @@ class MemoryUnderTest(wiring.Component):
     """
 
     def __init__(self, width, depth, *, write_port=False, granularity=None, seed=0):
-        if not isinstance(width, int) or width < 1:
-            raise ValueError(f"Width must be a positive integer, not {width!r}")
-        if not isinstance(depth, int) or depth < 2:
-            raise ValueError(f"Depth must be an integer of at least 2, not {depth!r}")
+        _check_int(width, 1, f"Width must be a positive integer, not {width!r}")
+        _check_int(depth, 2, f"Depth must be an integer of at least 2, not {depth!r}")
         if granularity is not None:
             if not write_port:
                 raise ValueError("Granularity needs a write port")
-            if not isinstance(granularity, int) or granularity < 1 or width % granularity:
-                raise ValueError(f"Granularity must be a positive divisor of the width "
-                                 f"{width}, not {granularity!r}")
+            message = f"Granularity must be a positive divisor of the width {width}, not " \
+                      f"{granularity!r}"
+            _check_int(granularity, 1, message)
+            if width % granularity:
+                raise ValueError(message)
             if granularity == width:
                 granularity = None
         self._width, self._depth, self._write_port = width, depth, bool(write_port)

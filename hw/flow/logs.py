@@ -1,0 +1,52 @@
+"""Reading the open flow's logs: Yosys ``stat`` cell counts and nextpnr utilisation and timing."""
+
+from __future__ import annotations
+
+import re
+
+from hw.flow.synth import classify_cells
+
+__all__ = ["parse_yosys_stats", "parse_nextpnr"]
+
+_STAT_CELL = re.compile(r"^\s+(\d+)\s+(\S+)\s*$")
+
+
+def parse_yosys_stats(path, family):
+    """(resources, cells) of the top module from a Yosys ``stat`` log (its last report).
+
+    ``cells`` maps every cell type to its count; ``resources`` is
+    :func:`~hw.flow.synth.classify_cells` of it.
+    """
+    text = path.read_text(errors="replace")
+    block = text[text.rfind("Printing statistics"):]
+    cells = {}
+    for line in block.splitlines():
+        m = _STAT_CELL.match(line)
+        if m and not m.group(2).startswith("$") and m.group(2) not in ("wires", "ports"):
+            cells[m.group(2)] = cells.get(m.group(2), 0) + int(m.group(1))
+        if "design hierarchy" in line:
+            break
+    for junk in ("wire", "bits", "cells", "submodules", "memories", "processes"):
+        cells.pop(junk, None)
+    return classify_cells(family, cells), cells
+
+
+def parse_nextpnr(path):
+    """Utilisation (``{bel: (used, available)}``), Fmax of ``sync`` in MHz (or ``None``) and
+    the first lines of the critical path from a nextpnr timing report."""
+    text = path.read_text(errors="replace")
+    util = {}
+    for m in re.finditer(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", text):
+        util[m.group(1)] = (int(m.group(2)), int(m.group(3)))
+    fmax = [float(x) for x in re.findall(r"Max frequency for clock '[^']*cd_sync[^']*': "
+                                         r"([\d.]+) MHz", text)]
+    path_lines = []
+    start = text.rfind("Critical path report for clock")
+    if start >= 0:
+        for line in text[start:].splitlines()[1:]:
+            if "Critical path report" in line or line.startswith("Info: Max frequency"):
+                break
+            if re.search(r"(clk-to-q|setup)\s", line) or "Sink" in line:
+                path_lines.append(line.replace("Info:", "").strip())
+    return {"utilisation": util, "fmax_mhz": fmax[-1] if fmax else None,
+            "critical_path": path_lines[:12]}

@@ -1,0 +1,144 @@
+"""The build report: resources, the weight store's plan, speed and steps, as JSON and Markdown."""
+
+from __future__ import annotations
+
+import json
+
+from hw.fire.cycle_model import fire_cycles
+from hw.flow.outputs import write_files
+from hw.flow.synth import bram_cells
+
+__all__ = ["frames_per_second", "make_report", "write_report", "report_markdown"]
+
+
+def frames_per_second(program, engine_config, fmax_mhz):
+    """(frames per second, cycles) of the Fire layers built, one image, at ``fmax_mhz``;
+    ``None`` without an Fmax."""
+    if not fmax_mhz:
+        return None
+    cycles = sum(fire_cycles(fire, lanes=engine_config["lanes"],
+                             channels_per_beat=engine_config["channels_per_beat"]).cycles
+                 for fire in program.fires)
+    return fmax_mhz * 1e6 / cycles, cycles
+
+
+def make_report(board, engine_config, qmodel, chosen, left_out, program, plan, synth, cells,
+                pnr, bitstream, steps, model):
+    """The report dictionary (``report.json``): resources used, predicted and available, the
+    weight store's plan, Fmax and frames per second, the build steps and every cell count."""
+    dev = board.device
+    lanes = engine_config["lanes"]
+    util = pnr["utilisation"]
+    lut_key = {"xc7": None, "ecp5": "TRELLIS_COMB", "ice40": "ICESTORM_LC"}[dev.family]
+    ff_key = {"xc7": None, "ecp5": "TRELLIS_FF", "ice40": "ICESTORM_LC"}[dev.family]
+    used_sites = None if synth is None else dev.sites_for(bram_cells(cells))
+    resources = {
+        "lut": {"used": (synth or {}).get("lut"), "available": dev.luts, "predicted": None},
+        "ff": {"used": (synth or {}).get("ff"), "available": dev.ffs, "predicted": None},
+        "bram": {"used": used_sites, "available": dev.bram_sites, "predicted": plan.sites,
+                 "primitives_used": (synth or {}).get("bram"),
+                 "primitives_predicted": plan.primitives},
+        "dsp": {"used": (synth or {}).get("dsp"), "available": dev.dsps, "predicted": lanes},
+    }
+    if lut_key in util:
+        resources["lut"]["placed"] = util[lut_key][0]
+    if ff_key in util and ff_key != lut_key:
+        resources["ff"]["placed"] = util[ff_key][0]
+    fps = frames_per_second(program, engine_config, pnr["fmax_mhz"])
+    rows = []
+    for fire in program.fires:
+        bits = sum(c.entry_count for c in fire.convs) * program.entry_width
+        rows.append({"layer": fire.name, "entries": sum(c.entry_count for c in fire.convs),
+                     "entry_bits": bits})
+    return {
+        "board": board.name,
+        "device": dev.name,
+        "family": dev.family,
+        "model": model or "synthetic",
+        "engine": {**engine_config, "weight_bits": qmodel.weight_bits,
+                   "code_bits": program.code_bits, "clock_hz": board.clock_hz},
+        "resources": resources,
+        "weight_store": {
+            "layers": chosen,
+            "left_out": left_out,
+            "bram_budget": board.bram_budget,
+            "bits_used": plan.bits_used,
+            "bits_allocated": plan.bits_allocated,
+            "primitives": plan.primitives,
+            "sites": plan.sites,
+            "available_sites": plan.available,
+            "per_layer": rows,
+            "memories": [{"name": r.name, "width": r.width, "depth": r.depth, "kind": r.kind,
+                          "primitives": r.primitives, "cells": r.cells} for r in plan.rows],
+        },
+        "fmax_mhz": pnr["fmax_mhz"],
+        "critical_path": pnr["critical_path"],
+        "frames_per_second_estimate": round(fps[0], 2) if fps else None,
+        "fire_stack_cycles": fps[1] if fps else None,
+        "bitstream": bitstream,
+        "steps": steps.rows,
+        "cells": cells,
+    }
+
+
+def write_report(report, out):
+    """Write ``out/report.json`` and ``out/report.md`` whole (OutputError if impossible)."""
+    write_files({out / "report.json": json.dumps(report, indent=2) + "\n",
+                 out / "report.md": report_markdown(report)}, "--out")
+
+
+def _fmt(v):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.1f}"
+    return f"{v:,}"
+
+
+def report_markdown(r):
+    """``report.md``: the report dictionary as Markdown tables."""
+    e = r["engine"]
+    lines = [
+        f"# Build report: {r['board']} ({r['device']})",
+        "",
+        f"Engine: {e['lanes']} lanes, {e['channels_per_beat']} channels per beat, "
+        f"{e['weight_bits']}-bit weights, {e['code_bits']}-bit codes. Model: {r['model']}.",
+        "",
+        "| resource | used | predicted | available |",
+        "|---|---|---|---|",
+    ]
+    for name, row in r["resources"].items():
+        lines.append(f"| {name} | {_fmt(row['used'])} | {_fmt(row['predicted'])} | "
+                     f"{_fmt(row['available'])} |")
+    ws = r["weight_store"]
+    lines += [
+        "",
+        f"Fire layers on chip: **{', '.join(ws['layers'])}**"
+        + (f"; left out (no room): {', '.join(ws['left_out'])}" if ws["left_out"] else ""),
+        "",
+        f"Memory: {ws['bits_used']:,} bits in {ws['primitives']} block-RAM primitives "
+        f"({ws['sites']} of {ws['available_sites']} sites, {ws['bits_allocated']:,} bits "
+        f"allocated).",
+        "",
+        "| layer | entries | entry bits |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {row['layer']} | {row['entries']:,} | {row['entry_bits']:,} |"
+              for row in ws["per_layer"]]
+    fmax = r["fmax_mhz"]
+    lines += [
+        "",
+        f"Fmax: {_fmt(fmax)} MHz" if fmax else "Fmax: - (place-and-route did not run)",
+        f"Frames per second (these Fire layers, one image, at Fmax): "
+        f"{_fmt(r['frames_per_second_estimate'])}",
+        f"Bitstream: {r['bitstream'] or '-'}",
+        "",
+        "| step | status | seconds |",
+        "|---|---|---|",
+    ]
+    for s in r["steps"]:
+        status = s["status"] + (f" ({s['reason']})" if s.get("reason") else "")
+        lines.append(f"| {s['name']} | {status} | {s['seconds']:.1f} |")
+    if r["critical_path"]:
+        lines += ["", "Critical path:", "", "```"] + r["critical_path"] + ["```"]
+    return "\n".join(lines) + "\n"
