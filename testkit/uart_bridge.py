@@ -1,7 +1,7 @@
 """Drive a simulated UART link from the real host driver.
 
 ``SimUARTBridge`` is a byte transport (``write`` / ``read`` / ``reset_input_buffer``, the
-interface :class:`hw.host.EngineLink` uses) whose other end is a pair of UART pins in an
+interface :class:`hw.board.driver.EngineLink` uses) whose other end is a pair of UART pins in an
 Amaranth simulation: written bytes are bit-banged onto the design's receive pin, bytes the
 design transmits are decoded from its transmit pin. ``read`` advances the simulation until
 the bytes are there, so host code runs unchanged and in step with the simulated hardware,
@@ -144,7 +144,8 @@ class LinkedEngine(Elaboratable):
     link : HostLink
     engine : wiring.Component
         Has ``start`` / ``i`` stream sinks, an ``o`` stream source and a ``done`` pulse, with
-        the payload layouts of :func:`hw.board.link.start_layout` and :func:`hw.board.link.beat_layout`.
+        the payload layouts of :func:`hw.blocks.layouts.start_layout` and
+        :func:`hw.blocks.layouts.beat_layout`.
     """
 
     def __init__(self, link, engine):

@@ -11,7 +11,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["UARTRx", "UARTTx", "check_divisor", "BITS_PER_BYTE"]
+__all__ = ["UARTRx", "UARTTx", "UARTTiming", "check_divisor", "BITS_PER_BYTE"]
 
 #: Start bit, eight data bits, stop bit.
 BITS_PER_BYTE = 10
@@ -37,8 +37,23 @@ def check_divisor(divisor):
     return divisor
 
 
-class _Timing:
-    """Bit timing shared by the receiver and the transmitter."""
+class UARTTiming:
+    """Bit timing shared by the receiver and the transmitter.
+
+    Parameters
+    ----------
+    divisor : int
+        Clock cycles per bit (clock frequency / baud rate), at least 4.
+
+    Raises
+    ------
+    TypeError, ValueError
+        See :func:`check_divisor`.
+    """
+
+    def __init__(self, divisor):
+        self._divisor = check_divisor(divisor)
+        super().__init__()
 
     @property
     def divisor(self):
@@ -51,7 +66,7 @@ class _Timing:
         return BITS_PER_BYTE * self._divisor
 
 
-class UARTRx(_Timing, wiring.Component):
+class UARTRx(UARTTiming, wiring.Component):
     """UART receiver, 8N1.
 
     The line passes a two-flop synchroniser; a falling edge on an idle line starts a byte. The
@@ -63,10 +78,7 @@ class UARTRx(_Timing, wiring.Component):
     The receiver cannot hold the sender back. The received byte waits on ``o`` until taken;
     if the next byte completes before that, the new byte is dropped and ``overrun`` pulses.
 
-    Parameters
-    ----------
-    divisor : int
-        Clock cycles per bit (clock frequency / baud rate), at least 4.
+    Parameters and errors: see :class:`UARTTiming` (``divisor``, clock cycles per bit).
 
     Members
     -------
@@ -81,21 +93,12 @@ class UARTRx(_Timing, wiring.Component):
         One-cycle pulse: a byte was dropped because the previous one was still on ``o``.
 
     Throughput: one byte per ``10 * divisor`` cycles (line rate).
-
-    Raises
-    ------
-    TypeError, ValueError
-        See :func:`check_divisor`.
     """
 
     rx: In(1, init=1)
     o: Out(stream.Signature(unsigned(8)))
     error: Out(1)
     overrun: Out(1)
-
-    def __init__(self, divisor):
-        self._divisor = check_divisor(divisor)
-        super().__init__()
 
     @property
     def latency(self):
@@ -167,16 +170,13 @@ class UARTRx(_Timing, wiring.Component):
         return m
 
 
-class UARTTx(_Timing, wiring.Component):
+class UARTTx(UARTTiming, wiring.Component):
     """UART transmitter, 8N1.
 
     ``i.ready`` is high while the transmitter is idle and in the last cycle of a stop bit, so a
     steady stream of bytes goes out back to back with no idle time between stop and start bits.
 
-    Parameters
-    ----------
-    divisor : int
-        Clock cycles per bit (clock frequency / baud rate), at least 4.
+    Parameters and errors: as :class:`UARTRx`.
 
     Members
     -------
@@ -187,19 +187,10 @@ class UARTTx(_Timing, wiring.Component):
 
     Latency: 1 cycle from transfer to start bit. Throughput: one byte per ``10 * divisor``
     cycles.
-
-    Raises
-    ------
-    TypeError, ValueError
-        See :func:`check_divisor`.
     """
 
     i: In(stream.Signature(unsigned(8)))
     tx: Out(1, init=1)
-
-    def __init__(self, divisor):
-        self._divisor = check_divisor(divisor)
-        super().__init__()
 
     def elaborate(self, platform):
         m = Module()
