@@ -169,21 +169,29 @@ def _gaps(rng, meta, name):
     return Gaps(rng, prob, longest)
 
 
+async def _runs_take_predicted_cycles(dut, scenario, *, back_to_back):
+    """Every run bit-exact and exactly as many cycles as the cycle model predicts."""
+    env = EngineEnv(dut)
+    await env.setup()
+    rng = seeded(scenario)
+    runs = env.meta["runs"]
+    for index, run in enumerate(runs):
+        following = index + 1 if back_to_back and index + 1 < len(runs) else None
+        with measured() as span:
+            words, cycles = await env.run(index, Gaps(rng), Gaps(rng),
+                                          hold_next_start=following)
+        env.scoreboard(index).check(words)
+        assert cycles == run["cycles"], (
+            f"run {index} ({run['name']}, {scenario}): {cycles} cycles, "
+            f"hw.fire.cycle_model.layer_cycles predicts {run['cycles']}")
+        record_stats(run=index, layer=run["name"], scenario=scenario, cycles=cycles,
+                     seconds=round(span.seconds, 2))
+
+
 @cocotb.test()
 async def ideal_streams_bit_exact_and_cycles(dut):
     """Always-valid input, always-ready output: every run bit-exact, cycles == layer_cycles."""
-    env = EngineEnv(dut)
-    await env.setup()
-    rng = seeded("ideal")
-    for index, run in enumerate(env.meta["runs"]):
-        with measured() as span:
-            words, cycles = await env.run(index, Gaps(rng), Gaps(rng))
-        env.scoreboard(index).check(words)
-        assert cycles == run["cycles"], (
-            f"run {index} ({run['name']}): {cycles} cycles, hw.fire.cycle_model.layer_cycles "
-            f"predicts {run['cycles']}")
-        record_stats(run=index, layer=run["name"], scenario="ideal", cycles=cycles,
-                     seconds=round(span.seconds, 2))
+    await _runs_take_predicted_cycles(dut, "ideal", back_to_back=False)
 
 
 @cocotb.test()
@@ -191,21 +199,7 @@ async def back_to_back_runs_with_start_held(dut):
     """Every run's ``start`` is already offered (valid held high) while the previous run is
     still going, so runs follow each other with no idle cycle: each is bit-exact and takes
     exactly the predicted cycles from its own start transfer."""
-    env = EngineEnv(dut)
-    await env.setup()
-    rng = seeded("back-to-back")
-    runs = env.meta["runs"]
-    for index, run in enumerate(runs):
-        following = index + 1 if index + 1 < len(runs) else None
-        with measured() as span:
-            words, cycles = await env.run(index, Gaps(rng), Gaps(rng),
-                                          hold_next_start=following)
-        env.scoreboard(index).check(words)
-        assert cycles == run["cycles"], (
-            f"run {index} ({run['name']}) right after the previous one: {cycles} cycles, "
-            f"hw.fire.cycle_model.layer_cycles predicts {run['cycles']}")
-        record_stats(run=index, layer=run["name"], scenario="back to back", cycles=cycles,
-                     seconds=round(span.seconds, 2))
+    await _runs_take_predicted_cycles(dut, "back-to-back", back_to_back=True)
 
 
 @cocotb.test()

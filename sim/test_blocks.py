@@ -52,7 +52,7 @@ def test_entry_decoder(simulator, test_id):
     arrays["conv_start"] = starts
     max_channels = max(max(c.spec.in_channels, c.spec.out_channels) for c in convs)
     source = toolchain.verilog(lambda: EntryDecoder(CODE_BITS, max_channels), "entry_decoder",
-                               toolchain.digest("entry_decoder", CODE_BITS, max_channels))
+                               toolchain.digest("hw.blocks.entry_decoder", CODE_BITS, max_channels))
     meta = {"code_bits": CODE_BITS, "convs": [c.spec.name for c in convs],
             "latency": EntryDecoder.latency,
             "model": model.label, "idle": (0.2, 3)}
@@ -91,7 +91,7 @@ def test_requantizer(simulator, test_id):
     golden.fixed.requantize."""
     accs, shifts, expected = _requantizer_values(np.random.default_rng(SEED))
     source = toolchain.verilog(lambda: Requantizer(32), "requantizer",
-                               toolchain.digest("requantizer", 32))
+                               toolchain.digest("hw.blocks.requantizer", 32))
     toolchain.run(simulator, source, "requantizer", "sim.tb_requantizer", test_id,
                   write_case=lambda run_dir: cases.write_case(
                       run_dir / "case.npz",

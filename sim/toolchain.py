@@ -134,8 +134,15 @@ def locked(path):
 # ---------------------------------------------------------------------------- Verilog
 
 
+def _module_path(module):
+    """File of a dotted ``hw.`` module name (a package's ``__init__.py``)."""
+    base = ROOT.joinpath(*module.split("."))
+    return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+
+
 def hw_sources(module):
-    """``hw/<module>.py`` and every ``hw/`` module it imports, transitively (relative imports)."""
+    """The file of ``module`` (dotted, e.g. ``hw.fire.engine``) and every ``hw.`` module it
+    imports, transitively."""
     import ast
 
     seen, todo = set(), [module]
@@ -144,20 +151,28 @@ def hw_sources(module):
         if name in seen:
             continue
         seen.add(name)
-        path = ROOT / "hw" / f"{name}.py"
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
-                todo.append(node.module.split(".")[0])
-    return [ROOT / "hw" / f"{name}.py" for name in sorted(seen)]
+        package = name if _module_path(name).name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(_module_path(name).read_text())):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                target = f"{parent}.{node.module}" if node.module else parent
+            else:
+                target = node.module or ""
+            if target == "hw" or target.startswith("hw."):
+                todo.append(target)
+    return [_module_path(name) for name in sorted(seen)]
 
 
 def digest(hw_module, *parts):
-    """Short stable digest of the Amaranth version, the sources of ``hw/<hw_module>.py`` and the
-    ``hw/`` modules it imports, and configuration values / arrays ``parts``."""
+    """Short stable digest of the Amaranth version, the sources of ``hw_module`` (dotted, e.g.
+    ``hw.fire.engine``) and the ``hw.`` modules it imports, and configuration values / arrays
+    ``parts``."""
     h = hashlib.sha256()
     h.update(importlib.metadata.version("amaranth").encode())
     for path in hw_sources(hw_module):
-        h.update(path.name.encode())
+        h.update(str(path.relative_to(ROOT)).encode())
         h.update(path.read_bytes())
     for part in parts:
         if isinstance(part, np.ndarray):

@@ -10,6 +10,7 @@ from amaranth.sim import Simulator
 from golden.fixed import global_sum
 from hw.network.global_sum import GlobalSum
 from testkit.engine_driver import to_beats
+from testkit.streams import receive_until_last, send_beats
 from testkit.waves import waves
 
 
@@ -20,30 +21,13 @@ def run_sums(dut, maps, *, seed, valid_prob=0.7, ready_prob=0.7):
 
     async def producer(ctx):
         for x in maps:
-            beats = to_beats(x, L)
-            for n, beat in enumerate(beats):
-                while rng.random() > valid_prob:
-                    await ctx.tick()
-                ctx.set(dut.i.valid, 1)
-                ctx.set(dut.i.payload.data, [int(v) for v in beat])
-                ctx.set(dut.i.payload.first, int(n == 0))
-                ctx.set(dut.i.payload.last, int(n == len(beats) - 1))
-                await ctx.tick().until(dut.i.ready)
-                ctx.set(dut.i.valid, 0)
+            await send_beats(ctx, dut.i, to_beats(x, L), rng, valid_prob=valid_prob)
 
     async def consumer(ctx):
-        for x in maps:
-            logits = []
-            while True:
-                ready = int(rng.random() < ready_prob)
-                ctx.set(dut.o.ready, ready)
-                *_, valid, value, last = await ctx.tick().sample(
-                    dut.o.valid, dut.o.payload.data, dut.o.payload.last)
-                if ready and valid:
-                    logits.append(value)
-                    if last:
-                        break
-            got.append(logits)
+        for _ in maps:
+            logits = await receive_until_last(ctx, dut.o, rng, ready_prob=ready_prob,
+                                              fields=("data", "last"))
+            got.append([value for value, _ in logits])
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

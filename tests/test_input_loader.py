@@ -7,6 +7,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from hw.fire.input_loader import InputLoader
+from testkit.streams import send_beats
 from testkit.waves import waves
 
 
@@ -30,14 +31,8 @@ def run_loader(lanes, beat, slot, pixels, beats, *, seed, valid_prob=0.6, hold=(
         ctx.set(dut.go, 1)
         await ctx.tick()
         ctx.set(dut.go, 0)
-        for p in range(pixels):
-            for b in range(beats):
-                while rng.random() > valid_prob:
-                    await ctx.tick()
-                ctx.set(dut.i.valid, 1)
-                ctx.set(dut.i.payload.data, [int(v) for v in data[p, b * beat:(b + 1) * beat]])
-                await ctx.tick().until(dut.i.ready)
-                ctx.set(dut.i.valid, 0)
+        await send_beats(ctx, dut.i, data.reshape(-1, beat), rng, valid_prob=valid_prob,
+                         framed=False)
 
     async def consumer(ctx):
         await ctx.tick()

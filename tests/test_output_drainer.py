@@ -8,6 +8,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from hw.fire.output_drainer import OutputDrainer
+from testkit.streams import receive_until_last
 from testkit.waves import waves
 
 
@@ -61,26 +62,27 @@ def run_drainer(lanes, beat, slot, pixels, channels, *, seed, ready_prob=0.6, ga
 
     async def consumer(ctx):
         await ctx.tick()
-        total = pixels * beats
-        while len(got) < total:
-            if ctx.get(dut.drained):
-                drained_early.append(len(got))
-            ready = int(rng.random() < ready_prob)
-            ctx.set(dut.o.ready, ready)
-            p = dut.o.payload
-            *_, valid, data, first, last = await ctx.tick().sample(
-                dut.o.valid, p.data, p.first, p.last)
-            if ready and valid:
-                got.append(([int(v) for v in data], first, last))
+        got.extend(await receive_until_last(ctx, dut.o, rng, ready_prob=ready_prob))
         ctx.set(dut.o.ready, 0)
         await ctx.tick()
         assert ctx.get(dut.drained), "drained stays low after the last beat"
         assert ctx.get(dut.full) == 0
 
+    async def watch_drained(ctx):
+        """Every cycle after ``go``: ``drained`` must stay low while beats are owed."""
+        await ctx.tick()
+        sent = 0
+        async for _, _, drained, valid, ready in ctx.tick().sample(
+                dut.drained, dut.o.valid, dut.o.ready):
+            if drained and sent < pixels * beats:
+                drained_early.append(sent)
+            sent += valid & ready
+
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(producer)
     sim.add_testbench(consumer)
+    sim.add_testbench(watch_drained, background=True)
     with waves(sim, name):
         sim.run_until(1e-8 * 40 * (100 + pixels * beats * beat + groups * (gap[1] + slot)))
     assert got == expected_beats(results, beat, beats)

@@ -21,6 +21,8 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from golden.codec import check_code_bits
+
 __all__ = ["EntryDecoder"]
 
 
@@ -58,11 +60,9 @@ class EntryDecoder(wiring.Component):
     latency = 2
 
     def __init__(self, code_bits=8, max_channels=1024):
-        for name, value in (("Code width", code_bits), ("Channel count", max_channels)):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"{name} must be an integer, not {value!r}")
-        if not 4 <= code_bits <= 8:
-            raise ValueError(f"Code width must be from 4 to 8, not {code_bits!r}")
+        code_bits = check_code_bits(code_bits)
+        if not isinstance(max_channels, int) or isinstance(max_channels, bool):
+            raise TypeError(f"Channel count must be an integer, not {max_channels!r}")
         if max_channels < 1:
             raise ValueError(f"Channel count must be positive, not {max_channels!r}")
         self._code_bits = code_bits

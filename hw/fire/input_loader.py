@@ -16,6 +16,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from hw.blocks.layouts import beat_layout
+from hw.blocks.params import check_int, check_power_of_two
 from hw.blocks.signals import zero_extend
 
 __all__ = ["InputLoader"]
@@ -58,16 +59,9 @@ class InputLoader(wiring.Component):
     """
 
     def __init__(self, *, lanes, channels_per_beat, channels):
-        for name, value in (("Lane count", lanes), ("Channel count", channels)):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"{name} must be an integer, not {value!r}")
-            if value < 1 or value & (value - 1):
-                raise ValueError(f"{name} must be a power of two, not {value!r}")
-        if not isinstance(channels_per_beat, int) or isinstance(channels_per_beat, bool):
-            raise TypeError(f"Channels per beat must be an integer, not {channels_per_beat!r}")
-        if not 1 <= channels_per_beat <= channels:
-            raise ValueError(f"Channels per beat must be from 1 to {channels}, "
-                             f"not {channels_per_beat!r}")
+        check_power_of_two("Lane count", lanes)
+        check_power_of_two("Channel count", channels)
+        check_int("Channels per beat", channels_per_beat, 1, channels)
         self._lanes, self._beat, self._channels = lanes, channels_per_beat, channels
         super().__init__({
             "i": In(stream.Signature(beat_layout(channels_per_beat))),

@@ -18,6 +18,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.blocks.layouts import beat_layout
+from hw.blocks.params import check_int
 
 __all__ = ["GlobalSum", "logit_layout"]
 
@@ -51,12 +52,8 @@ class GlobalSum(wiring.Component):
     """
 
     def __init__(self, *, channels, channels_per_beat, offsets=None):
-        for name, value, top in (("Channel count", channels, 4096),
-                                 ("Channels per beat", channels_per_beat, 64)):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"{name} must be an integer, not {value!r}")
-            if not 1 <= value <= top:
-                raise ValueError(f"{name} must be from 1 to {top}, not {value!r}")
+        check_int("Channel count", channels, 1, 4096)
+        check_int("Channels per beat", channels_per_beat, 1, 64)
         offsets = [0] * channels if offsets is None else [int(v) for v in offsets]
         if len(offsets) != channels:
             raise ValueError(f"Offsets must have one value per channel ({channels}), "

@@ -11,6 +11,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from hw.blocks.layouts import beat_layout
+from hw.blocks.params import check_int
 from hw.network.pool_stage import PoolStage
 
 __all__ = ["MaxPool", "pooled_size"]
@@ -51,17 +52,9 @@ class MaxPool(wiring.Component):
     """
 
     def __init__(self, *, channels_per_beat, max_width, max_beats):
-        for name, value in (("Width", max_width), ("Beat count", max_beats)):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"{name} must be an integer, not {value!r}")
-        if max_width < 3:
-            raise ValueError(f"Width must be at least 3, not {max_width!r}")
-        if max_beats < 1:
-            raise ValueError(f"Beat count must be positive, not {max_beats!r}")
-        if not isinstance(channels_per_beat, int) or isinstance(channels_per_beat, bool):
-            raise TypeError(f"Channels per beat must be an integer, not {channels_per_beat!r}")
-        if not 1 <= channels_per_beat <= 64:
-            raise ValueError(f"Channels per beat must be from 1 to 64, not {channels_per_beat!r}")
+        check_int("Width", max_width, 3)
+        check_int("Beat count", max_beats, 1)
+        check_int("Channels per beat", channels_per_beat, 1, 64)
         self._beat, self._max_width, self._max_beats = channels_per_beat, max_width, max_beats
         super().__init__({
             "i": In(stream.Signature(beat_layout(channels_per_beat))),

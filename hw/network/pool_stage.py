@@ -22,6 +22,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.blocks.layouts import beat_layout
+from hw.blocks.params import check_int
 
 __all__ = ["PoolStage"]
 
@@ -53,12 +54,8 @@ class PoolStage(wiring.Component):
     """
 
     def __init__(self, *, channels_per_beat, max_words):
-        for name, value, top in (("Channels per beat", channels_per_beat, 64),
-                                 ("Word count", max_words, 1 << 20)):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"{name} must be an integer, not {value!r}")
-            if not 1 <= value <= top:
-                raise ValueError(f"{name} must be from 1 to {top}, not {value!r}")
+        check_int("Channels per beat", channels_per_beat, 1, 64)
+        check_int("Word count", max_words, 1, 1 << 20)
         self._beat, self._max_words = channels_per_beat, max_words
         super().__init__({
             "i": In(stream.Signature(beat_layout(channels_per_beat))),
