@@ -1,2 +1,2 @@
-"""Whole-network blocks: streaming max-pool, global sum (and, to come, the conv1 patch
-streamer, the activation store and the network sequencer)."""
+"""Whole-network blocks: the conv1 patch streamer, the streaming max-pool and the global sum
+(to come: the activation store and the network sequencer that wire them to the engine)."""

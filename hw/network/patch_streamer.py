@@ -1,0 +1,211 @@
+"""Patch streamer: turns an image stream into one K*K*C-channel patch per output pixel of a
+K x K, stride-S convolution without padding (conv1 of SqueezeNet: v1.0 7x7/2, v1.1 3x3/2).
+
+The engine then runs conv1 as a 1x1 convolution over ``K*K*C`` input channels, skipping zero
+weights like any other layer. Patch channel ``j = c*K*K + ky*K + kx`` is pixel
+``(S*yo + ky, S*xo + kx)``, channel ``c``: the order of the weights of a ``(out, in, kh, kw)``
+kernel, so the stored entries of conv1 are used unchanged.
+
+The last ``R = K + S`` image rows live in a row memory (one word of C bytes per pixel, row
+``y`` in slot ``y mod R``): while the K rows of output row ``yo`` are read, the next S rows can
+arrive. No multiplier: slot bases move by adding the width.
+"""
+
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hw.blocks.layouts import beat_layout
+from hw.blocks.params import check_int
+
+__all__ = ["PatchStreamer"]
+
+
+class _RowCursor:
+    """A row slot and its first word address, stepped one row at a time modulo R rows."""
+
+    def __init__(self, name, rows, depth):
+        self.slot = Signal(range(rows), name=f"{name}_slot")
+        self.base = Signal(range(depth), name=f"{name}_base")
+        self._rows = rows
+
+    def reset(self):
+        return [self.slot.eq(0), self.base.eq(0)]
+
+    def copy(self, other):
+        return [self.slot.eq(other.slot), self.base.eq(other.base)]
+
+    def step(self, width):
+        last = self.slot == self._rows - 1
+        return [self.slot.eq(Mux(last, 0, self.slot + 1)),
+                self.base.eq(Mux(last, 0, self.base + width))]
+
+
+class PatchStreamer(wiring.Component):
+    """Image pixels in, K*K*C-byte patches out, raster order, both as beats of L bytes.
+
+    Throughput: L patch bytes every L + 1 cycles while ``o`` is ready (one row-memory read per
+    byte); an image beat per cycle while the row memory has room. Latency: output row ``yo``
+    starts once image row ``S*yo + K - 1`` is complete.
+
+    Parameters
+    ----------
+    kernel, stride : int
+        K and S.
+    channels : int
+        C, image channels (3), at most L: one image beat per pixel.
+    channels_per_beat : int
+        L.
+    max_width : int
+        Widest image.
+
+    Members
+    -------
+    i : In(stream.Signature(beat_layout(L)))
+        Image pixels in raster order, C channels in the first bytes of each beat; ``first`` on
+        the image's first pixel restarts the run.
+    o : Out(stream.Signature(beat_layout(L)))
+        Patches in raster order of output pixels, ``ceil(K*K*C/L)`` beats each (zero padded),
+        ``first``/``last`` on the run's first/last beat.
+    width : In(16)
+        Image width; steady during a run.
+    out_height, out_width : In(16)
+        ``(H - K) // S + 1`` and ``(W - K) // S + 1`` (descriptor constants).
+    """
+
+    def __init__(self, *, kernel, stride, channels, channels_per_beat, max_width):
+        check_int("Kernel", kernel, 1, 15)
+        check_int("Stride", stride, 1, kernel)
+        check_int("Channels per beat", channels_per_beat, 1, 64)
+        check_int("Channel count", channels, 1, channels_per_beat)
+        check_int("Width", max_width, kernel, 4096)
+        self._k, self._s, self._c = kernel, stride, channels
+        self._beat, self._max_width = channels_per_beat, max_width
+        super().__init__({
+            "i": In(stream.Signature(beat_layout(channels_per_beat))),
+            "o": Out(stream.Signature(beat_layout(channels_per_beat))),
+            "width": In(16),
+            "out_height": In(16),
+            "out_width": In(16),
+        })
+
+    @property
+    def patch_beats(self):
+        """Beats per patch, ``ceil(K*K*C / L)``."""
+        return -(-self._k * self._k * self._c // self._beat)
+
+    def elaborate(self, platform):
+        m = Module()
+        K, S, C, L = self._k, self._s, self._c, self._beat
+        R = K + S
+        depth = R * self._max_width
+        m.submodules.rows = rows = Memory(shape=unsigned(8 * C), depth=depth, init=[])
+        rd = rows.read_port()
+        wr = rows.write_port()
+
+        rows_in = Signal(16)               # image rows complete
+        need = Signal(17, init=K)          # rows output row yo needs: S*yo + K
+        free_below = Signal(17, init=R)    # rows below S*yo + R may be written
+        running = Signal()                 # a run's patches are not all sent yet
+        self._writer(m, wr, rows_in, free_below, running)
+        self._reader(m, rd, rows_in, need, free_below, running)
+        return m
+
+    def _writer(self, m, wr, rows_in, free_below, running):
+        """Image beats into the row memory, row ``y`` in slot ``y mod R``; a new image's first
+        pixel waits until the last run's patches have all left."""
+        R = self._k + self._s
+        x = Signal(16)
+        cursor = _RowCursor("w", R, R * self._max_width)
+        first = self.i.payload.first
+        row_free = Mux(first, ~running, rows_in < free_below)
+        m.d.comb += [
+            self.i.ready.eq(row_free),
+            wr.addr.eq(Mux(first, 0, cursor.base + x)),
+            wr.data.eq(self.i.payload.data.as_value()[:8 * self._c]),
+            wr.en.eq(self.i.valid & self.i.ready),
+        ]
+        with m.If(self.i.valid & self.i.ready):
+            with m.If(first & (self.width == 1)):
+                m.d.sync += [x.eq(0), rows_in.eq(1), cursor.slot.eq(1), cursor.base.eq(1)]
+            with m.Elif(first):
+                m.d.sync += [x.eq(1), rows_in.eq(0)] + cursor.reset()
+            with m.Elif(x + 1 == self.width):
+                m.d.sync += [x.eq(0), rows_in.eq(rows_in + 1)] + cursor.step(self.width)
+            with m.Else():
+                m.d.sync += x.eq(x + 1)
+
+    def _reader(self, m, rd, rows_in, need, free_below, running):
+        """Patch bytes read one per cycle, packed into beats."""
+        K, S, C, L = self._k, self._s, self._c, self._beat
+        R = K + S
+        total = K * K * C
+        padded = self.patch_beats * L
+        row0 = _RowCursor("r0", R, R * self._max_width)    # slot of row S*yo
+        rowk = _RowCursor("rk", R, R * self._max_width)    # slot of row S*yo + ky
+        c, ky, kx = Signal(range(C)), Signal(range(K)), Signal(range(K))
+        n = Signal(range(padded + 1))          # patch byte being issued
+        xo, yo, col0 = Signal(16), Signal(16), Signal(16)
+        issued = Signal(range(L + 1))
+        pend, pend_c, pend_pad = Signal(), Signal(range(C)), Signal()
+        beat = Signal(8 * L)
+        steps = Signal(range(S + 1))
+        sent_first = Signal()
+        m.d.comb += rd.addr.eq(rowk.base + col0 + kx)
+
+        # Collect the byte read last cycle (a padding byte reads nothing).
+        with m.If(pend):
+            byte = Mux(pend_pad, 0, rd.data.word_select(pend_c, 8))
+            m.d.sync += beat.eq(Cat(beat[8:], byte) if L > 1 else byte)
+        m.d.sync += pend.eq(0)
+        with m.FSM():
+            with m.State("WAIT"):
+                with m.If(running & (rows_in >= need)):
+                    m.d.sync += issued.eq(0)
+                    m.next = "FILL"
+            with m.State("FILL"):
+                with m.If(issued < L):
+                    m.d.sync += [pend.eq(1), pend_c.eq(c), pend_pad.eq(n >= total),
+                                 issued.eq(issued + 1), n.eq(n + 1)]
+                    with m.If(n < total):
+                        m.d.sync += kx.eq(kx + 1)
+                        with m.If(kx == K - 1):
+                            m.d.sync += [kx.eq(0), ky.eq(ky + 1)] + rowk.step(self.width)
+                            with m.If(ky == K - 1):
+                                m.d.sync += [ky.eq(0), c.eq(c + 1)] + rowk.copy(row0)
+                with m.Else():
+                    m.next = "SEND"
+            with m.State("SEND"):
+                last_beat = n == padded
+                last_pixel = xo + 1 == self.out_width
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.data.eq(beat),
+                             self.o.payload.first.eq(~sent_first),
+                             self.o.payload.last.eq(last_beat & last_pixel &
+                                                    (yo + 1 == self.out_height))]
+                with m.If(self.o.ready):
+                    m.d.sync += [issued.eq(0), sent_first.eq(1)]
+                    m.next = "FILL"
+                    with m.If(last_beat):
+                        m.d.sync += [n.eq(0), c.eq(0), xo.eq(xo + 1), col0.eq(col0 + S)]
+                        with m.If(last_pixel):
+                            m.d.sync += [xo.eq(0), col0.eq(0), yo.eq(yo + 1), steps.eq(S),
+                                         need.eq(need + S), free_below.eq(free_below + S)]
+                            with m.If(yo + 1 == self.out_height):
+                                m.d.sync += running.eq(0)
+                            m.next = "NEXT_ROW"
+            with m.State("NEXT_ROW"):
+                # Move the row-0 cursor down S rows, one a cycle.
+                with m.If(steps != 0):
+                    m.d.sync += [steps.eq(steps - 1)] + row0.step(self.width)
+                with m.Else():
+                    m.d.sync += rowk.copy(row0)
+                    m.next = "WAIT"
+        # A new image restarts every counter (after the FSM, so that this wins over a
+        # NEXT_ROW still stepping).
+        with m.If(self.i.valid & self.i.ready & self.i.payload.first):
+            m.d.sync += [yo.eq(0), xo.eq(0), col0.eq(0), n.eq(0), c.eq(0), ky.eq(0),
+                         kx.eq(0), need.eq(K), free_below.eq(R), sent_first.eq(0),
+                         running.eq(1)]
+            m.d.sync += row0.reset() + rowk.reset()
+        return m

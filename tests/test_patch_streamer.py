@@ -1,0 +1,81 @@
+# amaranth: UnusedElaboratable=no
+"""Patch streamer alone: random images (v1.0's 7x7/2 and v1.1's 3x3/2 geometry, small sizes)
+with random input gaps and output back-pressure give exactly golden's im2col patches, in the
+channel order of a (out, in, kh, kw) kernel; two images back to back."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from golden.fixed_ops import im2col
+from hw.network.patch_streamer import PatchStreamer
+from testkit.engine_driver import from_beats, to_beats
+from testkit.streams import receive_until_last, send_beats
+from testkit.waves import waves
+
+
+def run_patches(kernel, stride, beat, sizes, *, seed, valid_prob=0.7, ready_prob=0.6):
+    rng = np.random.default_rng(seed)
+    channels = 3
+    dut = PatchStreamer(kernel=kernel, stride=stride, channels=channels, channels_per_beat=beat,
+                        max_width=max(w for _, w in sizes))
+    images = [rng.integers(0, 256, (channels, h, w)).astype(np.uint8) for h, w in sizes]
+    got = []
+
+    async def producer(ctx):
+        for index, x in enumerate(images):
+            # Sizes of the next image may change once the previous one's patches have left.
+            while len(got) < index:
+                await ctx.tick()
+            h, w = x.shape[1:]
+            ctx.set(dut.width, w)
+            ctx.set(dut.out_height, (h - kernel) // stride + 1)
+            ctx.set(dut.out_width, (w - kernel) // stride + 1)
+            await send_beats(ctx, dut.i, to_beats(x, beat), rng, valid_prob=valid_prob)
+
+    async def consumer(ctx):
+        for _ in images:
+            got.append(await receive_until_last(ctx, dut.o, rng, ready_prob=ready_prob))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    with waves(sim):
+        sim.run()
+    for x, beats in zip(images, got):
+        assert [f for _, f, _ in beats] == [1] + [0] * (len(beats) - 1)
+        assert [last for _, _, last in beats] == [0] * (len(beats) - 1) + [1]
+        cols, (out_h, out_w) = im2col(x, kernel, stride)
+        data = np.array([d for d, _, _ in beats], np.uint8)
+        assert len(data) == out_h * out_w * dut.patch_beats
+        np.testing.assert_array_equal(from_beats(data, cols.shape[0], out_h, out_w),
+                                      cols.reshape(-1, out_h, out_w))
+
+
+@pytest.mark.parametrize("kernel,stride,beat,sizes", [
+    (7, 2, 8, [(11, 9), (7, 7)]),      # v1.0 conv1 geometry
+    (3, 2, 8, [(7, 8), (6, 5)]),       # v1.1 conv1 geometry, an extra unused row/column
+    (3, 1, 4, [(4, 6)]),
+    (1, 1, 3, [(2, 3), (1, 1)]),
+    (2, 2, 5, [(5, 4)]),
+])
+def test_patches_equal_im2col(kernel, stride, beat, sizes):
+    run_patches(kernel, stride, beat, sizes, seed=kernel * 10 + beat)
+
+
+def test_without_gaps():
+    run_patches(7, 2, 8, [(9, 13)], seed=4, valid_prob=1.0, ready_prob=1.0)
+
+
+@pytest.mark.parametrize("kwargs,exc,message", [
+    ({"channels": 9}, ValueError, "Channel count must be from 1 to 8, not 9"),
+    ({"stride": 8}, ValueError, "Stride must be from 1 to 7, not 8"),
+    ({"max_width": 6}, ValueError, "Width must be from 7 to 4096, not 6"),
+    ({"kernel": 7.0}, TypeError, "Kernel must be an integer, not 7.0"),
+])
+def test_parameter_errors(kwargs, exc, message):
+    args = {"kernel": 7, "stride": 2, "channels": 3, "channels_per_beat": 8, "max_width": 16,
+            **kwargs}
+    with pytest.raises(exc, match=message):
+        PatchStreamer(**args)
