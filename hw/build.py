@@ -14,7 +14,8 @@
    (``nextpnr-xilinx``), which no package index carries: when they are not on ``PATH`` the
    report says so and the build succeeds with the synthesis results.
 4. Write ``DIR/report.json`` and ``DIR/report.md`` (default ``DIR`` = ``build/BOARD``); a
-   ``DIR`` that cannot be written is an error (exit status 2) too.
+   ``DIR`` that cannot be written is an error (exit status 2) too. A tool that fails or is
+   missing ends the command with one line naming the step, the tool and its log (exit status 1).
 
 The flow itself is :mod:`hw.flow.build` (steps and tools), :mod:`hw.flow.layers` (layer
 choice), :mod:`hw.flow.report` (the report) and :mod:`hw.flow.logs` (log parsing).
@@ -25,7 +26,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hw.flow.build import BuildError, build
+from hw.flow.build import BuildError, ToolError, build
 
 __all__ = ["main"]
 
@@ -51,6 +52,9 @@ def main(argv=None):
     except BuildError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except ToolError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

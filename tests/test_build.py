@@ -2,6 +2,7 @@
 UART link driven end to end by the host driver."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -145,3 +146,23 @@ def test_uart_link_runs_the_real_engine():
     x = rng.integers(0, 256, (6, 3, 4)).astype(np.uint8)
     y = host.run_layer(0, x.transpose(1, 2, 0))
     np.testing.assert_array_equal(y.transpose(2, 0, 1), golden_fire(x, *convs))
+
+
+@pytest.mark.parametrize("board,yosys,reason", [
+    ("arty_a7", "false", r"exited with status 1 \(xc7\); see .*synth/yosys\.log$"),
+    ("arty_a7", "/no/such/yosys", r"not found"),
+    ("ulx3s_85f", "false", r"exited with status 1; see .*synthesis\.log$"),
+    ("ulx3s_85f", "/no/such/yosys", r"could not be started"),
+])
+def test_failing_tool_is_one_line_and_exit_1(board, yosys, reason, tmp_path, monkeypatch,
+                                             capsys):
+    """A synthesis tool that fails or is missing: exit status 1 and one ``error:`` line naming
+    the step, the tool and its log, no traceback."""
+    monkeypatch.setenv("YOSYS", yosys)
+    status = build.main(["--board", board, "--layers", "fire2", "--lanes", "4",
+                         "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 1
+    assert re.match(r"^error: synthesis failed: \S+ " + reason, err[-1]), err[-1]
+    assert "Traceback" not in "\n".join(err)
+    assert not (tmp_path / "out" / "report.json").exists()

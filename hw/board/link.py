@@ -24,19 +24,11 @@ from hw.board import protocol
 from hw.board.command_decoder import CommandDecoder
 from hw.board.framing_check import FramingCheck
 from hw.board.input_packer import InputPacker
-from hw.board.protocol import (ACK, CMD_PING, CMD_RUN, CREDIT, DONE, DONE_FRAMING,
-                               DONE_OVERRUN, DONE_RX_ERROR, ERR_TIMEOUT, ERR_UNKNOWN, LINK_ID,
-                               MAX_LAYERS, NAK, PIXEL)
+from hw.board.protocol import MAX_LAYERS
 from hw.board.transmitter import LinkTransmitter
 from hw.board.uart import BITS_PER_BYTE, UARTRx, UARTTx, check_divisor
 
-# The protocol's names stay importable from here, as before the protocol had its own module.
-__all__ = [
-    "HostLink", "start_layout", "beat_layout",
-    "CMD_PING", "CMD_RUN", "LINK_ID", "ACK", "NAK", "CREDIT", "PIXEL", "DONE",
-    "DONE_FRAMING", "DONE_RX_ERROR", "DONE_OVERRUN", "ERR_UNKNOWN", "ERR_TIMEOUT",
-    "MAX_LAYERS",
-]
+__all__ = ["HostLink"]
 
 
 def _is_int(value):

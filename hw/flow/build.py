@@ -21,14 +21,14 @@ from pathlib import Path
 from boards import get_board
 from hw.board.top import BoardTop
 from hw.fire.engine import check_parameters
-from hw.flow.errors import BuildError
+from hw.flow.errors import BuildError, ToolError
 from hw.flow.layers import choose_layers, system_for
 from hw.flow.logs import parse_nextpnr, parse_yosys_stats
 from hw.flow.outputs import make_output_dir
 from hw.flow.report import make_report, write_report
 from hw.flow.yowasp import YOWASP_ENV, first_run_note
 
-__all__ = ["BuildError", "Steps", "build"]
+__all__ = ["BuildError", "ToolError", "Steps", "build"]
 
 
 def say(message):
@@ -60,13 +60,16 @@ class Steps:
         self.rows.append({"name": name, "seconds": 0.0, "status": "skipped", "reason": why})
 
 
-def _run_logged(cmd, cwd, log):
-    with open(cwd / log, "a", encoding="utf-8") as out:
-        proc = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+def _run_logged(step, cmd, cwd, log):
+    """Run one tool of the flow with its output in ``cwd/log``; :class:`ToolError` if it fails."""
+    path = cwd / log
+    with open(path, "a", encoding="utf-8") as out:
+        try:
+            proc = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        except OSError as e:
+            raise ToolError(step, cmd[0], path, f"could not be started ({e.strerror})") from None
     if proc.returncode != 0:
-        tail = (cwd / log).read_text(errors="replace").splitlines()[-20:]
-        raise RuntimeError(f"{shlex.join(cmd)} failed (exit {proc.returncode}); "
-                           f"see {cwd / log}:\n" + "\n".join(tail))
+        raise ToolError(step, cmd[0], path, f"exited with status {proc.returncode}")
 
 
 def _open_flow(board, program, engine_config, out, steps):
@@ -93,7 +96,8 @@ def _open_flow(board, program, engine_config, out, steps):
     if note:
         say(note)
     for var, argv in commands:
-        steps.run(names.get(var, var.lower()), _run_logged, argv, out, f"{names.get(var)}.log")
+        step = names.get(var, var.lower())
+        steps.run(step, _run_logged, step, argv, out, f"{step}.log")
     return parse_yosys_stats(out / "top.rpt", board.family), parse_nextpnr(out / "top.tim")
 
 
@@ -137,8 +141,11 @@ def _synthesise(board, program, engine_config, out, steps):
         return synth, cells, pnr, bitstream
     from hw.flow.synth import synthesize
     system = system_for(board, program, engine_config)
-    result = steps.run("synthesis", synthesize, system, board.family, top_name="top",
-                       workdir=out / "synth")
+    try:
+        result = steps.run("synthesis", synthesize, system, board.family, top_name="top",
+                           workdir=out / "synth")
+    except FileNotFoundError as e:
+        raise ToolError("synthesis", "yosys", out / "synth", f"not found ({e})") from None
     why = ("synthesis-only target" if board.synthesis_only else
            f"the {board.family} place-and-route tools (nextpnr-xilinx, fasm2frames, "
            f"xc7frames2bit) are not installed: no package index carries them")

@@ -44,6 +44,7 @@ from pathlib import Path
 from amaranth.back import rtlil
 
 from boards.devices import FAMILIES, check_family
+from hw.flow.errors import ToolError
 from hw.flow.yowasp import first_run_note
 
 __all__ = ["SynthResult", "SynthError", "synthesize", "yosys_command", "SCRIPTS", "FAMILIES",
@@ -72,8 +73,12 @@ _LUTRAM_PREFIXES = ("RAM16X", "RAM32X", "RAM64X", "RAM128X", "RAM256X", "RAM32M"
                     "SRL16", "SRLC16", "SRLC32", "TRELLIS_DPR16X4")
 
 
-class SynthError(RuntimeError):
-    """Yosys failed; the message ends with the tail of its log."""
+class SynthError(ToolError):
+    """Yosys failed: the message names its log; ``detail`` holds the log's last lines."""
+
+    def __init__(self, log, reason, detail=""):
+        super().__init__("synthesis", "yosys", log, reason)
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -254,9 +259,9 @@ def synthesize(elaboratable, family, *, top_name="top", workdir=None, ports=None
     seconds = time.monotonic() - start
     if proc.returncode != 0:
         log = (workdir / "yosys.log")
-        tail = log.read_text().splitlines()[-30:] if log.exists() else []
-        raise SynthError(f"Yosys failed for {family} in {workdir} (exit {proc.returncode}):\n"
-                         + "\n".join(tail + [proc.stderr.strip()]))
+        tail = log.read_text(errors="replace").splitlines()[-30:] if log.exists() else []
+        raise SynthError(log, f"exited with status {proc.returncode} ({family})",
+                         "\n".join(tail + [proc.stderr.strip()]))
     stat = json.loads((workdir / "stat.json").read_text())
     cells = dict(stat["design"]["num_cells_by_type"])
     result = SynthResult(family=family, top_name=top_name, cells=cells,
