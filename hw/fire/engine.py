@@ -4,8 +4,8 @@ Design (see also ``../shared/DESIGN-NOTES.md``, "pixel lanes, broadcast weights"
 
 - ``lanes`` (P, a power of two) multipliers each own one pixel of a *group* of P consecutive
   raster pixels. Every cycle one sparse entry is read from the weight store, decoded once
-  (:class:`~hw.blocks.entry_decoder.EntryDecoder`), its code looked up in the codebook, and the weight
-  broadcast to all lanes; lane k multiplies it by its own pixel's activation at the entry's
+  (:class:`~hw.blocks.entry_decoder.EntryDecoder`), its code looked up in the codebook, and the
+  weight broadcast to all lanes; lane k multiplies it by its own pixel's activation at the entry's
   ``(channel, tap)``. Zero weights are never visited, all lanes do identical work, and the
   weight store needs a single narrow read per cycle.
 - The same lanes run squeeze, expand 1x1 and expand 3x3 one after another, so the changing

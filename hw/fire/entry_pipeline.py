@@ -12,7 +12,7 @@ they hold this entry's value):
 | c6 | tap lookup, destination channel, per-lane padding flags |
 | c7 | codebook, bias, input-buffer and line-buffer addresses |
 | c8-c11 | read data registered |
-| c12 | select each lane's activation (own pixel for squeeze, rotated neighbour for expand) and multiply |
+| c12 | each lane's activation (own pixel for squeeze, rotated neighbour for expand), multiply |
 | c13 | accumulate; a new output channel or a flush hands the finished sum on |
 | c14-c15 | requantise (round, then shift, ReLU, saturate) |
 | c16 | write: squeezed pixels to the line buffer, Fire outputs to the output buffer |

@@ -10,19 +10,18 @@ buffer is a two-deep queue of groups.
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
-from amaranth.lib import stream, wiring
-from amaranth.lib.memory import Memory
+from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from hw.blocks.layouts import beat_layout
-from hw.blocks.params import check_int, check_power_of_two
 from hw.blocks.signals import zero_extend
+from hw.fire.group_buffer import GroupBuffer
 
 __all__ = ["InputLoader"]
 
 
-class InputLoader(wiring.Component):
+class InputLoader(GroupBuffer):
     """Stream -> double-buffered group buffer, one channel per cycle.
 
     Throughput one channel per cycle: a beat of L channels is accepted every L cycles (``i.ready``
@@ -59,10 +58,7 @@ class InputLoader(wiring.Component):
     """
 
     def __init__(self, *, lanes, channels_per_beat, channels):
-        check_power_of_two("Lane count", lanes)
-        check_power_of_two("Channel count", channels)
-        check_int("Channels per beat", channels_per_beat, 1, channels)
-        self._lanes, self._beat, self._channels = lanes, channels_per_beat, channels
+        self.check_parameters(lanes, channels_per_beat, channels)
         super().__init__({
             "i": In(stream.Signature(beat_layout(channels_per_beat))),
             "go": In(1),
@@ -72,26 +68,16 @@ class InputLoader(wiring.Component):
             "release": In(2),
             "r_addr": In(range(2 * channels)),
             "r_data": Out(unsigned(8 * lanes)),
-        })
-
-    @property
-    def lanes(self):
-        return self._lanes
-
-    @property
-    def slot_channels(self):
-        return self._channels
+        }, lanes=lanes, channels_per_beat=channels_per_beat, channels=channels)
 
     def elaborate(self, platform):
         m = Module()
         P, L, slot_words = self._lanes, self._beat, self._channels
-        m.submodules.buffer = buf = Memory(shape=unsigned(8 * P), depth=2 * slot_words, init=[])
-        rd = buf.read_port()
-        wr = buf.write_port(granularity=8)
+        rd, wr = self._buffer(m, granularity=8)
         m.d.comb += [rd.addr.eq(self.r_addr), self.r_data.eq(rd.data)]
 
         fill = Signal(2)
-        m.d.sync += self.full.eq((self.full | fill) & ~self.release)
+        self._slot_flags(m, fill, self.release)
 
         active = Signal()
         slot = Signal()                  # parity of the group being loaded

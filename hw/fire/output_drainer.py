@@ -13,20 +13,19 @@ on ``o`` never has to stop the read pipeline.
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.lib import stream
 from amaranth.lib.fifo import SyncFIFO
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from hw.blocks.layouts import beat_layout
-from hw.blocks.params import check_int, check_power_of_two
 from hw.blocks.signals import delay, zero_extend
+from hw.fire.group_buffer import GroupBuffer
 
 __all__ = ["OutputDrainer"]
 
 
-class OutputDrainer(wiring.Component):
+class OutputDrainer(GroupBuffer):
     """Double-buffered result buffer -> stream, one channel per cycle.
 
     Throughput one channel per cycle (a beat every L cycles) while ``o`` is ready. Latency
@@ -66,10 +65,7 @@ class OutputDrainer(wiring.Component):
     TAIL = 6
 
     def __init__(self, *, lanes, channels_per_beat, channels):
-        check_power_of_two("Lane count", lanes)
-        check_power_of_two("Channel count", channels)
-        check_int("Channels per beat", channels_per_beat, 1, channels)
-        self._lanes, self._beat, self._channels = lanes, channels_per_beat, channels
+        self.check_parameters(lanes, channels_per_beat, channels)
         super().__init__({
             "o": Out(stream.Signature(beat_layout(channels_per_beat))),
             "go": In(1),
@@ -82,26 +78,16 @@ class OutputDrainer(wiring.Component):
             "fill": In(2),
             "full": Out(2),
             "drained": Out(1),
-        })
-
-    @property
-    def lanes(self):
-        return self._lanes
-
-    @property
-    def slot_channels(self):
-        return self._channels
+        }, lanes=lanes, channels_per_beat=channels_per_beat, channels=channels)
 
     def elaborate(self, platform):
         m = Module()
         P, L, slot_words = self._lanes, self._beat, self._channels
-        m.submodules.buffer = buf = Memory(shape=unsigned(8 * P), depth=2 * slot_words, init=[])
-        rd = buf.read_port()
-        wr = buf.write_port()
+        rd, wr = self._buffer(m)
         m.d.comb += [wr.addr.eq(self.w_addr), wr.data.eq(self.w_data), wr.en.eq(self.w_en)]
 
         release = Signal(2)
-        m.d.sync += self.full.eq((self.full | self.fill) & ~release)
+        self._slot_flags(m, self.fill, release)
 
         active = Signal()
         slot = Signal()                  # parity of the group being read

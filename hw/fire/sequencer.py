@@ -82,7 +82,8 @@ class Sequencer(wiring.Component):
         0 squeeze, 1 expand 1x1, 2 expand 3x3.
     issue_restart : Out(1)
         The entry is the first of its convolution.
-    tap_group : Out(ArrayLayout(range(D), 9)); tap_rot : Out(ArrayLayout(unsigned(max(1, log2 P)), 9))
+    tap_group : Out(ArrayLayout(range(D), 9))
+    tap_rot : Out(ArrayLayout(unsigned(max(1, log2 P)), 9))
         Per 3x3 tap: group offset (mod D) and lane rotation of its pixel.
     top_ok, bot_ok, left_ok, right_ok : Out(P)
         Per lane of the group being expanded: a row above / below, a column left / right.

@@ -2,8 +2,8 @@
 
 The input is a sequence of *lines* (pixels of a row, or rows of a map), each of ``words``
 beats, pooled in sets of ``length`` lines (one row's pixels; one map's rows) that follow each
-other until the run's ``last`` beat. Output line ``k`` is the beat-wise maximum of input lines ``2k``, ``2k+1`` and
-``2k+2`` (those that exist: ceil mode keeps a last, partial window). One memory word per beat of
+other until the run's ``last`` beat. Output line ``k`` of a set is the beat-wise maximum of its
+lines ``2k``, ``2k+1`` and ``2k+2`` (those that exist: ceil mode keeps a last, partial window). One memory word per beat of
 a line holds the running maximum of the output line being built:
 
 - line ``2k`` (k >= 1) finishes output line ``k-1`` (its maximum with the stored one is sent)
