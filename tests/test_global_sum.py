@@ -5,13 +5,12 @@ to back so the second must not see the first's sums."""
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from golden.fixed import global_sum
 from hw.network.global_sum import GlobalSum
 from testkit.engine_driver import to_beats
 from testkit.streams import receive_until_last, send_beats
-from testkit.waves import waves
+from testkit.simulate import simulate
 
 
 def run_sums(dut, maps, *, seed, valid_prob=0.7, ready_prob=0.7):
@@ -29,12 +28,7 @@ def run_sums(dut, maps, *, seed, valid_prob=0.7, ready_prob=0.7):
                                               fields=("data", "last"))
             got.append([value for value, _ in logits])
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    with waves(sim):
-        sim.run()
+    simulate(dut, producer, consumer)
     return got
 
 

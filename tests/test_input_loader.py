@@ -4,11 +4,10 @@ channel; a slot is only refilled after the consumer released it."""
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from hw.fire.input_loader import InputLoader
 from testkit.streams import send_beats
-from testkit.waves import waves
+from testkit.simulate import simulate
 
 
 def run_loader(lanes, beat, slot, pixels, beats, *, seed, valid_prob=0.6, hold=(0, 12),
@@ -53,13 +52,9 @@ def run_loader(lanes, beat, slot, pixels, beats, *, seed, valid_prob=0.6, hold=(
             ctx.set(dut.release, 0)
         assert ctx.get(dut.full) == 0
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    with waves(sim, name):
-        # Far more cycles than the run needs (a stalled loader ends here, not in a hang).
-        sim.run_until(1e-8 * 20 * (100 + pixels * beats * beat + groups * (hold[1] + beats * beat)))
+    # Far more cycles than the run needs (a stalled loader ends here, not in a hang).
+    simulate(dut, producer, consumer, name=name,
+             deadline_cycles=20 * (100 + pixels * beats * beat + groups * (hold[1] + beats * beat)))
     assert len(got) == groups, "the loader stalled"
     for g in range(groups):
         for c, word in enumerate(got[g]):

@@ -5,14 +5,13 @@ back; one stage alone against a NumPy model of a 3-wide stride-2 ceil-mode pool 
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from golden.fixed import maxpool3x3s2
 from hw.network.max_pool import MaxPool, pooled_size
 from hw.network.pool_stage import PoolStage
 from testkit.engine_driver import from_beats, to_beats
 from testkit.streams import receive_until_last, send_beats
-from testkit.waves import waves
+from testkit.simulate import simulate
 
 
 def stream_through(dut, runs, configure, *, seed, valid_prob=0.7, ready_prob=0.6):
@@ -33,12 +32,7 @@ def stream_through(dut, runs, configure, *, seed, valid_prob=0.7, ready_prob=0.6
         for _ in runs:
             got.append(await receive_until_last(ctx, dut.o, rng, ready_prob=ready_prob))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    with waves(sim):
-        sim.run()
+    simulate(dut, producer, consumer)
     for beats in got:
         assert [f for _, f, _ in beats] == [1] + [0] * (len(beats) - 1)
         assert [last for _, _, last in beats] == [0] * (len(beats) - 1) + [1]

@@ -5,11 +5,10 @@ rises only after the last beat."""
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from hw.fire.output_drainer import OutputDrainer
 from testkit.streams import receive_until_last
-from testkit.waves import waves
+from testkit.simulate import simulate
 
 
 def expected_beats(results, beat, beats):
@@ -78,13 +77,8 @@ def run_drainer(lanes, beat, slot, pixels, channels, *, seed, ready_prob=0.6, ga
                 drained_early.append(sent)
             sent += valid & ready
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.add_testbench(watch_drained, background=True)
-    with waves(sim, name):
-        sim.run_until(1e-8 * 40 * (100 + pixels * beats * beat + groups * (gap[1] + slot)))
+    simulate(dut, producer, consumer, background=[watch_drained], name=name,
+             deadline_cycles=40 * (100 + pixels * beats * beat + groups * (gap[1] + slot)))
     assert got == expected_beats(results, beat, beats)
     assert drained_early == [], "drained was high while beats were still owed"
 
@@ -123,10 +117,7 @@ def test_tail_latency():
                 seen["valid"] = n
             await ctx.tick()
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
     assert seen["valid"] == OutputDrainer.TAIL - 1
 
 

@@ -5,13 +5,12 @@ channel order of a (out, in, kh, kw) kernel; two images back to back."""
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from golden.fixed_ops import im2col
 from hw.network.patch_streamer import PatchStreamer
 from testkit.engine_driver import from_beats, to_beats
 from testkit.streams import receive_until_last, send_beats
-from testkit.waves import waves
+from testkit.simulate import simulate
 
 
 def run_patches(kernel, stride, beat, sizes, *, seed, valid_prob=0.7, ready_prob=0.6):
@@ -37,12 +36,7 @@ def run_patches(kernel, stride, beat, sizes, *, seed, valid_prob=0.7, ready_prob
         for _ in images:
             got.append(await receive_until_last(ctx, dut.o, rng, ready_prob=ready_prob))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    with waves(sim):
-        sim.run()
+    simulate(dut, producer, consumer)
     for x, beats in zip(images, got):
         assert [f for _, f, _ in beats] == [1] + [0] * (len(beats) - 1)
         assert [last for _, _, last in beats] == [0] * (len(beats) - 1) + [1]
