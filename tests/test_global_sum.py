@@ -6,8 +6,9 @@ to back so the second must not see the first's sums."""
 import numpy as np
 import pytest
 
+from golden import calibrate, codec, fixed
 from golden.fixed import global_sum
-from hw.network.global_sum import GlobalSum
+from hw.network.global_sum import GlobalSum, padded_border_offsets
 from testkit.engine_driver import to_beats
 from testkit.streams import receive_until_last, send_beats
 from testkit.simulate import simulate
@@ -65,3 +66,29 @@ def test_parameter_errors(kwargs, exc, message):
     args = {"channels": 4, "channels_per_beat": 2, **kwargs}
     with pytest.raises(exc, match=message):
         GlobalSum(**args)
+
+
+def test_conv10_interior_plus_border_offsets_equals_golden_global_sum():
+    """conv10 (1x1, pad 1) of the embedded model on a random 13x13 fire9-like map: the engine's
+    13x13 interior summed by the block, started at the border offsets, equals golden's global
+    sum of the whole padded 15x15 output, for all 1000 channels."""
+    compressed = codec.load(None)
+    qmodel = fixed.quantize(compressed, calibrate.load_plan(compressed))
+    conv10 = qmodel.layers["conv_final"]
+    assert conv10.spec.pad == 1 and conv10.spec.kernel == 1
+    rng = np.random.default_rng(10)
+    x = rng.integers(0, 256, (conv10.spec.in_channels, 13, 13)).astype(np.uint8)
+    whole = fixed.conv1x1(x, conv10)                      # (1000, 15, 15)
+    interior = whole[:, 1:-1, 1:-1]
+    offsets = padded_border_offsets(conv10, 13, 13)
+    dut = GlobalSum(channels=conv10.spec.out_channels, channels_per_beat=40, offsets=offsets)
+    got = run_sums(dut, [np.ascontiguousarray(interior)], seed=3, valid_prob=1.0,
+                   ready_prob=1.0)[0]
+    np.testing.assert_array_equal(got, global_sum(whole))
+
+
+def test_border_offsets_reject_other_kernels():
+    compressed = codec.load(None)
+    qmodel = fixed.quantize(compressed, calibrate.load_plan(compressed))
+    with pytest.raises(ValueError, match="border offsets are for 1x1 convolutions, not 3x3"):
+        padded_border_offsets(qmodel.fires[0][3], 13, 13)

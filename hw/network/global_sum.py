@@ -16,11 +16,36 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+import numpy as np
 
+from golden.fixed import requantize
 from hw.blocks.layouts import beat_layout
 from hw.blocks.params import check_int
 
-__all__ = ["GlobalSum", "logit_layout"]
+__all__ = ["GlobalSum", "logit_layout", "padded_border_offsets"]
+
+
+def padded_border_offsets(qconv, height, width):
+    """Per-channel offsets that stand for the zero-padded border of a padded 1x1 convolution.
+
+    A 1x1 convolution with padding ``p`` on an ``height x width`` map has ``(H+2p)(W+2p) - HW``
+    border outputs that see only padding: each is ``requantize(bias, shift)``. The engine runs
+    the interior; :class:`GlobalSum` starts each channel's sum at this offset.
+
+    Parameters
+    ----------
+    qconv : golden ``QConv``
+        A 1x1 convolution (``spec.pad`` may be 0: the offsets are then 0).
+    height, width : int
+        Size of the (unpadded) input map.
+    """
+    if qconv.spec.kernel != 1:
+        raise ValueError(f"{qconv.name}: border offsets are for 1x1 convolutions, not "
+                         f"{qconv.spec.kernel}x{qconv.spec.kernel}")
+    pad = qconv.spec.pad
+    border = (height + 2 * pad) * (width + 2 * pad) - height * width
+    values = requantize(np.asarray(qconv.bias, np.int64), qconv.shift).astype(np.int64)
+    return (border * values).tolist()
 
 
 def logit_layout():
