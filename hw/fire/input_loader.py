@@ -31,12 +31,9 @@ class InputLoader(GroupBuffer):
 
     Parameters
     ----------
-    lanes : int
-        P, pixels per group (a power of two).
-    channels_per_beat : int
-        L, channels per beat of ``i``.
-    channels : int
-        Words per slot: a power of two at least the largest ``beats * L`` of any run.
+    lanes, channels_per_beat, channels : int
+        P, L (of ``i``) and words per slot, as for
+        :class:`~hw.fire.group_buffer.GroupBuffer`.
 
     Members
     -------

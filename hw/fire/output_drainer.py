@@ -35,12 +35,9 @@ class OutputDrainer(GroupBuffer):
 
     Parameters
     ----------
-    lanes : int
-        P, pixels per group (a power of two).
-    channels_per_beat : int
-        L, channels per beat of ``o``.
-    channels : int
-        Words per slot: a power of two at least the largest ``beats * L`` of any run.
+    lanes, channels_per_beat, channels : int
+        P, L (of ``o``) and words per slot, as for
+        :class:`~hw.fire.group_buffer.GroupBuffer`.
 
     Members
     -------
