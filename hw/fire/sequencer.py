@@ -133,9 +133,6 @@ class Sequencer(wiring.Component):
         P = self._lanes
         n_entries = max(1, len(self._program.entries))
         r = _Registers(P, n_entries, self._drain)
-        r.height, r.width = Signal(8), Signal(8)
-        r.base = [Signal(range(n_entries + 1), name=f"base{j}") for j in range(3)]
-        r.count = [Signal(range(n_entries + 1), name=f"count{j}") for j in range(3)]
         cur_base = Mux(self.issue_phase == 0, r.base[0],
                        Mux(self.issue_phase == 1, r.base[1], r.base[2]))
         m.d.comb += [
@@ -300,6 +297,10 @@ class _Registers:
     """The sequencer's state registers other than its ports."""
 
     def __init__(self, P, n_entries, drain):
+        self.height, self.width = Signal(8, name="height"), Signal(8, name="width")
+        # Entry base and count of the run's squeeze, expand 1x1 and expand 3x3.
+        self.base = [Signal(range(n_entries + 1), name=f"base{j}") for j in range(3)]
+        self.count = [Signal(range(n_entries + 1), name=f"count{j}") for j in range(3)]
         self.rows_left = Signal(8)
         self.groups = Signal(range((1 << 16) // P + 2))
         self.reach = Signal(range(256 // P + 3))
