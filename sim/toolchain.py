@@ -10,6 +10,10 @@ Everything lands under ``sim_build/`` (git-ignored):
 - ``sim_build/runs/<test id>/``: one directory per pytest item (log, results XML, case files);
 - ``sim_build/waves/<test id>.vcd`` (Verilator) or ``.fst`` (Icarus) with ``WAVES=1``;
 - ``sim_build/sim_speed.json``: simulated cycles per second, per run and per simulator.
+
+One concern (getting a design simulated with cocotb) in a little over 400 lines: Verilog
+generation and caching, finding Verilator and Icarus, building, running and reading results
+are steps of that one path, kept together so the cache keys and locks stay in one place.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Expected values come from the model README (counts, sha256) or from the format description,
 worked out independently of the codec (block offsets by the README's size formula, fillers by
 hand); malformed files are edits of the synthetic model's bytes so they need no ``../shared``.
+Over 400 lines because every located error of the file format has its own case; the subject is
+one (the ``.net`` codec).
 """
 
 import hashlib

@@ -4,7 +4,8 @@ Every integer operation is checked against an independent plain-Python implement
 from the contract (Python ints, explicit loops, ``Fraction`` for rounding), on seeded random
 tensors of several shapes and at the saturation extremes. The whole quantised network is
 checked end to end on a tiny network built with the codec, and layer by layer at sampled
-positions on the real model.
+positions on the real model. Over 400 lines because each operation of the contract has its own
+independent reference implementation here; the subject is one (the fixed-point contract).
 """
 
 import json
