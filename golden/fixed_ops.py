@@ -44,7 +44,6 @@ def check_int(value, what, low, high):
     return int(value)
 
 
-
 def wrap_int32(values):
     """Wrap integers to 32-bit two's complement, as a 32-bit hardware accumulator does.
 

@@ -18,13 +18,9 @@ import time
 
 import numpy as np
 
-from hw.board.driver import (EngineLink, LinkError, LinkInfo, LinkTimeout, SerialTransport,
-                             decode_output, encode_input)
+from hw.board.driver import EngineLink, LinkError, LinkTimeout, SerialTransport
 
-__all__ = [
-    "LinkError", "LinkTimeout", "LinkInfo", "EngineLink", "SerialTransport",
-    "encode_input", "decode_output", "main",
-]
+__all__ = ["main"]
 
 
 def _parser():

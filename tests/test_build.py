@@ -13,7 +13,7 @@ from boards import BOARDS, get_board
 from golden import calibrate, codec, fixed
 from golden.fixed import fire as golden_fire
 from hw import build
-from hw.host import EngineLink
+from hw.board.driver import EngineLink
 from hw.fire.program import EngineProgram
 from hw.board.top import BoardTop, FireSystem
 from hw.flow import yowasp

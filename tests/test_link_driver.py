@@ -14,7 +14,8 @@ import pytest
 
 from hw.board.driver import SerialTransport
 from hw.board.protocol import ACK, CMD_PING, DONE, ERR_TIMEOUT, NAK, PIXEL, ping_reply
-from hw.host import EngineLink, LinkError, LinkTimeout, main
+from hw.board.driver import EngineLink, LinkError, LinkTimeout
+from hw.host import main
 from testkit.link_bench import LAYERS
 
 
