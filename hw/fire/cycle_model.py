@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from hw.fire.entry_pipeline import EntryPipeline
 from hw.fire.output_drainer import OutputDrainer
 
-__all__ = ["LayerCycles", "layer_cycles", "fire_cycles"]
+__all__ = ["LayerCycles", "layer_cycles", "plain_layer_cycles", "fire_cycles", "run_cycles"]
 
 
 @dataclass
@@ -98,6 +98,76 @@ def layer_cycles(*, lanes, channels_per_beat, in_channels, out_channels, entry_c
     result.overhead = done - result.issue - result.wait_input - result.wait_output
     result.detail = {"groups": groups, "reach": reach, "init": go}
     return result
+
+
+def plain_layer_cycles(*, lanes, channels_per_beat, in_channels, out_channels, entries,
+                       height, width, drain=EntryPipeline.latency, input_ready=None):
+    """Predict the cycles of one plain-layer run (one 1x1 convolution, phase 3).
+
+    Parameters are those of :func:`layer_cycles`, with ``entries`` the convolution's hardware
+    entries. ``input_ready``, if given, paces the input stream: ``input_ready(k, t)`` is the
+    earliest cycle beat ``k`` can be offered when beat ``k - 1`` was taken in cycle ``t``
+    (``t`` is None for beat 0); by default every beat is offered at once.
+    """
+    P, L = lanes, channels_per_beat
+    pixels = height * width
+    groups = -(-pixels // P)
+    go = 2 + max(height, P // width)
+    in_beats = -(-in_channels // L)
+    npix = [min(P, pixels - g * P) for g in range(groups)]
+    unload = [n * -(-out_channels // L) * L for n in npix]
+
+    result = LayerCycles(cycles=0, groups=groups)
+    x_release, o_release = {}, {}
+    loader_next = go + 1
+    drainer_next = go + 1
+    taken = None            # cycle the last input beat was taken
+    beat = 0
+    cyc = go + 1            # cycle of STEP for step 0
+    for g in range(groups):
+        start = max(loader_next, x_release.get(g - 2, go) + 1)
+        if input_ready is None:
+            full = start + npix[g] * in_beats * L
+        else:
+            ready = start
+            for _ in range(npix[g] * in_beats):
+                taken = max(ready, input_ready(beat, taken))
+                ready = taken + L
+                beat += 1
+            full = ready
+        loader_next = full
+        wait = max(cyc + 1, full, o_release.get(g - 2, go) + 1)
+        if full >= o_release.get(g - 2, go) + 1:
+            result.wait_input += wait - (cyc + 1)
+        else:
+            result.wait_output += wait - (cyc + 1)
+        release = wait + 1 + entries + drain
+        x_release[g] = release
+        result.issue += entries
+        first_read = max(drainer_next, release + 1)
+        last_read = first_read + unload[g] - 1
+        o_release[g] = last_read
+        drainer_next = last_read + 1
+        cyc = release + 2
+    done = max(cyc, last_read + OutputDrainer.TAIL)
+    result.cycles = done
+    result.overhead = done - result.issue - result.wait_input - result.wait_output
+    result.detail = {"groups": groups, "reach": 0, "init": go}
+    return result
+
+
+def run_cycles(layer, *, lanes, channels_per_beat, height=None, width=None, input_ready=None):
+    """Cycles of one run of any layer of an :class:`~hw.fire.program.EngineProgram`."""
+    if layer.is_fire:
+        if input_ready is not None:
+            raise ValueError("a paced input is modelled for plain layers only")
+        return fire_cycles(layer, lanes=lanes, channels_per_beat=channels_per_beat,
+                           height=height, width=width)
+    return plain_layer_cycles(
+        lanes=lanes, channels_per_beat=channels_per_beat, in_channels=layer.in_channels,
+        out_channels=layer.out_channels, entries=layer.conv.entry_count,
+        height=layer.height if height is None else height,
+        width=layer.width if width is None else width, input_ready=input_ready)
 
 
 def fire_cycles(fire, *, lanes, channels_per_beat, height=None, width=None):

@@ -9,7 +9,8 @@ Design (see also ``../shared/DESIGN-NOTES.md``, "pixel lanes, broadcast weights"
   ``(channel, tap)``. Zero weights are never visited, all lanes do identical work, and the
   weight store needs a single narrow read per cycle.
 - The same lanes run squeeze, expand 1x1 and expand 3x3 one after another, so the changing
-  squeeze/expand balance of the Fire layers costs nothing.
+  squeeze/expand balance of the Fire layers costs nothing. A plain layer (conv1 on patches,
+  conv10) is one 1x1 convolution from the input buffer straight to the output buffer.
 - Step ``t`` squeezes group ``t`` and then expands group ``t - A`` with ``A = ceil((W+1)/P)``:
   by then every squeezed neighbour a 3x3 window of that group needs exists. Squeezed pixels live
   in a :class:`~hw.fire.line_buffer.LineBuffer` of ``D`` groups (``D`` a power of two >= 2A+1) that
@@ -63,8 +64,8 @@ def check_parameters(*, lanes, channels_per_beat, acc_width=32):
 
 
 class FireEngine(wiring.Component):
-    """Run any Fire layer of an :class:`~hw.fire.program.EngineProgram`, bit-exact with
-    ``golden.fixed.fire``.
+    """Run any layer of an :class:`~hw.fire.program.EngineProgram`, bit-exact with
+    ``golden.fixed.fire`` (Fire layers) or ``golden.fixed.conv1x1`` (plain layers).
 
     Parameters
     ----------
@@ -89,7 +90,8 @@ class FireEngine(wiring.Component):
         beats, zero padded. One channel is stored per cycle (a beat every L cycles).
         ``first``/``last`` are not needed and are ignored.
     o : Out(stream.Signature(beat_layout(L)))
-        Output pixels in raster order, expand 1x1 channels first, ``ceil(E/L)`` beats each,
+        Output pixels in raster order (a Fire layer's expand 1x1 channels first),
+        ``ceil(E/L)`` beats each,
         ``first``/``last`` on the first/last beat of the run.
     done : Out(1)
         One-cycle pulse after the last output beat was transferred.
@@ -110,11 +112,11 @@ class FireEngine(wiring.Component):
             raise TypeError(f"Program must be an EngineProgram, not {program!r}")
         check_parameters(lanes=lanes, channels_per_beat=channels_per_beat,
                          acc_width=acc_width)
-        if len(program.fires) > 16:
-            raise ValueError(f"The engine holds at most 16 Fire layers, not {len(program.fires)}")
-        for fire in program.fires:
-            if fire.height * fire.width > 65535 or fire.width > 255 or fire.height > 255:
-                raise ValueError(f"{fire.name}: {fire.height}x{fire.width} is larger than the "
+        if len(program.layers) > 16:
+            raise ValueError(f"The engine holds at most 16 layers, not {len(program.layers)}")
+        for layer in program.layers:
+            if layer.height * layer.width > 65535 or layer.width > 255 or layer.height > 255:
+                raise ValueError(f"{layer.name}: {layer.height}x{layer.width} is larger than the "
                                  f"engine's 255x255 (65,535 pixel) limit")
         self._program = program
         self.weight_store = WeightStore(program, bank_depth=bank_depth)
@@ -122,10 +124,11 @@ class FireEngine(wiring.Component):
         self._beat = channels_per_beat
         self._acc_width = acc_width
         L = channels_per_beat
-        self._cin_slot = _pow2(max(-(-f.in_channels // L) * L for f in program.fires))
+        self._cin_slot = _pow2(max(-(-f.in_channels // L) * L for f in program.layers))
         self._csq_slot = _pow2(program.max("squeeze_channels"))
-        self._e_slot = _pow2(max(-(-f.out_channels // L) * L for f in program.fires))
-        width_max = program.max("width")
+        self._e_slot = _pow2(max(-(-f.out_channels // L) * L for f in program.layers))
+        # Only Fire layers use the line buffer.
+        width_max = max((f.width for f in program.fires), default=1)
         self._reach = -(-(width_max + 1) // lanes)          # A for the widest layer
         self._s_groups = max(2, _pow2(2 * self._reach + 1))  # D
         super().__init__({

@@ -12,10 +12,10 @@ they hold this entry's value):
 | c6 | tap lookup, destination channel, per-lane padding flags |
 | c7 | codebook, bias, input-buffer and line-buffer addresses |
 | c8-c11 | read data registered |
-| c12 | each lane's activation (own pixel for squeeze, rotated neighbour for expand), multiply |
+| c12 | each lane's activation (own pixel for squeeze and plain layers, rotated neighbour for expand), multiply |
 | c13 | accumulate; a new output channel or a flush hands the finished sum on |
 | c14-c15 | requantise (round, then shift, ReLU, saturate) |
-| c16 | write: squeezed pixels to the line buffer, Fire outputs to the output buffer |
+| c16 | write: squeezed pixels to the line buffer, layer outputs to the output buffer |
 
 Every block-RAM output is registered before any logic, and each decoder recurrence is one short
 add, for clock rates of 100 MHz and more. The squeezed pixels live in the pipeline's own
@@ -126,7 +126,7 @@ class EntryPipeline(wiring.Component):
     def _decode(self, m):
         """c0-c6: decode the entry, look its tap up; returns the c7 registers as a dict."""
         P, d = self._lanes, self.desc
-        max_ch = max(max(f.in_channels, f.out_channels) for f in self._program.fires)
+        max_ch = max(self._program.max("in_channels"), self._program.max("out_channels"))
         v_c0 = self.issue_valid
         v_c4, ph_c4, rs_c4 = (delay(m, s, WeightStore.latency, n) for s, n in
                               ((v_c0, "v_c4"), (self.issue_phase, "ph_c4"),
@@ -137,7 +137,7 @@ class EntryPipeline(wiring.Component):
             dec.valid.eq(v_c4),
             dec.restart.eq(rs_c4),
             dec.kernel3.eq(ph_c4 == 2),
-            dec.in_channels.eq(Mux(ph_c4 == 0, d.cin, d.csq)),
+            dec.in_channels.eq(Mux(ph_c4[0] == ph_c4[1], d.cin, d.csq)),  # phase 0 or 3
         ]
         ph_c6 = delay(m, ph_c4, EntryDecoder.latency, "ph_c6")
         fl_c6 = delay(m, self.issue_flush, WeightStore.latency + EntryDecoder.latency, "fl_c6")
@@ -188,7 +188,8 @@ class EntryPipeline(wiring.Component):
         # The input buffer's words (read in c8) are registered until they meet the line
         # buffer's in c12; each lane takes its own pixel (squeeze) or its neighbour (expand).
         x_c12 = delay(m, self.x_data, WeightStore.latency, "x_c12")
-        c12["act"] = [Mux(c12["ph"] == 0, x_c12[8 * k:8 * k + 8], lbuf.r_data[8 * k:8 * k + 8])
+        from_x = c12["ph"][0] == c12["ph"][1]     # squeeze or a plain layer
+        c12["act"] = [Mux(from_x, x_c12[8 * k:8 * k + 8], lbuf.r_data[8 * k:8 * k + 8])
                       for k in range(P)]
         return c12
 

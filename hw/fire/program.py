@@ -1,7 +1,9 @@
 """What the Fire engine is loaded with: descriptors and memory images built from the golden model.
 
-The engine runs one Fire layer at a time. Each Fire layer is three convolutions (squeeze 1x1,
-expand 1x1, expand 3x3), each stored as a stream of sparse entries ``(code, rel)`` exactly as in
+The engine runs one layer at a time: a Fire layer is three convolutions (squeeze 1x1, expand
+1x1, expand 3x3); a *plain* layer is one 1x1 convolution (conv10, or conv1 run on the patches
+of :class:`~hw.network.patch_streamer.PatchStreamer` as a 1x1 convolution over ``K*K*3``
+channels). Each convolution is stored as a stream of sparse entries ``(code, rel)`` exactly as in
 the Deep Compression file. The only change made here is :func:`hardware_entries`: it adds filler
 entries (code 0, so weight 0) so that every output channel owns at least one entry. The entry
 decoder then only ever moves to the *next* output channel, never skips one, and each channel's
@@ -24,7 +26,7 @@ import numpy as np
 from golden.codec import check_code_bits, encode_positions, entry_positions
 from golden.fixed import WEIGHT_BITS_RANGE
 
-__all__ = ["hardware_entries", "ConvProgram", "FireProgram", "EngineProgram"]
+__all__ = ["hardware_entries", "ConvProgram", "FireProgram", "PlainProgram", "EngineProgram"]
 
 
 def hardware_entries(codes, rel, out_channels, per_channel):
@@ -110,13 +112,45 @@ class FireProgram:
     def convs(self):
         return (self.squeeze, self.expand1x1, self.expand3x3)
 
+    is_fire = True
+
+
+@dataclass(frozen=True)
+class PlainProgram:
+    """A plain layer the engine can run: one convolution read as 1x1 over ``in_channels``.
+
+    conv1 (K x K over 3 channels) runs on patches, so its ``in_channels`` is ``K*K*3`` and its
+    entries are used unchanged (patch channel ``c*K*K + ky*K + kx`` is weight ``(o, c, ky, kx)``).
+    """
+    name: str
+    height: int
+    width: int
+    in_channels: int
+    conv: ConvProgram
+
+    @property
+    def squeeze_channels(self):
+        return 0
+
+    @property
+    def out_channels(self):
+        return self.conv.out_channels
+
+    @property
+    def convs(self):
+        return (self.conv,)
+
+    is_fire = False
+
 
 class EngineProgram:
-    """Descriptor table and memory images for a set of Fire layers.
+    """Descriptor table and memory images for a set of layers.
 
     Parameters
     ----------
-    fires : list of (name, height, width, squeeze, expand1x1, expand3x3)
+    layers : list of tuples
+        ``(name, height, width, squeeze, expand1x1, expand3x3)`` for a Fire layer,
+        ``(name, height, width, conv)`` for a plain layer (``height x width`` output pixels).
         The convolutions are golden ``QConv`` objects (anything with ``spec``, ``codebook``
         (quantised, integer), ``codes``, ``rel``, ``bias`` (integer) and ``shift``).
     code_bits : int
@@ -129,58 +163,74 @@ class EngineProgram:
     TypeError
         If ``code_bits`` or ``weight_bits`` is not an integer.
     ValueError
-        If the convolutions do not form Fire modules, or a value does not fit its field.
+        If the convolutions do not form Fire modules or a plain layer, or a value does not fit
+        its field.
     """
 
-    def __init__(self, fires, *, code_bits=8, weight_bits=16):
+    def __init__(self, layers, *, code_bits=8, weight_bits=16):
         code_bits = check_code_bits(code_bits)
         weight_bits = _check_weight_bits(weight_bits)
-        if not fires:
-            raise ValueError("An engine program needs at least one Fire layer")
+        if not layers:
+            raise ValueError("An engine program needs at least one layer")
         self.code_bits = code_bits
         self.weight_bits = weight_bits
-        entries, codebooks, biases = [], [], []
-        self.fires = []
-        n_entries = 0
-        n_bias = 0
-        for index, (name, height, width, sq, e1, e3) in enumerate(fires):
-            if not (sq.spec.kernel == 1 and e1.spec.kernel == 1 and e3.spec.kernel == 3):
-                raise ValueError(f"{name}: expected squeeze 1x1, expand 1x1, expand 3x3 kernels")
-            if e1.spec.in_channels != sq.spec.out_channels or \
-                    e3.spec.in_channels != sq.spec.out_channels:
-                raise ValueError(f"{name}: expand layers must read the squeeze output")
-            convs = []
-            for conv in (sq, e1, e3):
-                spec = conv.spec
-                per_channel = spec.in_channels * spec.kernel * spec.kernel
-                codes, rel = hardware_entries(conv.codes, conv.rel, spec.out_channels, per_channel)
-                if int(codes.max(initial=0)) >= 1 << code_bits:
-                    raise ValueError(f"{spec.name}: a code does not fit {code_bits} bits")
-                if not 0 <= conv.shift <= 31:
-                    raise ValueError(f"{spec.name}: shift must be 0..31, not {conv.shift}")
-                codebook = np.asarray(conv.codebook, dtype=np.int64)
-                lo, hi = -(1 << (weight_bits - 1)), (1 << (weight_bits - 1)) - 1
-                if codebook.size != 1 << code_bits or codebook.min() < lo or codebook.max() > hi:
-                    raise ValueError(f"{spec.name}: codebook must have {1 << code_bits} entries "
-                                     f"within {weight_bits}-bit signed range")
-                bias = np.asarray(conv.bias, dtype=np.int64)
-                if bias.min() < -(1 << 31) or bias.max() >= 1 << 31:
-                    raise ValueError(f"{spec.name}: biases must fit 32-bit signed")
-                convs.append(ConvProgram(
-                    name=spec.name, out_channels=spec.out_channels,
-                    in_channels=spec.in_channels, kernel=spec.kernel, shift=int(conv.shift),
-                    entry_base=n_entries, entry_count=int(codes.size),
-                    codebook_base=len(codebooks) << code_bits, bias_base=n_bias))
-                entries.append(codes.astype(np.int64) | (rel.astype(np.int64) << code_bits))
-                codebooks.append(codebook)
-                biases.append(bias)
-                n_entries += codes.size
-                n_bias += bias.size
-            self.fires.append(FireProgram(name, int(height), int(width),
-                                          sq.spec.in_channels, *convs))
-        self.entries = np.concatenate(entries)
-        self.codebooks = np.concatenate(codebooks)
-        self.biases = np.concatenate(biases)
+        self._entries, self._codebooks, self._biases = [], [], []
+        self._n_entries = self._n_bias = 0
+        self.layers = []
+        for layer in layers:
+            name, height, width, *convs = layer
+            if len(convs) == 3:
+                sq, e1, e3 = convs
+                if not (sq.spec.kernel == 1 and e1.spec.kernel == 1 and e3.spec.kernel == 3):
+                    raise ValueError(f"{name}: expected squeeze 1x1, expand 1x1, expand 3x3 "
+                                     f"kernels")
+                if e1.spec.in_channels != sq.spec.out_channels or \
+                        e3.spec.in_channels != sq.spec.out_channels:
+                    raise ValueError(f"{name}: expand layers must read the squeeze output")
+                self.layers.append(FireProgram(name, int(height), int(width),
+                                               sq.spec.in_channels,
+                                               *(self._add(conv) for conv in convs)))
+            elif len(convs) == 1:
+                spec = convs[0].spec
+                in_channels = spec.in_channels * spec.kernel * spec.kernel
+                self.layers.append(PlainProgram(name, int(height), int(width), in_channels,
+                                                self._add(convs[0])))
+            else:
+                raise ValueError(f"{name}: a layer is a Fire module (3 convolutions) or one "
+                                 f"convolution, not {len(convs)}")
+        self.entries = np.concatenate(self._entries)
+        self.codebooks = np.concatenate(self._codebooks)
+        self.biases = np.concatenate(self._biases)
+
+    def _add(self, conv):
+        """Append one convolution's entries, codebook and biases; return its ConvProgram."""
+        code_bits, weight_bits = self.code_bits, self.weight_bits
+        spec = conv.spec
+        per_channel = spec.in_channels * spec.kernel * spec.kernel
+        codes, rel = hardware_entries(conv.codes, conv.rel, spec.out_channels, per_channel)
+        if int(codes.max(initial=0)) >= 1 << code_bits:
+            raise ValueError(f"{spec.name}: a code does not fit {code_bits} bits")
+        if not 0 <= conv.shift <= 31:
+            raise ValueError(f"{spec.name}: shift must be 0..31, not {conv.shift}")
+        codebook = np.asarray(conv.codebook, dtype=np.int64)
+        lo, hi = -(1 << (weight_bits - 1)), (1 << (weight_bits - 1)) - 1
+        if codebook.size != 1 << code_bits or codebook.min() < lo or codebook.max() > hi:
+            raise ValueError(f"{spec.name}: codebook must have {1 << code_bits} entries "
+                             f"within {weight_bits}-bit signed range")
+        bias = np.asarray(conv.bias, dtype=np.int64)
+        if bias.min() < -(1 << 31) or bias.max() >= 1 << 31:
+            raise ValueError(f"{spec.name}: biases must fit 32-bit signed")
+        program = ConvProgram(
+            name=spec.name, out_channels=spec.out_channels, in_channels=spec.in_channels,
+            kernel=spec.kernel, shift=int(conv.shift), entry_base=self._n_entries,
+            entry_count=int(codes.size), codebook_base=len(self._codebooks) << code_bits,
+            bias_base=self._n_bias)
+        self._entries.append(codes.astype(np.int64) | (rel.astype(np.int64) << code_bits))
+        self._codebooks.append(codebook)
+        self._biases.append(bias)
+        self._n_entries += codes.size
+        self._n_bias += bias.size
+        return program
 
     @classmethod
     def from_model(cls, qmodel, layers=None, *, code_bits=8, input_size=227):
@@ -208,5 +258,11 @@ class EngineProgram:
     def entry_width(self):
         return self.code_bits + 4
 
-    def max(self, attribute):
-        return max(getattr(fire, attribute) for fire in self.fires)
+    @property
+    def fires(self):
+        """The Fire layers (:class:`FireProgram`), in program order."""
+        return [layer for layer in self.layers if layer.is_fire]
+
+    def max(self, attribute, default=0):
+        """Largest ``attribute`` over all layers."""
+        return max((getattr(layer, attribute) for layer in self.layers), default=default)

@@ -8,6 +8,11 @@ from the weight store, then a *flush* token, then ``drain`` cycles until the pip
 written its last result: only then is the input slot released (after squeeze) or the output
 slot filled (after expand).
 
+A *plain* layer (one 1x1 convolution, :class:`~hw.fire.program.PlainProgram`) has no line
+buffer and no reach: step ``t`` waits for input group ``t`` and a free output slot, issues the
+convolution's entries (phase 3: activations from the input buffer, results to the output
+buffer), flushes, and after the drain both releases the input slot and fills the output slot.
+
 Before the first step, the run setup computes H*W by repeated addition (H cycles, no
 multiplier, so the DSP count is the lane count), each lane's column ``k mod W`` and ``P mod W``
 by repeated subtraction, and for every 3x3 tap the group offset and lane rotation of its pixel
@@ -31,7 +36,7 @@ def descriptor_layout(program):
     ``cin_beats``/``e_beats``: beats per input/output pixel; per convolution (squeeze, expand
     1x1, expand 3x3): ``cbbase`` codebook base, ``bbase`` bias base, ``shift``.
     """
-    max_ch = max(max(f.in_channels, f.out_channels) for f in program.fires)
+    max_ch = max(program.max("in_channels"), program.max("out_channels"))
     return data.StructLayout({
         "cin": range(max_ch + 1),
         "csq": range(max_ch + 1),
@@ -79,7 +84,7 @@ class Sequencer(wiring.Component):
     issue_valid, issue_flush : Out(1)
         An entry, or the flush token that ends a convolution, is issued this cycle.
     issue_phase : Out(2)
-        0 squeeze, 1 expand 1x1, 2 expand 3x3.
+        0 squeeze, 1 expand 1x1, 2 expand 3x3, 3 a plain layer's convolution.
     issue_restart : Out(1)
         The entry is the first of its convolution.
     tap_group : Out(ArrayLayout(range(D), 9))
@@ -155,10 +160,11 @@ class Sequencer(wiring.Component):
             with m.If(self.start.valid):
                 m.d.sync += [r.height.eq(run.height), r.width.eq(run.width)]
                 with m.Switch(run.layer):
-                    for index, fire in enumerate(prog.fires):
+                    for index, layer in enumerate(prog.layers):
                         with m.Case(index):
-                            m.d.sync += self._latch(fire, r)
-                with m.If((run.layer < len(prog.fires)) & (run.height != 0) & (run.width != 0)):
+                            m.d.sync += self._latch(layer, r)
+                with m.If((run.layer < len(prog.layers)) & (run.height != 0) &
+                          (run.width != 0)):
                     m.next = "LATCH"
                 with m.Else():
                     m.next = "REJECT"
@@ -166,15 +172,18 @@ class Sequencer(wiring.Component):
             m.d.comb += self.done.eq(1)
             m.next = "IDLE"
 
-    def _latch(self, fire, r):
-        """Statements that load ``fire``'s descriptor."""
+    def _latch(self, layer, r):
+        """Statements that load ``layer``'s descriptor (a plain layer's one convolution fills
+        all three convolution slots, so phase 3 may read any of them)."""
         L = self._beat
         d = self.desc
-        e = fire.out_channels
-        stmts = [d.cin.eq(fire.in_channels), d.csq.eq(fire.squeeze_channels),
-                 d.e1.eq(fire.expand1x1.out_channels), d.e.eq(e),
-                 d.cin_beats.eq(-(-fire.in_channels // L)), d.e_beats.eq(-(-e // L))]
-        for k, conv in enumerate(fire.convs):
+        e = layer.out_channels
+        convs = layer.convs * 3 if not layer.is_fire else layer.convs
+        e1 = convs[1].out_channels if layer.is_fire else e
+        stmts = [d.cin.eq(layer.in_channels), d.csq.eq(layer.squeeze_channels),
+                 d.e1.eq(e1), d.e.eq(e), r.plain.eq(not layer.is_fire),
+                 d.cin_beats.eq(-(-layer.in_channels // L)), d.e_beats.eq(-(-e // L))]
+        for k, conv in enumerate(convs):
             stmts += [r.base[k].eq(conv.entry_base), r.count[k].eq(conv.entry_count),
                       d.cbbase[k].eq(conv.codebook_base), d.bbase[k].eq(conv.bias_base),
                       d.shift[k].eq(conv.shift)]
@@ -198,7 +207,7 @@ class Sequencer(wiring.Component):
         with m.State("INIT"):
             m.d.sync += [
                 r.groups.eq((self.pixels + (P - 1)) >> log_p),
-                r.reach.eq((r.width + P) >> log_p),
+                r.reach.eq(Mux(r.plain, 0, (r.width + P) >> log_p)),
                 r.step.eq(0),
             ]
             with m.If(r.rows_left != 0):
@@ -218,7 +227,9 @@ class Sequencer(wiring.Component):
         with m.State("STEP"):
             m.d.sync += [r.egroup.eq(r.step - r.reach),
                          r.pixels_above.eq(self.pixels - r.width)]
-            with m.If(r.step < r.groups):
+            with m.If(r.plain):
+                m.next = "PL_WAIT"
+            with m.Elif(r.step < r.groups):
                 m.next = "SQ_WAIT"
             with m.Else():
                 m.next = "EXP_CHECK"
@@ -245,6 +256,7 @@ class Sequencer(wiring.Component):
                           [r.j.eq(0), self.issue_phase.eq(2)])
         self._issue_state(m, r, "E3_ISSUE", r.count[2], "EXP_FLUSH")
         self._flush_states(m, r, "EXP", self.o_fill.eq(Mux(r.egroup[0], 0b10, 0b01)), "NEXT")
+        self._plain_states(m, r)
         with m.State("NEXT"):
             m.d.sync += r.step.eq(r.step + 1)
             with m.If(r.step + 1 == r.groups + r.reach):
@@ -255,6 +267,17 @@ class Sequencer(wiring.Component):
             with m.If(self.drained):
                 m.d.comb += self.done.eq(1)
                 m.next = "IDLE"
+
+    def _plain_states(self, m, r):
+        """A plain layer's step: input group ``step`` -> output slot of the same parity."""
+        slot = r.step[0]
+        with m.State("PL_WAIT"):
+            m.d.sync += [r.j.eq(0), self.issue_phase.eq(3)]
+            with m.If(self.x_full.bit_select(slot, 1) & ~self.o_full.bit_select(slot, 1)):
+                m.next = "PL_ISSUE"
+        self._issue_state(m, r, "PL_ISSUE", r.count[0], "PL_FLUSH")
+        self._flush_states(m, r, "PL", [self.x_release.eq(Mux(slot, 0b10, 0b01)),
+                                        self.o_fill.eq(Mux(slot, 0b10, 0b01))], "NEXT")
 
     def _border_flags(self, m, r):
         """Per lane of group ``egroup``: which 3x3 neighbours lie inside the image."""
@@ -298,6 +321,7 @@ class _Registers:
 
     def __init__(self, P, n_entries, drain):
         self.height, self.width = Signal(8, name="height"), Signal(8, name="width")
+        self.plain = Signal(name="plain")  # the run is a plain layer
         # Entry base and count of the run's squeeze, expand 1x1 and expand 3x3.
         self.base = [Signal(range(n_entries + 1), name=f"base{j}") for j in range(3)]
         self.count = [Signal(range(n_entries + 1), name=f"count{j}") for j in range(3)]

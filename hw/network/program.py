@@ -1,0 +1,180 @@
+"""The whole network as the accelerator runs it: engine layers, their sources and sinks.
+
+A SqueezeNet from ``golden.network`` becomes a list of :class:`NetworkStep`, one engine run each:
+
+- conv1 (K x K, stride S, no padding, 3 channels) is a *plain* layer on patches: its input is
+  the image through the :class:`~hw.network.patch_streamer.PatchStreamer`;
+- each Fire module is a Fire layer;
+- the last convolution (1x1, padding p) is a plain layer on the unpadded map; its padded border
+  is the requantised bias, added by the :class:`~hw.network.global_sum.GlobalSum` as offsets;
+- a 3x3/2 max-pool is fused after the layer before it (only the pooled map is stored);
+- the global average pool is the global sum after the last layer.
+
+Between steps the maps live in an activation store of two buffers: step ``k`` reads buffer
+``k mod 2`` (conv1 reads the image) and writes buffer ``(k + 1) mod 2``. A map of ``H x W``
+pixels and ``C`` channels takes ``H*W*ceil(C/L)`` words of ``L`` bytes, raster order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from golden.network import Conv, Fire, GlobalAvgPool, MaxPool, spatial_sizes
+from hw.blocks.params import check_int
+from hw.fire.program import EngineProgram
+from hw.network.global_sum import padded_border_offsets
+from hw.network.max_pool import pooled_size
+
+__all__ = ["NetworkStep", "NetworkProgram"]
+
+IMAGE_CHANNELS = 3
+
+
+@dataclass(frozen=True)
+class NetworkStep:
+    """One engine run of the network.
+
+    ``height``/``width``/``out_channels``: the engine's output map (before any pool);
+    ``in_words``: words read from the store (0 for the image); ``out_words``: words written
+    (after the pool; 0 for the global sum); ``source``/``dest``: buffer 0 or 1, or None for the
+    image / the global sum.
+    """
+    name: str
+    layer: int
+    height: int
+    width: int
+    in_channels: int
+    out_channels: int
+    pool: bool
+    source: int | None
+    dest: int | None
+    in_words: int
+    out_words: int
+
+    @property
+    def out_height(self):
+        return pooled_size(self.height) if self.pool else self.height
+
+    @property
+    def out_width(self):
+        return pooled_size(self.width) if self.pool else self.width
+
+
+class NetworkProgram:
+    """Engine program, steps and store sizes of a whole quantised SqueezeNet.
+
+    Parameters
+    ----------
+    qmodel : golden.fixed.QuantizedModel
+    input_size : int
+        Height = width of the image (227 for the real model).
+    channels_per_beat : int
+        L, bytes per activation-store word and per stream beat (at least 3: a pixel of the image
+        is one beat).
+    code_bits : int
+
+    Raises
+    ------
+    ValueError
+        If the network is not conv1 (unpadded), Fire modules, 3x3/2 pools, a last 1x1
+        convolution and a global average pool, or ``input_size`` is too small for it.
+    """
+
+    def __init__(self, qmodel, *, input_size=227, channels_per_beat=8, code_bits=8):
+        check_int("Channels per beat", channels_per_beat, IMAGE_CHANNELS, 64)
+        check_int("Input size", input_size, 1, 4096)
+        self.qmodel = qmodel
+        self.input_size = input_size
+        self.channels_per_beat = channels_per_beat
+        net = list(qmodel.network)
+        sizes = spatial_sizes(net, input_size)
+        if len(net) < 3 or not isinstance(net[0], Conv) or not isinstance(net[-1], GlobalAvgPool):
+            raise ValueError("the network must start with a convolution and end with a global "
+                             "average pool")
+        first = net[0]
+        if first.pad or first.in_channels != IMAGE_CHANNELS:
+            raise ValueError(f"{first.name}: the first convolution must be unpadded over "
+                             f"{IMAGE_CHANNELS} channels")
+        if sizes[first.name] < 1:
+            raise ValueError(f"a {input_size}x{input_size} image is smaller than "
+                             f"{first.name}'s {first.kernel}x{first.kernel} kernel")
+        self.conv1 = qmodel.layers[first.name]
+        self.last = None
+        layers, steps = [], []
+        size, channels = input_size, IMAGE_CHANNELS
+        for index, op in enumerate(net[:-1]):
+            if isinstance(op, MaxPool):
+                if (op.kernel, op.stride) != (3, 2) or not steps or steps[-1].pool:
+                    raise ValueError(f"{op.name}: only a 3x3/2 max-pool after a layer is "
+                                     f"supported")
+                if size < 3:
+                    raise ValueError(f"{op.name}: a {size}x{size} map is too small to pool")
+                steps[-1] = self._step(steps[-1], pool=True)
+                size = sizes[op.name]
+                continue
+            if isinstance(op, Fire):
+                sq, e1, e3 = (qmodel.layers[c.name] for c in op.convs)
+                layers.append((op.name, size, size, sq, e1, e3))
+                out = op.out_channels
+                out_size = size
+            elif isinstance(op, Conv) and (index == 0 or (op.kernel == 1 and op.stride == 1)):
+                conv = qmodel.layers[op.name]
+                out_size = sizes[op.name] if index == 0 else size
+                layers.append((op.name, out_size, out_size, conv))
+                out = op.out_channels
+                if index:
+                    self.last = conv
+            else:
+                raise ValueError(f"{op.name}: the accelerator runs conv1, Fire modules, 3x3/2 "
+                                 f"pools and a last 1x1 convolution, not {op!r}")
+            k = len(steps)
+            steps.append(NetworkStep(
+                name=op.name, layer=k, height=out_size, width=out_size,
+                in_channels=channels, out_channels=out, pool=False,
+                source=None if k == 0 else (k - 1) % 2, dest=k % 2,
+                in_words=0 if k == 0 else size * size * self.beats(channels), out_words=0))
+            size, channels = out_size, out
+        if self.last is None or steps[-1].name != self.last.name:
+            raise ValueError("the last layer before the global pool must be a 1x1 convolution")
+        steps = [self._step(s) for s in steps]
+        steps[-1] = NetworkStep(**{**steps[-1].__dict__, "dest": None, "out_words": 0})
+        self.steps = steps
+        self.engine_program = EngineProgram(layers, code_bits=code_bits,
+                                            weight_bits=qmodel.weight_bits)
+        self.sum_offsets = padded_border_offsets(self.last, steps[-1].height, steps[-1].width)
+        self.classes = steps[-1].out_channels
+
+    def beats(self, channels):
+        """Beats (store words) per pixel of ``channels`` channels."""
+        return -(-channels // self.channels_per_beat)
+
+    def _step(self, step, pool=None):
+        """``step`` with ``pool`` set (if given) and ``out_words`` recomputed."""
+        pool = step.pool if pool is None else pool
+        fields = {**step.__dict__, "pool": pool}
+        sized = NetworkStep(**fields)
+        fields["out_words"] = (sized.out_height * sized.out_width *
+                               self.beats(step.out_channels))
+        return NetworkStep(**fields)
+
+    @property
+    def buffer_words(self):
+        """Words of each of the two store buffers: the largest map each ever holds."""
+        words = [1, 1]
+        for step in self.steps:
+            if step.dest is not None:
+                words[step.dest] = max(words[step.dest], step.out_words)
+        return words
+
+    @property
+    def store_bits(self):
+        """Bits of the activation store (both buffers)."""
+        return sum(self.buffer_words) * 8 * self.channels_per_beat
+
+    @property
+    def patch_kernel(self):
+        return self.conv1.spec.kernel
+
+    @property
+    def patch_stride(self):
+        return self.conv1.spec.stride
