@@ -1,9 +1,13 @@
-"""Fire engine performance on a model's Fire layers at full size, from the exact cycle model.
+"""Accelerator performance on a whole model at full size, from the exact cycle models.
 
-``python -m hw.bench [--model PATH] [--lanes 64] [--channels-per-beat 8] [--clock-mhz 100]
-[--json FILE]`` prints one row per Fire layer and writes the same as JSON:
+``python -m hw.bench [--model PATH] [--network v1.0|v1.1] [--lanes 64] [--channels-per-beat 8]
+[--clock-mhz 100] [--fire-stack] [--json FILE]`` prints one row per engine run of the whole
+network (conv1 on patches with pool1, fire2..fire9 with their pools, conv10 with the global
+sum) and totals for one image, and writes the same as JSON. ``--fire-stack`` benches the Fire
+layers alone, each run on its own.
 
-- ``cycles``: one layer run, start to done (the cycle model equals simulation, tests assert it);
+- ``cycles``: one layer run, start to done (the cycle models equal simulation, tests assert it);
+  the whole network's total also counts the steps' hand-overs and the global sum's output;
 - ``nonzero_macs``: output pixels x non-zero weights (what must be computed);
 - ``utilisation``: ``nonzero_macs / (multipliers * cycles)``;
 - ``dense_macs_per_mult_cycle``: dense-equivalent MACs per multiplier per cycle (above 1 means
@@ -21,72 +25,106 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.fire.cycle_model import fire_cycles
+from hw.fire.cycle_model import run_cycles
 from hw.fire.engine import check_parameters
 from hw.fire.program import EngineProgram
 from hw.flow.outputs import OutputError, prepare_file, write_files
+from hw.network.cycle_model import network_cycles
+from hw.network.program import NetworkProgram
 
-__all__ = ["bench", "main"]
+__all__ = ["bench", "bench_network", "main"]
+
+
+def _row(program, layer, model, lanes):
+    """Figures of one run of ``layer`` whose cycles are ``model`` (a LayerCycles)."""
+    pixels = layer.height * layer.width
+    counts = [c.entry_count for c in layer.convs]
+    code_mask = (1 << program.code_bits) - 1
+    nonzero = sum(int(np.count_nonzero(
+        program.entries[c.entry_base:c.entry_base + c.entry_count] & code_mask))
+        for c in layer.convs)
+    dense = sum(c.out_channels * c.in_channels * c.kernel ** 2 for c in layer.convs)
+    lane_slots = model.groups * lanes
+    return {
+        "layer": layer.name, "height": layer.height, "width": layer.width,
+        "cycles": model.cycles, "multipliers": lanes,
+        "entries": sum(counts), "nonzero_weights": nonzero,
+        "nonzero_macs": pixels * nonzero, "dense_macs": pixels * dense,
+        "utilisation": pixels * nonzero / (lanes * model.cycles),
+        "dense_macs_per_mult_cycle": pixels * dense / (lanes * model.cycles),
+        "issue_cycles": model.issue, "wait_input_cycles": model.wait_input,
+        "wait_output_cycles": model.wait_output, "overhead_cycles": model.overhead,
+        "idle_lane_share": 1 - pixels / lane_slots,
+        "filler_share": 1 - nonzero / sum(counts),
+    }
 
 
 def bench(program, *, lanes, channels_per_beat, clock_mhz=100.0):
-    """Rows of per-layer figures and a summary, for every Fire layer of ``program``."""
+    """Rows of per-layer figures and a summary, every Fire layer of ``program`` run alone."""
+    rows = [_row(program, fire, run_cycles(fire, lanes=lanes,
+                                           channels_per_beat=channels_per_beat), lanes)
+            for fire in program.fires]
+    return rows, _summary(rows, sum(r["cycles"] for r in rows), lanes=lanes,
+                          channels_per_beat=channels_per_beat, clock_mhz=clock_mhz)
+
+
+def bench_network(netprog, *, lanes, clock_mhz=100.0):
+    """Rows per step of the whole network (conv1 paced by the patch streamer) and a summary
+    whose ``cycles`` is one image, start to done."""
+    model = network_cycles(netprog, lanes=lanes)
+    program = netprog.engine_program
     rows = []
-    for fire in program.fires:
-        pixels = fire.height * fire.width
-        counts = [c.entry_count for c in fire.convs]
-        model = fire_cycles(fire, lanes=lanes, channels_per_beat=channels_per_beat)
-        code_mask = (1 << program.code_bits) - 1
-        nonzero = sum(int(np.count_nonzero(
-            program.entries[c.entry_base:c.entry_base + c.entry_count] & code_mask))
-            for c in fire.convs)
-        dense = sum(c.out_channels * c.in_channels * c.kernel ** 2 for c in fire.convs)
-        lane_slots = model.groups * lanes
-        rows.append({
-            "layer": fire.name, "height": fire.height, "width": fire.width,
-            "cycles": model.cycles, "multipliers": lanes,
-            "entries": sum(counts), "nonzero_weights": nonzero,
-            "nonzero_macs": pixels * nonzero, "dense_macs": pixels * dense,
-            "utilisation": pixels * nonzero / (lanes * model.cycles),
-            "dense_macs_per_mult_cycle": pixels * dense / (lanes * model.cycles),
-            "issue_cycles": model.issue, "wait_input_cycles": model.wait_input,
-            "wait_output_cycles": model.wait_output, "overhead_cycles": model.overhead,
-            "idle_lane_share": 1 - pixels / lane_slots,
-            "filler_share": 1 - nonzero / sum(counts),
-        })
-    cycles = sum(r["cycles"] for r in rows)
+    for step, (_, start, run) in zip(netprog.steps, model.steps):
+        row = _row(program, program.layers[step.layer], run, lanes)
+        row["start_cycle"] = start
+        row["then"] = "global sum" if step.dest is None else "pool" if step.pool else ""
+        rows.append(row)
+    summary = _summary(rows, model.cycles, lanes=lanes,
+                       channels_per_beat=netprog.channels_per_beat, clock_mhz=clock_mhz)
+    summary["activation_store_bits"] = netprog.store_bits
+    summary["whole_network"] = True
+    return rows, summary
+
+
+def _summary(rows, cycles, *, lanes, channels_per_beat, clock_mhz):
     nonzero_macs = sum(r["nonzero_macs"] for r in rows)
     summary = {
         "lanes": lanes, "channels_per_beat": channels_per_beat, "clock_mhz": clock_mhz,
         "cycles": cycles, "nonzero_macs": nonzero_macs,
         "utilisation": nonzero_macs / (lanes * cycles),
         "dense_macs_per_mult_cycle": sum(r["dense_macs"] for r in rows) / (lanes * cycles),
-        "fire_stack_ms": cycles / (clock_mhz * 1e3),
-        "fire_stack_fps": clock_mhz * 1e6 / cycles,
+        "ms_per_image": cycles / (clock_mhz * 1e3),
+        "frames_per_second": clock_mhz * 1e6 / cycles,
+        "whole_network": False,
     }
-    return rows, summary
+    return summary
 
 
 def format_table(rows, summary):
-    head = (f"{'layer':<7} {'HxW':>6} {'cycles':>10} {'mults':>5} {'nz MACs':>12} {'util':>6} "
+    head = (f"{'layer':<10} {'HxW':>7} {'cycles':>10} {'mults':>5} {'nz MACs':>12} {'util':>6} "
             f"{'dense/m/c':>9} {'issue':>6} {'in':>5} {'out':>5} {'ovh':>5} {'idle':>5}")
     lines = [head, "-" * len(head)]
     for r in rows:
         c = r["cycles"]
         lines.append(
-            f"{r['layer']:<7} {r['height']:>3}x{r['width']:<2} {c:>10,} {r['multipliers']:>5} "
+            f"{r['layer']:<10} {r['height']:>3}x{r['width']:<3} {c:>10,} {r['multipliers']:>5} "
             f"{r['nonzero_macs']:>12,} {r['utilisation']:>6.3f} "
             f"{r['dense_macs_per_mult_cycle']:>9.3f} {r['issue_cycles'] / c:>6.1%} "
             f"{r['wait_input_cycles'] / c:>5.1%} {r['wait_output_cycles'] / c:>5.1%} "
             f"{r['overhead_cycles'] / c:>5.1%} {r['idle_lane_share']:>5.1%}")
     s = summary
     lines.append("-" * len(head))
-    lines.append(f"{'all':<7} {'':>6} {s['cycles']:>10,} {s['lanes']:>5} {s['nonzero_macs']:>12,} "
+    lines.append(f"{'all':<10} {'':>7} {s['cycles']:>10,} {s['lanes']:>5} {s['nonzero_macs']:>12,} "
                  f"{s['utilisation']:>6.3f} {s['dense_macs_per_mult_cycle']:>9.3f}")
     layers = _layer_span([r["layer"] for r in rows])
-    lines.append(f"Fire stack {layers}: {s['fire_stack_ms']:.2f} ms per image at "
-                 f"{s['clock_mhz']:g} MHz ({s['fire_stack_fps']:.1f} frames/s), "
+    what = (f"Whole network ({layers}, pools and global sum fused)" if s["whole_network"]
+            else f"Fire stack {layers}")
+    lines.append(f"{what}: {s['ms_per_image']:.2f} ms per image at "
+                 f"{s['clock_mhz']:g} MHz ({s['frames_per_second']:.1f} frames/s), "
                  f"{s['lanes']} lanes, {s['channels_per_beat']} channels per beat.")
+    if s["whole_network"]:
+        lines.append(f"The total counts the hand-over between layers and the logits leaving; "
+                     f"activation store {s['activation_store_bits']:,} bits.")
     lines.append("issue = cycles issuing entries (all lanes busy, fillers included); in/out = "
                  "waiting for the input loader / output drainer; ovh = control and pipeline "
                  "drains; idle = lanes without a pixel in the last group.")
@@ -94,13 +132,22 @@ def format_table(rows, summary):
 
 
 def _layer_span(names):
-    """``fire2..fire9`` for a run of consecutively numbered layers, else the names listed."""
-    numbers = [name.removeprefix("fire") for name in names]
-    if len(names) > 1 and all(n.isdigit() for n in numbers):
-        first = int(numbers[0])
-        if [int(n) for n in numbers] == list(range(first, first + len(names))):
-            return f"{names[0]}..{names[-1]}"
-    return ", ".join(names)
+    """The names listed, each run of consecutively numbered Fire layers as ``fire2..fire9``."""
+    parts, run = [], []
+    for name in names + [None]:
+        number = name.removeprefix("fire") if name else ""
+        if name and name.startswith("fire") and number.isdigit() and \
+                (not run or int(number) == run[-1] + 1):
+            run.append(int(number))
+            continue
+        if run:
+            parts.append(f"fire{run[0]}..fire{run[-1]}" if len(run) > 1 else f"fire{run[0]}")
+            run = []
+        if name and name.startswith("fire") and number.isdigit():
+            run = [int(number)]
+        elif name:
+            parts.append(name)
+    return ", ".join(parts)
 
 
 def main(argv=None):
@@ -112,14 +159,19 @@ def main(argv=None):
     parser.add_argument("--lanes", type=int, default=64)
     parser.add_argument("--channels-per-beat", type=int, default=8)
     parser.add_argument("--clock-mhz", type=float, default=100.0)
+    parser.add_argument("--fire-stack", action="store_true",
+                        help="bench the Fire layers alone instead of the whole network")
     parser.add_argument("--json", help="write the figures here (default build/bench.json)",
                         default="build/bench.json")
     args = parser.parse_args(argv)
     try:
         model = codec.load(args.model)
         qmodel = fixed.quantize(model, calibrate.load_plan(model))
-        program = EngineProgram.from_model(qmodel)
         check_parameters(lanes=args.lanes, channels_per_beat=args.channels_per_beat)
+        if args.fire_stack:
+            program = EngineProgram.from_model(qmodel)
+        else:
+            program = NetworkProgram(qmodel, channels_per_beat=args.channels_per_beat)
         if args.json:
             prepare_file(args.json, "--json")
     except (OSError, ValueError, TypeError, OutputError) as e:
@@ -128,8 +180,11 @@ def main(argv=None):
     if args.model is None:
         print("model: the embedded synthetic SqueezeNet (pass --model for the real one)",
               file=sys.stderr)
-    rows, summary = bench(program, lanes=args.lanes, channels_per_beat=args.channels_per_beat,
-                          clock_mhz=args.clock_mhz)
+    if args.fire_stack:
+        rows, summary = bench(program, lanes=args.lanes,
+                              channels_per_beat=args.channels_per_beat, clock_mhz=args.clock_mhz)
+    else:
+        rows, summary = bench_network(program, lanes=args.lanes, clock_mhz=args.clock_mhz)
     if args.json:
         text = json.dumps({"model": args.model or "synthetic", "summary": summary,
                            "layers": rows}, indent=2)

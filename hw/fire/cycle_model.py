@@ -26,6 +26,7 @@ class LayerCycles:
     wait_input: int = 0     # sequencer waiting for the loader
     wait_output: int = 0    # sequencer waiting for the drainer to free a result buffer
     overhead: int = 0       # flushes, pipeline drains, control states, start and tail
+    last_beat: int = 0      # cycle the run's last output beat is transferred
     detail: dict = field(default_factory=dict)
 
 
@@ -95,6 +96,7 @@ def layer_cycles(*, lanes, channels_per_beat, in_channels, out_channels, entry_c
     # The last byte read leaves the drainer's two read registers, its FIFO and the beat packer.
     done = max(cyc, last_read + OutputDrainer.TAIL)
     result.cycles = done
+    result.last_beat = last_read + OutputDrainer.TAIL - 1
     result.overhead = done - result.issue - result.wait_input - result.wait_output
     result.detail = {"groups": groups, "reach": reach, "init": go}
     return result
@@ -151,6 +153,7 @@ def plain_layer_cycles(*, lanes, channels_per_beat, in_channels, out_channels, e
         cyc = release + 2
     done = max(cyc, last_read + OutputDrainer.TAIL)
     result.cycles = done
+    result.last_beat = last_read + OutputDrainer.TAIL - 1
     result.overhead = done - result.issue - result.wait_input - result.wait_output
     result.detail = {"groups": groups, "reach": 0, "init": go}
     return result

@@ -51,6 +51,9 @@ class MaxPool(wiring.Component):
         ``pooled_size(width) * beats`` (a descriptor constant, so no multiplier is needed).
     """
 
+    #: Cycles from the input beat that completes a pooled beat to that beat's transfer.
+    LATENCY = 4
+
     def __init__(self, *, channels_per_beat, max_width, max_beats):
         check_int("Width", max_width, 3)
         check_int("Beat count", max_beats, 1)
