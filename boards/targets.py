@@ -115,8 +115,11 @@ BOARDS = {b.name: b for b in (
     # needs 31 of the 30 4-Kib blocks, with 2 lanes 29.
     Board("icebreaker", "1BitSquared iCEBreaker (iCE40 UP5K)", get_device("ice40up5k"),
           "amaranth_boards.icebreaker:ICEBreakerPlatform", 12e6, _engine(2)),
+    # 64 lanes: the whole v1.0 network on chip (weights, the activation store and the
+    # engine's buffers) takes 323 of the 365 block-RAM sites; with 128 lanes the engine's
+    # buffers double and it needs 381.
     Board("xc7a200t", "Artix-7 200T, synthesis only", get_device("xc7a200t"),
-          None, None, _engine(256)),
+          None, None, _engine(64)),
     Board("xc7vx1140t", "Virtex-7 XC7VX1140T (largest Virtex-7), synthesis only",
           get_device("xc7vx1140t"), None, None, _engine(1024)),
 )}

@@ -37,7 +37,7 @@ from .preprocess import BGR_MEAN
 __all__ = [
     "WEIGHT_BITS_RANGE", "MAX_SHIFT", "wrap_int32", "im2col", "requantize", "conv_acc", "conv",
     "conv1x1", "conv3x3", "conv7x7s2", "expand", "fire", "maxpool3x3s2", "global_sum",
-    "quantize_codebook", "quantize_bias", "fold_mean_into_bias", "QConv", "QuantPlan",
+    "logits_from_sums", "quantize_codebook", "quantize_bias", "fold_mean_into_bias", "QConv", "QuantPlan",
     "QuantizedModel", "quantize", "input_fracs", "check_weight_bits",
 ]
 
@@ -188,6 +188,25 @@ class QConv:
 # ----------------------------------------------------------------------------- plan and model
 
 
+def logits_from_sums(sums, out_frac, pixels):
+    """The global average pool's output from its integer sums: ``sums * 2**-out_frac / pixels``.
+
+    Parameters
+    ----------
+    sums : array_like of int
+        Per-class sums over the last layer's ``pixels`` output pixels.
+    out_frac : int
+        Scale of the last layer's activations.
+    pixels : int
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 logits.
+    """
+    return np.asarray(sums).astype(np.float64) * 2.0 ** -out_frac / pixels
+
+
 def input_fracs(network, out_frac):
     """The input scale of every conv layer, following the data flow of ``network``.
 
@@ -280,8 +299,8 @@ class QuantizedModel:
                 x = out[op.name] = maxpool3x3s2(x)
             elif isinstance(op, GlobalAvgPool):
                 sums = out["global_sum"] = global_sum(x)
-                out["logits"] = (sums.astype(np.float64) * 2.0 ** -last_conv.out_frac
-                                 / (x.shape[1] * x.shape[2]))
+                out["logits"] = logits_from_sums(sums, last_conv.out_frac,
+                                                 x.shape[1] * x.shape[2])
             else:
                 raise TypeError(f"unknown operation {op!r}")
         return out

@@ -229,10 +229,10 @@ def build(sim, source, toplevel):
     """Compile ``source`` for ``sim`` once; later calls with the same Verilog reuse it."""
     waves = waves_enabled()
     args = _build_args(sim, waves)
-    key = source.stem.rsplit("-", 1)[-1]
-    # The build options are part of the name, so that changing them rebuilds.
-    options = hashlib.sha256(repr((args, waves)).encode()).hexdigest()[:6]
-    build_dir = SIM_BUILD / f"{sim}-{toplevel}-{key}-{options}"
+    # The whole Verilog file name (top and digest) and the build options are part of the
+    # name, so that a different design or changed options never reuse a build.
+    options = hashlib.sha256(repr((args, waves, toplevel)).encode()).hexdigest()[:6]
+    build_dir = SIM_BUILD / f"{sim}-{source.stem}-{options}"
     with locked(build_dir.with_name(build_dir.name + ".lock")):
         return _build_locked(sim, source, toplevel, waves, args, build_dir)
 
@@ -320,8 +320,14 @@ def _failures(results_xml):
     return messages
 
 
-def run(sim, source, toplevel, module, test_id, *, write_case=None, testcase=None, env=None):
-    """Run the cocotb tests of ``module`` on ``source`` under ``sim``; fail with their messages.
+class SimulationFailed(Exception):
+    """A cocotb test failed or the simulator stopped abnormally (message: what and the log)."""
+
+
+def run(sim, source, toplevel, module, test_id, *, write_case=None, testcase=None, env=None,
+        in_pytest=True):
+    """Run the cocotb tests of ``module`` on ``source`` under ``sim``; fail with their messages
+    (``pytest.fail``, or :class:`SimulationFailed` when not ``in_pytest``).
 
     ``write_case(run_dir)`` writes the test's case file and returns its path (handed to the
     testbench as ``$SIM_CASE``). Returns the statistics the testbench wrote
@@ -333,13 +339,17 @@ def run(sim, source, toplevel, module, test_id, *, write_case=None, testcase=Non
         env = dict(env or {})
         if write_case is not None:
             env["SIM_CASE"] = str(write_case(test_dir))
-        return _run_locked(sim, runner, build_dir, test_dir, toplevel, module, test_id,
-                           testcase, env)
+        try:
+            return _run_locked(sim, runner, build_dir, test_dir, toplevel, module, test_id,
+                               testcase, env)
+        except SimulationFailed as exc:
+            if not in_pytest:
+                raise
+            import pytest
+            pytest.fail(str(exc), pytrace=False)
 
 
 def _run_locked(sim, runner, build_dir, test_dir, toplevel, module, test_id, testcase, env):
-    import pytest
-
     results = test_dir / "results.xml"
     stats_path = test_dir / "stats.json"
     log = test_dir / "sim.log"
@@ -373,8 +383,8 @@ def _run_locked(sim, runner, build_dir, test_dir, toplevel, module, test_id, tes
     failures = _failures(results)
     if failures is None or failures or error is not None:
         detail = "\n\n".join(failures or []) or f"simulator stopped abnormally ({error})"
-        pytest.fail(f"{sim}: {module} failed\n{detail}\n--- end of {log} ---\n{_tail(log, 40)}",
-                    pytrace=False)
+        raise SimulationFailed(
+            f"{sim}: {module} failed\n{detail}\n--- end of {log} ---\n{_tail(log, 40)}")
     stats = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
     stats.update({"test": test_id, "simulator": sim, "testbench": module.rsplit(".", 1)[-1],
                   "process_seconds": round(wall, 2)})

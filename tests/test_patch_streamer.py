@@ -28,6 +28,7 @@ def run_patches(kernel, stride, beat, sizes, *, seed, valid_prob=0.7, ready_prob
                 await ctx.tick()
             h, w = x.shape[1:]
             ctx.set(dut.width, w)
+            ctx.set(dut.height, h)
             ctx.set(dut.out_height, (h - kernel) // stride + 1)
             ctx.set(dut.out_width, (w - kernel) // stride + 1)
             await send_beats(ctx, dut.i, to_beats(x, beat), rng, valid_prob=valid_prob)

@@ -22,7 +22,7 @@ from boards import get_board
 from hw.board.top import BoardTop
 from hw.fire.engine import check_parameters
 from hw.flow.errors import BuildError, ToolError
-from hw.flow.layers import choose_layers, system_for
+from hw.flow.layers import choose_layers, network_system, plan_network, system_for
 from hw.flow.logs import parse_nextpnr, parse_yosys_stats
 from hw.flow.outputs import make_output_dir
 from hw.flow.report import make_report, write_report
@@ -131,16 +131,18 @@ def _load_model(model, steps):
     return qmodel
 
 
-def _synthesise(board, program, engine_config, out, steps):
-    """(resources or None, cells, nextpnr results, bitstream path or None)."""
+def _synthesise(board, program, engine_config, out, steps, network=None):
+    """(resources or None, cells, nextpnr results, bitstream path or None); ``network`` (a
+    NetworkProgram) synthesises the whole-network design instead of the Fire layers."""
     pnr = {"utilisation": {}, "fmax_mhz": None, "critical_path": []}
-    if board.has_open_pnr:
+    if board.has_open_pnr and network is None:
         (synth, cells), pnr = _open_flow(board, program, engine_config, out, steps)
         bitstream = next((str(out / f"top.{ext}") for ext in ("bin", "bit")
                           if (out / f"top.{ext}").exists()), None)
         return synth, cells, pnr, bitstream
     from hw.flow.synth import synthesize
-    system = system_for(board, program, engine_config)
+    system = (network_system(network, engine_config) if network is not None else
+              system_for(board, program, engine_config))
     try:
         result = steps.run("synthesis", synthesize, system, board.family, top_name="top",
                            workdir=out / "synth")
@@ -152,6 +154,33 @@ def _synthesise(board, program, engine_config, out, steps):
     steps.skip("place_and_route", why)
     steps.skip("bitstream", why)
     return result.resources, result.cells, pnr, None
+
+
+def _choose_mode(board, qmodel, engine_config, layers, steps):
+    """((NetworkProgram, plan) or None, mode dict): the whole network where it fits the
+    device (and no ``--layers`` was asked for), else Fire layers behind the host link."""
+    if layers:
+        return None, {"mode": "fire-layers", "why": "--layers asks for Fire layers"}
+    try:
+        program, plan = steps.run("plan_network", plan_network, board, qmodel, engine_config)
+    except ValueError as e:
+        return None, {"mode": "fire-layers", "why": f"the network cannot run whole: {e}"}
+    dev = board.device
+    budget = int(board.bram_budget * dev.bram_sites)
+    need = (f"the whole network needs {plan.bits_used:,} bits of memory (weights "
+            f"{plan.bits_used - program.store_bits:,}, activations {program.store_bits:,}) in "
+            f"{plan.sites} block-RAM sites; {dev.name} has {dev.bram_bits:,} bits in "
+            f"{dev.bram_sites} sites" + (f", {budget} for this board" if budget < dev.bram_sites
+                                         else ""))
+    mode = {"needed_bits": plan.bits_used, "needed_sites": plan.sites,
+            "available_bits": dev.bram_bits, "available_sites": budget,
+            "activation_store_bits": program.store_bits}
+    if not (plan.fits and plan.sites <= budget):
+        return None, {"mode": "fire-layers", "why": need, **mode}
+    if board.has_open_pnr:
+        return None, {"mode": "fire-layers", "why": need + ", but the whole-network design has "
+                      "no board top for the place-and-route flow yet", **mode}
+    return (program, plan), {"mode": "network", "why": need, **mode}
 
 
 def build(board_name, *, model=None, layers=None, out=None, lanes=None, channels_per_beat=None,
@@ -173,21 +202,31 @@ def build(board_name, *, model=None, layers=None, out=None, lanes=None, channels
     out = Path(out or Path("build") / board.name)
     steps = Steps()
     qmodel = _load_model(model, steps)
-    chosen, program, plan = steps.run("plan", choose_layers, board, qmodel, engine_config, layers)
-    left_out = [name for name, *_ in qmodel.fires if name not in chosen]
-    say(f"layers: {', '.join(chosen)}"
-        + (f" (left out: {', '.join(left_out)})" if left_out else ""))
+    network, mode = _choose_mode(board, qmodel, engine_config, layers, steps)
+    if network is not None:
+        program, plan = network
+        chosen, left_out = [s.name for s in program.steps], []
+        say(f"mode: the whole network on chip ({mode['why']})")
+    else:
+        chosen, program, plan = steps.run("plan", choose_layers, board, qmodel, engine_config,
+                                          layers)
+        left_out = [name for name, *_ in qmodel.fires if name not in chosen]
+        say(f"mode: Fire layers behind the host link ({mode['why']})")
+        say(f"layers: {', '.join(chosen)}"
+            + (f" (left out: {', '.join(left_out)})" if left_out else ""))
 
     make_output_dir(out, "--out")
     if synthesize:
-        synth, cells, pnr, bitstream = _synthesise(board, program, engine_config, out, steps)
+        synth, cells, pnr, bitstream = _synthesise(
+            board, program.engine_program if network else program, engine_config, out, steps,
+            network=program if network else None)
     else:
         synth, cells, bitstream = None, {}, None
         pnr = {"utilisation": {}, "fmax_mhz": None, "critical_path": []}
         steps.skip("synthesis", "--no-synth")
 
     report = make_report(board, engine_config, qmodel, chosen, left_out, program, plan, synth,
-                         cells, pnr, bitstream, steps, model)
+                         cells, pnr, bitstream, steps, model, mode)
     write_report(report, out)
     say(f"report: {out / 'report.md'} and {out / 'report.json'}")
     return report

@@ -1,4 +1,9 @@
-"""Which Fire layers a board holds: the block-RAM plan of a whole design, decided before synthesis.
+"""What a board holds: the whole network, or which Fire layers; the block-RAM plan of a whole
+design, decided before synthesis.
+
+The whole network (:class:`~hw.network.accelerator.NetworkAccelerator`: every layer's weights
+and the activation store on chip) is chosen where its plan fits the device's block RAM
+(:func:`plan_network`); elsewhere the board gets Fire layers behind the host link.
 
 ``--layers`` as given, else the longest run fire2, fire3, ... whose whole design fits the
 device's block RAM, or the board's share of it where a full device routes too slowly
@@ -15,7 +20,26 @@ from hw.flow.errors import BuildError
 from hw.flow.memories import design_memories
 from hw.flow.planner import plan_memories
 
-__all__ = ["system_for", "plan_for", "choose_layers"]
+__all__ = ["system_for", "plan_for", "choose_layers", "plan_network", "network_system",
+           "NETWORK_INPUT_SIZE"]
+
+#: Image size of the whole-network design (the model's 227 x 227).
+NETWORK_INPUT_SIZE = 227
+
+
+def network_system(program, engine_config):
+    """The whole-network design that is synthesised and planned."""
+    from hw.network.accelerator import NetworkAccelerator
+    return NetworkAccelerator(program, lanes=engine_config["lanes"])
+
+
+def plan_network(board, qmodel, engine_config):
+    """(NetworkProgram, BRAM plan) of the whole network on ``board``'s device."""
+    from hw.network.program import NetworkProgram
+    program = NetworkProgram(qmodel, input_size=NETWORK_INPUT_SIZE,
+                             channels_per_beat=engine_config["channels_per_beat"])
+    return program, plan_memories(design_memories(network_system(program, engine_config)),
+                                  board.device)
 
 
 def system_for(board, program, engine_config):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from hw.fire.cycle_model import fire_cycles
+from hw.network.cycle_model import network_cycles
 from hw.flow.outputs import write_files
 from hw.flow.synth import bram_cells
 
@@ -23,9 +24,15 @@ def frames_per_second(program, engine_config, fmax_mhz):
 
 
 def make_report(board, engine_config, qmodel, chosen, left_out, program, plan, synth, cells,
-                pnr, bitstream, steps, model):
-    """The report dictionary (``report.json``): resources used, predicted and available, the
-    weight store's plan, Fmax and frames per second, the build steps and every cell count."""
+                pnr, bitstream, steps, model, mode=None):
+    """The report dictionary (``report.json``): the mode (whole network on chip, or Fire layers
+    behind the host link, and why), resources used, predicted and available, the weight
+    store's plan, Fmax and frames per second, the build steps and every cell count.
+
+    ``program`` is a NetworkProgram in network mode, else an EngineProgram."""
+    network = program if mode and mode["mode"] == "network" else None
+    if network is not None:
+        program = network.engine_program
     dev = board.device
     lanes = engine_config["lanes"]
     util = pnr["utilisation"]
@@ -44,9 +51,14 @@ def make_report(board, engine_config, qmodel, chosen, left_out, program, plan, s
         resources["lut"]["placed"] = util[lut_key][0]
     if ff_key in util and ff_key != lut_key:
         resources["ff"]["placed"] = util[ff_key][0]
-    fps = frames_per_second(program, engine_config, pnr["fmax_mhz"])
+    if network is not None:
+        cycles = network_cycles(network, lanes=lanes).cycles
+        fps = (pnr["fmax_mhz"] * 1e6 / cycles, cycles) if pnr["fmax_mhz"] else None
+    else:
+        cycles = None
+        fps = frames_per_second(program, engine_config, pnr["fmax_mhz"])
     rows = []
-    for fire in program.fires:
+    for fire in program.layers:
         bits = sum(c.entry_count for c in fire.convs) * program.entry_width
         rows.append({"layer": fire.name, "entries": sum(c.entry_count for c in fire.convs),
                      "entry_bits": bits})
@@ -57,6 +69,9 @@ def make_report(board, engine_config, qmodel, chosen, left_out, program, plan, s
         "model": model or "synthetic",
         "engine": {**engine_config, "weight_bits": qmodel.weight_bits,
                    "code_bits": program.code_bits, "clock_hz": board.clock_hz},
+        "mode": mode or {"mode": "fire-layers", "why": "Fire layers"},
+        "network_cycles": cycles,
+        "frames_per_second_at_100mhz": round(100e6 / cycles, 2) if cycles else None,
         "resources": resources,
         "weight_store": {
             "layers": chosen,
@@ -74,7 +89,7 @@ def make_report(board, engine_config, qmodel, chosen, left_out, program, plan, s
         "fmax_mhz": pnr["fmax_mhz"],
         "critical_path": pnr["critical_path"],
         "frames_per_second_estimate": round(fps[0], 2) if fps else None,
-        "fire_stack_cycles": fps[1] if fps else None,
+        "fire_stack_cycles": fps[1] if fps and network is None else None,
         "bitstream": bitstream,
         "steps": steps.rows,
         "cells": cells,
@@ -104,6 +119,10 @@ def report_markdown(r):
         f"Engine: {e['lanes']} lanes, {e['channels_per_beat']} channels per beat, "
         f"{e['weight_bits']}-bit weights, {e['code_bits']}-bit codes. Model: {r['model']}.",
         "",
+        ("Mode: **the whole network on chip** (weights and activations)" if
+         r["mode"]["mode"] == "network" else "Mode: **Fire layers behind the host link**")
+        + f": {r['mode']['why']}.",
+        "",
         "| resource | used | predicted | available |",
         "|---|---|---|---|",
     ]
@@ -113,7 +132,7 @@ def report_markdown(r):
     ws = r["weight_store"]
     lines += [
         "",
-        f"Fire layers on chip: **{', '.join(ws['layers'])}**"
+        f"Layers on chip: **{', '.join(ws['layers'])}**"
         + (f"; left out (no room): {', '.join(ws['left_out'])}" if ws["left_out"] else ""),
         "",
         f"Memory: {ws['bits_used']:,} bits in {ws['primitives']} block-RAM primitives "
@@ -129,8 +148,11 @@ def report_markdown(r):
     lines += [
         "",
         f"Fmax: {_fmt(fmax)} MHz" if fmax else "Fmax: - (place-and-route did not run)",
-        f"Frames per second (these Fire layers, one image, at Fmax): "
-        f"{_fmt(r['frames_per_second_estimate'])}",
+        (f"Whole network: {_fmt(r['network_cycles'])} cycles per image, "
+         f"{_fmt(r['frames_per_second_at_100mhz'])} frames/s at 100 MHz, "
+         f"{_fmt(r['frames_per_second_estimate'])} at Fmax" if r["network_cycles"] else
+         f"Frames per second (these Fire layers, one image, at Fmax): "
+         f"{_fmt(r['frames_per_second_estimate'])}"),
         f"Bitstream: {r['bitstream'] or '-'}",
         "",
         "| step | status | seconds |",

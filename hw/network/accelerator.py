@@ -5,7 +5,7 @@ Blocks and the paths between them (selected per step by the
 
     image i -> PatchStreamer --(conv1)--+
                                         +--> FireEngine --+--> MaxPool --+--> ActivationStore
-    ActivationStore --(other steps)-----+                 +--------------+       (other buffer)
+    ActivationStore --(other steps)-----+                 +--------------+  (after the input)
                                                           +--(last)--> GlobalSum --> logits o
 
 Weights live in the engine's weight store, activations between layers in the activation store;
@@ -48,29 +48,39 @@ class NetworkAccelerator(wiring.Component):
     start : In(1)
         Pulse while not ``busy``: classify the image that follows on ``i``.
     i : In(stream.Signature(beat_layout(L)))
-        Image pixels in raster order, B, G, R in the first three bytes of a beat, ``first`` on
-        the first pixel; taken only while the first step (conv1) runs.
+        Image pixels in raster order, B, G, R in the first three bytes of a beat
+        (``first``/``last`` are ignored); taken only while the first step (conv1) runs.
     o : Out(stream.Signature(logit_layout()))
         One signed 32-bit global sum per class, ``last`` on the last.
     busy : Out(1); done : Out(1)
         ``done`` pulses after the last logit has left.
+    trace_valid : Out(1); trace_step : Out(range(steps)); trace_data : Out(8 * L)
+        Only with ``trace``: every beat the engine sends (before any pool), with the step that
+        sends it, one cycle after it is sent, so that a testbench can compare each layer with
+        the golden model.
     """
 
-    def __init__(self, program, *, lanes=8, acc_width=32, bank_depth=DEFAULT_BANK_DEPTH):
+    def __init__(self, program, *, lanes=8, acc_width=32, bank_depth=DEFAULT_BANK_DEPTH,
+                 trace=False):
         if not isinstance(program, NetworkProgram):
             raise TypeError(f"Program must be a NetworkProgram, not {program!r}")
         self._program = program
         L = program.channels_per_beat
         self.engine = FireEngine(program.engine_program, lanes=lanes, channels_per_beat=L,
                                  acc_width=acc_width, bank_depth=bank_depth)
-        self.store = ActivationStore(channels_per_beat=L, words=program.buffer_words)
-        super().__init__({
+        self.store = ActivationStore(channels_per_beat=L, words=program.store_words)
+        self._trace = trace
+        ports = {
             "start": In(1),
             "i": In(stream.Signature(beat_layout(L))),
             "o": Out(stream.Signature(logit_layout())),
             "busy": Out(1),
             "done": Out(1),
-        })
+        }
+        if trace:
+            ports.update({"trace_valid": Out(1), "trace_step": Out(range(len(program.steps))),
+                          "trace_data": Out(8 * L)})
+        super().__init__(ports)
 
     @property
     def program(self):
@@ -107,7 +117,7 @@ class NetworkAccelerator(wiring.Component):
             patches.i.payload.eq(self.i.payload),
             patches.i.valid.eq(self.i.valid & seq.busy & seq.from_image),
             self.i.ready.eq(patches.i.ready & seq.busy & seq.from_image),
-            patches.width.eq(prog.input_size),
+            patches.width.eq(prog.input_size), patches.height.eq(prog.input_size),
             patches.out_height.eq(first.height), patches.out_width.eq(first.width),
             # patch streamer or store -> engine
             engine.i.valid.eq(Mux(seq.from_image, patches.o.valid, store.o.valid)),
@@ -115,9 +125,9 @@ class NetworkAccelerator(wiring.Component):
             patches.o.ready.eq(engine.i.ready & seq.from_image),
             store.o.ready.eq(engine.i.ready & ~seq.from_image),
             # store control
-            store.read.eq(seq.read), store.read_buffer.eq(seq.read_buffer),
+            store.read.eq(seq.read), store.read_base.eq(seq.read_base),
             store.read_words.eq(seq.read_words),
-            store.write.eq(seq.write), store.write_buffer.eq(seq.write_buffer),
+            store.write.eq(seq.write), store.write_base.eq(seq.write_base),
             seq.written.eq(store.written),
             # engine -> pool -> store, engine -> store, or engine -> global sum
             pool.height.eq(seq.pool_height), pool.width.eq(seq.pool_width),
@@ -135,6 +145,10 @@ class NetworkAccelerator(wiring.Component):
             self.o.payload.eq(gsum.o.payload), self.o.valid.eq(gsum.o.valid),
             gsum.o.ready.eq(self.o.ready),
         ]
+        if self._trace:
+            # Registered, so that a testbench sees plain register outputs.
+            m.d.sync += [self.trace_valid.eq(engine.o.valid & engine.o.ready),
+                         self.trace_step.eq(seq.step), self.trace_data.eq(engine.o.payload.data)]
         with m.If(seq.engine_start.valid & seq.engine_start.ready):
             m.d.sync += seq.summed.eq(0)
         with m.If(self.o.valid & self.o.ready & self.o.payload.last):

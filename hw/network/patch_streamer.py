@@ -63,13 +63,15 @@ class PatchStreamer(wiring.Component):
     Members
     -------
     i : In(stream.Signature(beat_layout(L)))
-        Image pixels in raster order, C channels in the first bytes of each beat; ``first`` on
-        the image's first pixel restarts the run.
+        Image pixels in raster order, C channels in the first bytes of each beat. Images follow
+        each other: after ``height`` rows the next pixel starts a new image (once the last
+        run's patches have all left). ``first``/``last`` are ignored, and ``ready`` depends on
+        no input of the stream.
     o : Out(stream.Signature(beat_layout(L)))
         Patches in raster order of output pixels, ``ceil(K*K*C/L)`` beats each (zero padded),
         ``first``/``last`` on the run's first/last beat.
-    width : In(16)
-        Image width; steady during a run.
+    width, height : In(16)
+        Image size; steady during a run.
     out_height, out_width : In(16)
         ``(H - K) // S + 1`` and ``(W - K) // S + 1`` (descriptor constants).
     """
@@ -86,6 +88,7 @@ class PatchStreamer(wiring.Component):
             "i": In(stream.Signature(beat_layout(channels_per_beat))),
             "o": Out(stream.Signature(beat_layout(channels_per_beat))),
             "width": In(16),
+            "height": In(16),
             "out_height": In(16),
             "out_width": In(16),
         })
@@ -108,17 +111,17 @@ class PatchStreamer(wiring.Component):
         need = Signal(17, init=K)          # rows output row yo needs: S*yo + K
         free_below = Signal(17, init=R)    # rows below S*yo + R may be written
         running = Signal()                 # a run's patches are not all sent yet
-        self._writer(m, wr, rows_in, free_below, running)
-        self._reader(m, rd, rows_in, need, free_below, running)
+        first = Signal(init=1)             # the next pixel is an image's first
+        self._writer(m, wr, rows_in, free_below, running, first)
+        self._reader(m, rd, rows_in, need, free_below, running, first)
         return m
 
-    def _writer(self, m, wr, rows_in, free_below, running):
+    def _writer(self, m, wr, rows_in, free_below, running, first):
         """Image beats into the row memory, row ``y`` in slot ``y mod R``; a new image's first
         pixel waits until the last run's patches have all left."""
         R = self._k + self._s
         x = Signal(16)
         cursor = _RowCursor("w", R, R * self._max_width)
-        first = self.i.payload.first
         row_free = Mux(first, ~running, rows_in < free_below)
         m.d.comb += [
             self.i.ready.eq(row_free),
@@ -127,16 +130,19 @@ class PatchStreamer(wiring.Component):
             wr.en.eq(self.i.valid & self.i.ready),
         ]
         with m.If(self.i.valid & self.i.ready):
+            m.d.sync += first.eq(0)
             with m.If(first & (self.width == 1)):
-                m.d.sync += [x.eq(0), rows_in.eq(1), cursor.slot.eq(1), cursor.base.eq(1)]
+                m.d.sync += [x.eq(0), rows_in.eq(1), cursor.slot.eq(1), cursor.base.eq(1),
+                             first.eq(self.height == 1)]
             with m.Elif(first):
                 m.d.sync += [x.eq(1), rows_in.eq(0)] + cursor.reset()
             with m.Elif(x + 1 == self.width):
-                m.d.sync += [x.eq(0), rows_in.eq(rows_in + 1)] + cursor.step(self.width)
+                m.d.sync += [x.eq(0), rows_in.eq(rows_in + 1),
+                             first.eq(rows_in + 1 == self.height)] + cursor.step(self.width)
             with m.Else():
                 m.d.sync += x.eq(x + 1)
 
-    def _reader(self, m, rd, rows_in, need, free_below, running):
+    def _reader(self, m, rd, rows_in, need, free_below, running, first):
         """Patch bytes read one per cycle, packed into beats."""
         K, S, C, L = self._k, self._s, self._c, self._beat
         R = K + S
@@ -203,7 +209,7 @@ class PatchStreamer(wiring.Component):
                     m.next = "WAIT"
         # A new image restarts every counter (after the FSM, so that this wins over a
         # NEXT_ROW still stepping).
-        with m.If(self.i.valid & self.i.ready & self.i.payload.first):
+        with m.If(self.i.valid & self.i.ready & first):
             m.d.sync += [yo.eq(0), xo.eq(0), col0.eq(0), n.eq(0), c.eq(0), ky.eq(0),
                          kx.eq(0), need.eq(K), free_below.eq(R), sent_first.eq(0),
                          running.eq(1)]

@@ -10,9 +10,11 @@ A SqueezeNet from ``golden.network`` becomes a list of :class:`NetworkStep`, one
 - a 3x3/2 max-pool is fused after the layer before it (only the pooled map is stored);
 - the global average pool is the global sum after the last layer.
 
-Between steps the maps live in an activation store of two buffers: step ``k`` reads buffer
-``k mod 2`` (conv1 reads the image) and writes buffer ``(k + 1) mod 2``. A map of ``H x W``
-pixels and ``C`` channels takes ``H*W*ceil(C/L)`` words of ``L`` bytes, raster order.
+Between steps the maps live in the activation store, one circular buffer of ``N`` words of
+``L`` bytes (:class:`~hw.network.activation_store.ActivationStore` says why ``N``, the largest
+input or output map of any step, is enough): each step writes its output right after its input
+(modulo ``N``), and the next step reads it from there. A map of ``H x W`` pixels and ``C``
+channels takes ``H*W*ceil(C/L)`` words, raster order.
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ class NetworkStep:
 
     ``height``/``width``/``out_channels``: the engine's output map (before any pool);
     ``in_words``: words read from the store (0 for the image); ``out_words``: words written
-    (after the pool; 0 for the global sum); ``source``/``dest``: buffer 0 or 1, or None for the
-    image / the global sum.
+    (after the pool; 0 for the global sum); ``source``/``dest``: the store address the input is
+    read from / the output written to, or None for the image / the global sum.
     """
     name: str
     layer: int
@@ -87,7 +89,6 @@ class NetworkProgram:
         self.input_size = input_size
         self.channels_per_beat = channels_per_beat
         net = list(qmodel.network)
-        sizes = spatial_sizes(net, input_size)
         if len(net) < 3 or not isinstance(net[0], Conv) or not isinstance(net[-1], GlobalAvgPool):
             raise ValueError("the network must start with a convolution and end with a global "
                              "average pool")
@@ -95,9 +96,11 @@ class NetworkProgram:
         if first.pad or first.in_channels != IMAGE_CHANNELS:
             raise ValueError(f"{first.name}: the first convolution must be unpadded over "
                              f"{IMAGE_CHANNELS} channels")
-        if sizes[first.name] < 1:
+        if input_size < first.kernel:
             raise ValueError(f"a {input_size}x{input_size} image is smaller than "
                              f"{first.name}'s {first.kernel}x{first.kernel} kernel")
+        self._check_pools(net, input_size)
+        sizes = spatial_sizes(net, input_size)
         self.conv1 = qmodel.layers[first.name]
         self.last = None
         layers, steps = [], []
@@ -107,8 +110,6 @@ class NetworkProgram:
                 if (op.kernel, op.stride) != (3, 2) or not steps or steps[-1].pool:
                     raise ValueError(f"{op.name}: only a 3x3/2 max-pool after a layer is "
                                      f"supported")
-                if size < 3:
-                    raise ValueError(f"{op.name}: a {size}x{size} map is too small to pool")
                 steps[-1] = self._step(steps[-1], pool=True)
                 size = sizes[op.name]
                 continue
@@ -130,19 +131,30 @@ class NetworkProgram:
             k = len(steps)
             steps.append(NetworkStep(
                 name=op.name, layer=k, height=out_size, width=out_size,
-                in_channels=channels, out_channels=out, pool=False,
-                source=None if k == 0 else (k - 1) % 2, dest=k % 2,
+                in_channels=channels, out_channels=out, pool=False, source=None, dest=None,
                 in_words=0 if k == 0 else size * size * self.beats(channels), out_words=0))
             size, channels = out_size, out
         if self.last is None or steps[-1].name != self.last.name:
             raise ValueError("the last layer before the global pool must be a 1x1 convolution")
         steps = [self._step(s) for s in steps]
-        steps[-1] = NetworkStep(**{**steps[-1].__dict__, "dest": None, "out_words": 0})
-        self.steps = steps
+        steps[-1] = NetworkStep(**{**steps[-1].__dict__, "out_words": 0})
+        self.store_words = max(max(s.in_words, s.out_words) for s in steps)
+        self.steps = self._place(steps)
         self.engine_program = EngineProgram(layers, code_bits=code_bits,
                                             weight_bits=qmodel.weight_bits)
         self.sum_offsets = padded_border_offsets(self.last, steps[-1].height, steps[-1].width)
         self.classes = steps[-1].out_channels
+
+    @staticmethod
+    def _check_pools(net, size):
+        """A clear error for a pool whose input map is smaller than its 3x3 window."""
+        for op in net:
+            if isinstance(op, Conv):
+                size = (size + 2 * op.pad - op.kernel) // op.stride + 1
+            elif isinstance(op, MaxPool):
+                if size < 3:
+                    raise ValueError(f"{op.name}: a {size}x{size} map is too small to pool")
+                size = pooled_size(size)
 
     def beats(self, channels):
         """Beats (store words) per pixel of ``channels`` channels."""
@@ -157,19 +169,21 @@ class NetworkProgram:
                                self.beats(step.out_channels))
         return NetworkStep(**fields)
 
-    @property
-    def buffer_words(self):
-        """Words of each of the two store buffers: the largest map each ever holds."""
-        words = [1, 1]
-        for step in self.steps:
-            if step.dest is not None:
-                words[step.dest] = max(words[step.dest], step.out_words)
-        return words
+    def _place(self, steps):
+        """Steps with their store addresses: each output right after its input, modulo N."""
+        placed, source = [], None
+        for k, step in enumerate(steps):
+            last = k == len(steps) - 1
+            dest = None if last else 0 if source is None else \
+                (source + step.in_words) % self.store_words
+            placed.append(NetworkStep(**{**step.__dict__, "source": source, "dest": dest}))
+            source = dest
+        return placed
 
     @property
     def store_bits(self):
-        """Bits of the activation store (both buffers)."""
-        return sum(self.buffer_words) * 8 * self.channels_per_beat
+        """Bits of the activation store."""
+        return self.store_words * 8 * self.channels_per_beat
 
     @property
     def patch_kernel(self):

@@ -40,8 +40,8 @@ class NetworkSequencer(wiring.Component):
     engine_start : Out(stream.Signature(start_layout()))
     engine_done : In(1)
     read, write : Out(1)
-        Pulses to the activation store, with ``read_buffer``, ``read_words`` and
-        ``write_buffer`` steady during the step.
+        Pulses to the activation store, with ``read_base``, ``read_words`` and
+        ``write_base`` steady during the step.
     written, summed : In(1)
         The store has taken the step's last word; the last logit has left.
     pool : Out(1); pool_height, pool_width, pool_beats, pool_row_beats : Out(16)
@@ -51,15 +51,16 @@ class NetworkSequencer(wiring.Component):
     def __init__(self, program):
         self._program = program
         steps = program.steps
-        max_words = max([s.in_words for s in steps] + [1])
+        depth = program.store_words
         super().__init__({
             "start": In(1), "busy": Out(1), "done": Out(1),
             "step": Out(range(len(steps))),
             "from_image": Out(1), "to_sum": Out(1),
             "engine_start": Out(stream.Signature(start_layout())),
             "engine_done": In(1),
-            "read": Out(1), "read_buffer": Out(1), "read_words": Out(range(max_words + 1)),
-            "write": Out(1), "write_buffer": Out(1),
+            "read": Out(1), "read_base": Out(range(depth)),
+            "read_words": Out(range(depth + 1)),
+            "write": Out(1), "write_base": Out(range(depth)),
             "written": In(1), "summed": In(1),
             "pool": Out(1), "pool_height": Out(16), "pool_width": Out(16),
             "pool_beats": Out(16), "pool_row_beats": Out(16),
@@ -112,8 +113,8 @@ class NetworkSequencer(wiring.Component):
         return [
             height.eq(s.height), width.eq(s.width),
             self.from_image.eq(s.source is None), self.to_sum.eq(s.dest is None),
-            self.read_buffer.eq(s.source or 0), self.read_words.eq(s.in_words),
-            self.write_buffer.eq(s.dest or 0),
+            self.read_base.eq(s.source or 0), self.read_words.eq(s.in_words),
+            self.write_base.eq(s.dest or 0),
             self.pool.eq(s.pool), self.pool_height.eq(s.height), self.pool_width.eq(s.width),
             self.pool_beats.eq(beats),
             self.pool_row_beats.eq(pooled_size(s.width) * beats if s.pool else 0),

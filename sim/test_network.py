@@ -1,0 +1,64 @@
+"""The whole-network accelerator on its generated Verilog, under cocotb: global sums bit-exact
+with ``golden.fixed``, every layer's output equal to the golden one, cycles exactly as
+``hw.network.cycle_model`` predicts.
+
+- default suite: a small metaparameter SqueezeNet (``golden.network.from_metaparameters``,
+  random sparse weights) on a 63x63 random image, every layer traced, on each simulator;
+- ``pytest -m slow sim/test_network.py``: the real v1.0 model on the 227x227 chelsea photo,
+  Verilator, 64 lanes (``python -m sim.classify chelsea --model ...`` runs the same).
+"""
+
+import numpy as np
+import pytest
+
+from golden import calibrate, codec, fixed, preprocess
+from golden.network import from_metaparameters
+from hw.network.program import NetworkProgram
+from sim.network import simulate
+from testkit.networks import random_model
+
+SIZE = 63
+
+
+def small_model():
+    rng = np.random.default_rng(2017)
+    net = from_metaparameters(base_e=32, incr_e=16, num_classes=20)
+    return random_model(rng, net, density=0.3), rng.integers(0, 256, (3, SIZE, SIZE),
+                                                             dtype=np.uint8)
+
+
+def check_layers(program, traced, golden):
+    for step in program.steps:
+        expected = golden[step.name]
+        pad = (expected.shape[1] - step.height) // 2
+        if pad:
+            expected = expected[:, pad:-pad, pad:-pad]
+        np.testing.assert_array_equal(traced[step.name], expected,
+                                      err_msg=f"{step.name}: engine output differs")
+
+
+def test_small_metaparameter_network(simulator, test_id):
+    model, image = small_model()
+    program = NetworkProgram(model, input_size=SIZE, channels_per_beat=8)
+    golden = model.run(image)
+    assert np.count_nonzero(golden["global_sum"]) > 5, "sums should be informative"
+    run = simulate(program, 16, image, simulator, test_id, trace=True)
+    check_layers(program, run.traced, golden)
+    np.testing.assert_array_equal(run.sums, golden["global_sum"])
+    assert run.cycles == run.predicted
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not codec.SHARED_MODEL_PATH.is_file(),
+                    reason=f"real model not found at {codec.SHARED_MODEL_PATH}: ../shared is "
+                    f"absent")
+def test_real_v1_0_chelsea_whole_network(test_id):
+    from sim import toolchain
+    toolchain.require("verilator")
+    compressed = codec.load(codec.SHARED_MODEL_PATH)
+    model = fixed.quantize(compressed, calibrate.load_plan(compressed))
+    image = preprocess.preprocess(preprocess.load_image("chelsea"))
+    program = NetworkProgram(model, input_size=image.shape[1], channels_per_beat=8)
+    run = simulate(program, 64, image, "verilator", test_id)
+    np.testing.assert_array_equal(run.sums, model.run(image)["global_sum"])
+    assert run.cycles == run.predicted
