@@ -21,8 +21,8 @@ from hw.flow import yowasp
 from testkit.fire_cases import random_fire
 from testkit.uart_bridge import SimUARTBridge
 
-REPORT_KEYS = {"board", "device", "resources", "weight_store", "fmax_mhz",
-               "frames_per_second_estimate", "bitstream", "steps"}
+REPORT_KEYS = {"board", "device", "mode", "network_cycles", "resources", "weight_store",
+               "fmax_mhz", "frames_per_second_estimate", "bitstream", "steps"}
 
 
 @pytest.fixture(scope="module")
@@ -106,11 +106,36 @@ def test_plan_only_report(board, tmp_path, capsys):
     assert report["resources"]["dsp"]["predicted"] == get_board(board).engine["lanes"]
     ws = report["weight_store"]
     assert {"layers", "bits_used", "bits_allocated", "primitives"} <= set(ws)
-    assert ws["layers"][0] == "fire2" and ws["layers"] + ws["left_out"] == \
-        [f"fire{i}" for i in range(2, 10)]
+    mode = report["mode"]
+    if mode["mode"] == "network":
+        # The whole network: every engine layer, the pools and the sum fused; it fits.
+        assert ws["layers"] == ["conv1"] + [f"fire{i}" for i in range(2, 10)] + ["conv_final"]
+        assert mode["needed_sites"] <= mode["available_sites"]
+        assert report["network_cycles"] > 0 and report["frames_per_second_at_100mhz"] > 0
+        assert "Mode: **the whole network on chip**" in (out / "report.md").read_text()
+    else:
+        assert ws["layers"][0] == "fire2" and ws["layers"] + ws["left_out"] == \
+            [f"fire{i}" for i in range(2, 10)]
+        # Why not the whole network: what it needs against what the board has.
+        assert "the whole network needs" in mode["why"]
+        assert "Mode: **Fire layers behind the host link**" in (out / "report.md").read_text()
     assert report["resources"]["bram"]["predicted"] <= report["resources"]["bram"]["available"]
     assert report["fmax_mhz"] is None and report["bitstream"] is None
     assert "| bram |" in (out / "report.md").read_text()
+
+
+def test_whole_network_where_it_fits(tmp_path):
+    """xc7a200t and xc7vx1140t get the whole network; the Arty A7 and the ULX3S, whose block RAM
+    is too small for it, get Fire layers, and the report says how much the network needs."""
+    modes = {}
+    for board in ("xc7a200t", "xc7vx1140t", "arty_a7", "ulx3s_85f"):
+        assert build.main(["--board", board, "--no-synth", "--out", str(tmp_path / board)]) == 0
+        modes[board] = json.loads((tmp_path / board / "report.json").read_text())["mode"]
+    assert [modes[b]["mode"] for b in modes] == ["network", "network", "fire-layers",
+                                                  "fire-layers"]
+    arty = modes["arty_a7"]
+    assert arty["needed_sites"] > arty["available_sites"]
+    assert f"{arty['needed_bits']:,} bits" in arty["why"]
 
 
 @pytest.mark.parametrize("board", sorted(BOARDS))
