@@ -167,12 +167,13 @@ def _choose_mode(board, qmodel, engine_config, layers, steps):
         return None, {"mode": "fire-layers", "why": f"the network cannot run whole: {e}"}
     dev = board.device
     budget = int(board.bram_budget * dev.bram_sites)
-    need = (f"the whole network needs {plan.bits_used:,} bits of memory (weights "
-            f"{plan.bits_used - program.store_bits:,}, activations {program.store_bits:,}) in "
-            f"{plan.sites} block-RAM sites; {dev.name} has {dev.bram_bits:,} bits in "
-            f"{dev.bram_sites} sites" + (f", {budget} for this board" if budget < dev.bram_sites
-                                         else ""))
-    mode = {"needed_bits": plan.bits_used, "needed_sites": plan.sites,
+    weights = sum(r.bits for r in plan.rows if "/weight_store/" in f"/{r.name}/")
+    need = (f"the whole network needs {plan.bits_used:,} bits of memory (weights {weights:,}, "
+            f"activation store {program.store_bits:,}, engine and other buffers "
+            f"{plan.bits_used - weights - program.store_bits:,}) in {plan.sites} block-RAM "
+            f"sites; {dev.name} has {dev.bram_bits:,} bits in {dev.bram_sites} sites"
+            + (f", {budget} for this board" if budget < dev.bram_sites else ""))
+    mode = {"needed_bits": plan.bits_used, "weight_bits": weights, "needed_sites": plan.sites,
             "available_bits": dev.bram_bits, "available_sites": budget,
             "activation_store_bits": program.store_bits}
     if not (plan.fits and plan.sites <= budget):
