@@ -123,3 +123,34 @@ def test_parameter_errors(kwargs, exc, message):
         FireEngine(program, **kwargs)
     with pytest.raises(TypeError, match="Program must be an EngineProgram"):
         FireEngine(object())
+
+
+# (lanes, channels_per_beat, in_channels, out_channels, height, width)
+PLAIN = [(4, 4, 10, 6, 3, 5), (8, 3, 27, 12, 4, 4), (2, 8, 5, 20, 2, 3), (16, 8, 147, 9, 3, 7)]
+
+
+@pytest.mark.parametrize("lanes,beat,cin,cout,height,width", PLAIN)
+def test_plain_layer_bit_exact_and_cycles(lanes, beat, cin, cout, height, width):
+    """A plain 1x1 layer (conv1 on patches, conv10) in a program with a Fire layer before it:
+    bit-exact with golden conv1x1, cycles as the plain-layer model; the program's Fire layer
+    still exact; the plain layer with gaps and back-pressure. (Plain and Fire runs one after
+    the other in one simulation: tests/test_network_accelerator.py.)"""
+    from golden.fixed import conv1x1
+    from golden.network import Conv
+    from hw.fire.cycle_model import run_cycles
+    from testkit.fire_cases import random_qconv
+
+    rng = np.random.default_rng(lanes * 100 + cin)
+    fire = random_fire(rng, "fireA", 6, 3, 4, 4, density=0.5)
+    plain = random_qconv(rng, Conv("convP", cout, cin, 1), density=0.5)
+    program = EngineProgram([("fireA", 5, 5, *fire), ("convP", height, width, plain)])
+    engine = FireEngine(program, lanes=lanes, channels_per_beat=beat)
+    x = rng.integers(0, 256, (cin, height, width)).astype(np.uint8)
+    got, cycles, framing = run_layer(engine, 1, x, cout)
+    np.testing.assert_array_equal(got, conv1x1(x, plain))
+    assert framing[0][0] == 1 and framing[-1][1] == 1
+    assert cycles == run_cycles(program.layers[1], lanes=lanes, channels_per_beat=beat).cycles
+    x_fire = rng.integers(0, 256, (6, 5, 5)).astype(np.uint8)
+    assert check(engine, 0, x_fire, fire) == predicted(engine, 0, 5, 5)
+    got, _, _ = run_layer(engine, 1, x, cout, valid_prob=0.5, ready_prob=0.4, seed=3)
+    np.testing.assert_array_equal(got, conv1x1(x, plain))
