@@ -18,7 +18,7 @@ import numpy as np
 from hw.network.accelerator import NetworkAccelerator
 from hw.network.cycle_model import network_cycles
 from sim import toolchain
-from sim.cases import read_case, write_case
+from sim.cases import write_case
 from testkit.engine_driver import from_beats, to_beats
 
 TB = "sim.tb_network"
@@ -26,7 +26,7 @@ TOP = "network_accelerator"
 #: Cycles between two progress reports of the testbench.
 PROGRESS_EVERY = 250_000
 
-__all__ = ["NetworkRun", "simulate", "read_case"]
+__all__ = ["NetworkRun", "simulate", "verilog"]
 
 
 @dataclass
