@@ -93,12 +93,18 @@ def layer_cycles(*, lanes, channels_per_beat, in_channels, out_channels, entry_c
         else:
             nxt = after_squeeze + 1
         cyc = nxt + 1
-    # The last byte read leaves the drainer's two read registers, its FIFO and the beat packer.
+    return _finish(result, cyc, last_read, reach=reach, init=go)
+
+
+def _finish(result, cyc, last_read, *, reach, init):
+    """Fill in ``result`` once the last step ends in ``cyc`` and the drainer's last read is in
+    ``last_read``: the last byte read leaves the drainer's two read registers, its FIFO and the
+    beat packer ``OutputDrainer.TAIL`` cycles later."""
     done = max(cyc, last_read + OutputDrainer.TAIL)
     result.cycles = done
     result.last_beat = last_read + OutputDrainer.TAIL - 1
     result.overhead = done - result.issue - result.wait_input - result.wait_output
-    result.detail = {"groups": groups, "reach": reach, "init": go}
+    result.detail = {"groups": result.groups, "reach": reach, "init": init}
     return result
 
 
@@ -151,12 +157,7 @@ def plain_layer_cycles(*, lanes, channels_per_beat, in_channels, out_channels, e
         o_release[g] = last_read
         drainer_next = last_read + 1
         cyc = release + 2
-    done = max(cyc, last_read + OutputDrainer.TAIL)
-    result.cycles = done
-    result.last_beat = last_read + OutputDrainer.TAIL - 1
-    result.overhead = done - result.issue - result.wait_input - result.wait_output
-    result.detail = {"groups": groups, "reach": 0, "init": go}
-    return result
+    return _finish(result, cyc, last_read, reach=0, init=go)
 
 
 def run_cycles(layer, *, lanes, channels_per_beat, height=None, width=None, input_ready=None):
