@@ -227,7 +227,3 @@ def test_parameter_errors(kwargs, exc, message):
     args = {"channels_per_beat": 4, "words": 8, **kwargs}
     with pytest.raises(exc, match=message):
         ActivationStore(**args)
-
-
-def test_bits():
-    assert ActivationStore(channels_per_beat=8, words=130).bits == 130 * 8 * 8

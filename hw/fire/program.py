@@ -19,6 +19,7 @@ Memory images (all little integers, laid out by :class:`EngineProgram`):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,8 +175,8 @@ class EngineProgram:
             raise ValueError("An engine program needs at least one layer")
         self.code_bits = code_bits
         self.weight_bits = weight_bits
-        self._entries, self._codebooks, self._biases = [], [], []
-        self._n_entries = self._n_bias = 0
+        images = {"entries": [], "codebooks": [], "biases": []}
+        add = functools.partial(self._add, images=images)
         self.layers = []
         for layer in layers:
             name, height, width, *convs = layer
@@ -189,21 +190,22 @@ class EngineProgram:
                     raise ValueError(f"{name}: expand layers must read the squeeze output")
                 self.layers.append(FireProgram(name, int(height), int(width),
                                                sq.spec.in_channels,
-                                               *(self._add(conv) for conv in convs)))
+                                               *(add(conv) for conv in convs)))
             elif len(convs) == 1:
                 spec = convs[0].spec
                 in_channels = spec.in_channels * spec.kernel * spec.kernel
                 self.layers.append(PlainProgram(name, int(height), int(width), in_channels,
-                                                self._add(convs[0])))
+                                                add(convs[0])))
             else:
                 raise ValueError(f"{name}: a layer is a Fire module (3 convolutions) or one "
                                  f"convolution, not {len(convs)}")
-        self.entries = np.concatenate(self._entries)
-        self.codebooks = np.concatenate(self._codebooks)
-        self.biases = np.concatenate(self._biases)
+        self.entries = np.concatenate(images["entries"])
+        self.codebooks = np.concatenate(images["codebooks"])
+        self.biases = np.concatenate(images["biases"])
 
-    def _add(self, conv):
-        """Append one convolution's entries, codebook and biases; return its ConvProgram."""
+    def _add(self, conv, images):
+        """Append one convolution's entries, codebook and biases to the lists of ``images``;
+        return its ConvProgram (its bases are where the lists end so far)."""
         code_bits, weight_bits = self.code_bits, self.weight_bits
         spec = conv.spec
         per_channel = spec.in_channels * spec.kernel * spec.kernel
@@ -222,14 +224,13 @@ class EngineProgram:
             raise ValueError(f"{spec.name}: biases must fit 32-bit signed")
         program = ConvProgram(
             name=spec.name, out_channels=spec.out_channels, in_channels=spec.in_channels,
-            kernel=spec.kernel, shift=int(conv.shift), entry_base=self._n_entries,
-            entry_count=int(codes.size), codebook_base=len(self._codebooks) << code_bits,
-            bias_base=self._n_bias)
-        self._entries.append(codes.astype(np.int64) | (rel.astype(np.int64) << code_bits))
-        self._codebooks.append(codebook)
-        self._biases.append(bias)
-        self._n_entries += codes.size
-        self._n_bias += bias.size
+            kernel=spec.kernel, shift=int(conv.shift),
+            entry_base=sum(e.size for e in images["entries"]), entry_count=int(codes.size),
+            codebook_base=len(images["codebooks"]) << code_bits,
+            bias_base=sum(b.size for b in images["biases"]))
+        images["entries"].append(codes.astype(np.int64) | (rel.astype(np.int64) << code_bits))
+        images["codebooks"].append(codebook)
+        images["biases"].append(bias)
         return program
 
     @classmethod

@@ -146,7 +146,7 @@ class NetworkAccelerator(wiring.Component):
             gsum.o.ready.eq(self.o.ready),
         ]
         if self._trace:
-            # Registered, so that a testbench sees plain register outputs.
+            # Registered: a debug port adds no combinational path.
             m.d.sync += [self.trace_valid.eq(engine.o.valid & engine.o.ready),
                          self.trace_step.eq(seq.step), self.trace_data.eq(engine.o.payload.data)]
         with m.If(seq.engine_start.valid & seq.engine_start.ready):

@@ -72,10 +72,6 @@ class ActivationStore(wiring.Component):
             "written": Out(1),
         })
 
-    @property
-    def bits(self):
-        return self._words * 8 * self._beat
-
     def _step(self, addr):
         """``addr + 1`` modulo the depth."""
         return Mux(addr == self._words - 1, 0, addr + 1)
