@@ -58,7 +58,7 @@ def main(argv=None):
             link = EngineLink(transport)
             info = link.ping()
             if args.command == "ping":
-                print(f"link protocol 1 on {args.port}: "
+                print(f"link protocol 2 on {args.port}: "
                       f"{info.channels_per_beat} channels per beat, {len(info.layers)} layers, "
                       f"window {info.rx_window} B, credit {info.credit_chunk} B")
                 for k, (cin, e) in enumerate(info.layers):

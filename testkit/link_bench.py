@@ -3,7 +3,7 @@
 from amaranth.sim import Simulator
 
 from hw.board.link import HostLink
-from hw.board.protocol import CREDIT, PIXEL
+from hw.board.protocol import CHECK_BYTES, CREDIT, PIXEL
 from testkit.stand_in_engine import StandInEngine
 from testkit.uart_bridge import LinkedEngine, SimUARTBridge
 
@@ -32,7 +32,8 @@ def link_bench(layers=LAYERS, channels_per_beat=4, *, engine_kw=None, timeout_cy
 
 
 def read_until_final(bridge, pixel_bytes):
-    """Raw bytes from the link up to and including a run's last byte (DONE or TIMEOUT)."""
+    """Raw bytes from the link up to and including a run's last byte (DONE or TIMEOUT); the
+    check bytes after it are read and dropped."""
     got = bytearray()
     while True:
         tag = bridge.read(1)
@@ -43,4 +44,6 @@ def read_until_final(bridge, pixel_bytes):
             assert len(pixel) == pixel_bytes, f"link went quiet inside a pixel: {got.hex()}"
             got += pixel
         elif tag[0] != CREDIT:
+            check = bridge.read(CHECK_BYTES)
+            assert len(check) == CHECK_BYTES, "link went quiet before the check bytes"
             return bytes(got)

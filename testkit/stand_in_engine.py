@@ -37,7 +37,7 @@ class StandInEngine(wiring.Component):
     """
 
     def __init__(self, layers, channels_per_beat, *, lag=3, drop_last=False):
-        self._layers = list(layers)
+        self._layers = [tuple(layer)[:2] for layer in layers]     # (cin, e); any extra fields
         self._channels_per_beat = channels_per_beat
         self._lag = lag
         self._drop_last = drop_last

@@ -15,7 +15,7 @@ import pytest
 from hw.board.driver import EngineLink, LinkError, LinkInfo
 from hw.board.link import HostLink
 from hw.board.protocol import (ACK, CMD_RUN, DONE_OVERRUN, ERR_TIMEOUT, ERR_UNKNOWN, LINK_ID,
-                               NAK, PIXEL)
+                               NAK, PIXEL, LayerShape)
 from testkit.link_bench import DIVISOR, LAYERS, link_bench, read_until_final
 from testkit.stand_in_engine import stand_in_model
 from testkit.waves import waves
@@ -26,7 +26,12 @@ from testkit.waves import waves
     (dict(layers=[(1, 1)] * 17), ValueError, "Layers must hold 1 to 16 (cin, e) pairs, not 17"),
     (dict(layers=5), TypeError, "Layers must be a sequence of (cin, e) pairs, not 5"),
     (dict(layers=[(1, 2, 3)]), TypeError, "Each layer must be a (cin, e) pair of integers, "
-                                          "not (1, 2, 3)"),
+                                          "optionally followed by in_h, in_w, out_h, out_w "
+                                          "and a tag, not (1, 2, 3)"),
+    (dict(layers=[(1, 2, 5, 5, 0, 3)]), ValueError,
+     "A layer's fixed sizes must all be 1 to 255 (or all 0), not (1, 2, 5, 5, 0, 3)"),
+    (dict(layers=[(1, 2, 5, 5, 3, 3, 256)]), ValueError,
+     "A layer's tag must be 0 to 255, not (1, 2, 5, 5, 3, 3, 256)"),
     (dict(layers=[(0, 2)]), ValueError, "Layer channel counts must be 1 to 65535, not (0, 2)"),
     (dict(channels_per_beat=0), ValueError,
      "Channels per beat must be an integer from 1 to 255, not 0"),
@@ -55,8 +60,11 @@ def test_link_properties():
     assert (link.credit_chunk, link.cycles_per_byte, link.timeout) == (16, 100, 16384 * 100)
     assert [link.in_beats(n) for n in range(4)] == [1, 3, 1, 1]
     assert [link.out_beats(n) for n in range(4)] == [2, 1, 1, 3]
-    assert link.ping_reply() == bytes([LINK_ID, 4, 4, 6, 4, 3, 0, 8, 0, 10, 0, 3, 0,
-                                       4, 0, 4, 0, 1, 0, 9, 0])
+    assert link.ping_reply() == bytes([LINK_ID, 4, 4, 6, 4,
+                                       3, 0, 8, 0, 0, 0, 0, 0, 0xFF,
+                                       10, 0, 3, 0, 0, 0, 0, 0, 0xFF,
+                                       4, 0, 4, 0, 0, 0, 0, 0, 0xFF,
+                                       1, 0, 9, 0, 0, 0, 0, 0, 0xFF])
 
 
 @pytest.mark.parametrize("channels_per_beat, rx_depth, credit_chunk",
@@ -67,8 +75,9 @@ def test_link_runs_layers(channels_per_beat, rx_depth, credit_chunk, request):
     host = EngineLink(bridge, layers=LAYERS)
     rng = np.random.default_rng(channels_per_beat)
     with waves(sim, request.node.name):
-        assert host.ping() == LinkInfo(channels_per_beat=channels_per_beat, layers=tuple(LAYERS),
-                                       rx_window=rx_depth, credit_chunk=credit_chunk)
+        assert host.ping() == LinkInfo(
+            channels_per_beat=channels_per_beat, layers=tuple(LAYERS), rx_window=rx_depth,
+            credit_chunk=credit_chunk, shapes=tuple(LayerShape(*pair) for pair in LAYERS))
         # Output-bound, input-bound, a single pixel, one input channel, and a repeat.
         for layer, height, width in [(0, 3, 4), (1, 2, 5), (2, 1, 1), (3, 2, 3), (0, 1, 2)]:
             cin, e = LAYERS[layer]
@@ -120,6 +129,22 @@ def test_link_full_layer_table(request):
         assert bridge.read(1) == bytes([NAK])
         x = np.full((1, 1, 16), 7, dtype=np.uint8)
         np.testing.assert_array_equal(host.run_layer(15, x), stand_in_model(x, 1))
+
+
+def test_link_fixed_geometry(request):
+    """A layer of fixed geometry refuses other sizes; its tag is in the PING reply."""
+    layers = [(3, 8, 2, 3, 2, 3, 5), (4, 4)]
+    sim, bridge = link_bench(layers=layers)
+    host = EngineLink(bridge)
+    with waves(sim, request.node.name):
+        assert host.ping().shapes[0] == LayerShape(3, 8, 2, 3, 2, 3, 5)
+        for size in ((3, 2), (2, 2), (1, 3)):
+            bridge.write([CMD_RUN, 0, *size])
+            assert bridge.read(1) == bytes([NAK]), size
+        x = np.arange(18, dtype=np.uint8).reshape(2, 3, 3)
+        np.testing.assert_array_equal(host.run_layer(0, x), stand_in_model(x, 8))
+        x = np.arange(12, dtype=np.uint8).reshape(3, 1, 4)       # any size for layer 1
+        np.testing.assert_array_equal(host.run_layer(1, x), stand_in_model(x, 4))
 
 
 def test_link_times_out_and_recovers(request):

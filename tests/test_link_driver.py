@@ -1,6 +1,7 @@
 """The host driver without hardware: scripted answers, a pseudo-terminal as the serial port,
 the command line."""
 
+import binascii
 import os
 import re
 import select
@@ -13,8 +14,9 @@ import numpy as np
 import pytest
 
 from hw.board.driver import SerialTransport
-from hw.board.protocol import ACK, CMD_PING, DONE, ERR_TIMEOUT, NAK, PIXEL, ping_reply
-from hw.board.driver import EngineLink, LinkError, LinkTimeout
+from hw.board.protocol import (ACK, CMD_PING, CREDIT, DONE, ERR_TIMEOUT, NAK, PIXEL, LayerShape,
+                               ping_reply)
+from hw.board.driver import EngineLink, LinkCorrupted, LinkError, LinkTimeout
 from hw.host import main
 from testkit.link_bench import LAYERS
 
@@ -36,7 +38,14 @@ class ScriptedTransport:
 
 # What a link with LAYERS, 4 channels per beat, a 16-byte window and 4-byte credits answers,
 # written out by hand from the protocol description.
-PING_REPLY = bytes([0xF1, 4, 4, 4, 2, 3, 0, 8, 0, 10, 0, 3, 0, 4, 0, 4, 0, 1, 0, 9, 0])
+# Protocol 2: per layer cin and e (16 bits), no fixed geometry (4 zeros), no tag (0xFF).
+PING_REPLY = bytes([0xF2, 4, 4, 4, 2,
+                    3, 0, 8, 0, 0, 0, 0, 0, 0xFF,
+                    10, 0, 3, 0, 0, 0, 0, 0, 0xFF,
+                    4, 0, 4, 0, 0, 0, 0, 0, 0xFF,
+                    1, 0, 9, 0, 0, 0, 0, 0, 0xFF])
+# A link with one 5x5 -> 2x3 layer of 1 -> 4 channels, tag 7, and 4 channels per beat.
+FIXED_REPLY = bytes([0xF2, 4, 1, 4, 2, 1, 0, 4, 0, 5, 5, 2, 3, 7])
 
 
 def test_host_checks_input_before_sending():
@@ -60,7 +69,7 @@ def test_host_checks_input_before_sending():
 def test_host_protocol_errors():
     with pytest.raises(LinkTimeout, match="PING reply"):
         EngineLink(ScriptedTransport(PING_REPLY[:3])).ping()
-    with pytest.raises(LinkError, match="not a Fire engine link: PING answered 0x41"):
+    with pytest.raises(LinkError, match="not a host link: PING answered 0x41"):
         EngineLink(ScriptedTransport(b"AAAAA")).ping()
     with pytest.raises(LinkError, match="link runs layers"):
         EngineLink(ScriptedTransport(PING_REPLY), layers=[(3, 8)]).ping()
@@ -68,11 +77,15 @@ def test_host_protocol_errors():
     with pytest.raises(LinkError, match="link refused layer 0 of 1x1"):
         EngineLink(ScriptedTransport(PING_REPLY + bytes([NAK]))).run_layer(0, x)
     with pytest.raises(LinkTimeout, match="link abandoned layer 0"):
-        EngineLink(ScriptedTransport(PING_REPLY + bytes([ACK, ERR_TIMEOUT]))).run_layer(0, x)
+        EngineLink(ScriptedTransport(PING_REPLY + bytes([ACK, ERR_TIMEOUT, 0, 0, 0, 0]))
+                   ).run_layer(0, x)
+    with pytest.raises(LinkTimeout, match="the check bytes of layer 0"):
+        EngineLink(ScriptedTransport(PING_REPLY + bytes([ACK, ERR_TIMEOUT, 0]))).run_layer(0, x)
     with pytest.raises(LinkError, match="unexpected byte 0x55"):
         EngineLink(ScriptedTransport(PING_REPLY + bytes([ACK, 0x55]))).run_layer(0, x)
     with pytest.raises(LinkError, match="finished after 0 of 1 pixels"):
-        EngineLink(ScriptedTransport(PING_REPLY + bytes([ACK, DONE]))).run_layer(0, x)
+        EngineLink(ScriptedTransport(PING_REPLY + bytes([ACK, DONE, 0, 0, 0, 0]))
+                   ).run_layer(0, x)
     with pytest.raises(LinkTimeout, match="pixel 0 of layer 0"):
         EngineLink(ScriptedTransport(PING_REPLY + bytes([ACK, PIXEL, 1, 2]))).run_layer(0, x)
 
@@ -187,3 +200,82 @@ def test_serial_transport_bad_port():
         SerialTransport("/nonexistent/ttyUSB9")
     with pytest.raises(LinkError, match=re.escape("cannot open /: ")):
         SerialTransport("/")
+
+
+def _run_answer(header, payload, pixels, flip_in=0, flip_out=0, credits=0):
+    """ACK, credits, the pixels, DONE and the check bytes, computed here with the standard
+    library."""
+    check_in = binascii.crc_hqx(bytes(header) + bytes(payload), 0) ^ flip_in
+    check_out = binascii.crc_hqx(b"".join(pixels), 0) ^ flip_out
+    body = b"".join(bytes([PIXEL]) + p for p in pixels)
+    return (bytes([ACK, *[CREDIT] * credits]) + body + bytes([DONE]) + check_in.to_bytes(2, "little")
+            + check_out.to_bytes(2, "little"))
+
+
+def test_host_checks_the_check_bytes():
+    x = np.array([[[200, 1, 2]]], dtype=np.uint8)       # layer 0: 3 -> 8 channels, 1x1
+    header, payload = [0, 1, 1], [200, 1, 2, 0]
+    pixels = [bytes(range(10, 18)) + bytes(0)]
+    ok = EngineLink(ScriptedTransport(PING_REPLY + _run_answer(header, payload, pixels)))
+    np.testing.assert_array_equal(ok.run_layer(0, x), np.arange(10, 18).reshape(1, 1, 8))
+    for flips, what in (((1, 0), "input: link"), ((0, 0x100), "output: link")):
+        bad = EngineLink(ScriptedTransport(PING_REPLY + _run_answer(header, payload, pixels,
+                                                                    *flips)))
+        with pytest.raises(LinkCorrupted, match="check values differ") as info:
+            bad.run_layer(0, x)
+        assert what in str(info.value)
+
+
+def test_host_fixed_geometry():
+    host = EngineLink(ScriptedTransport(FIXED_REPLY))
+    info = host.ping()
+    assert info.layers == ((1, 4),)
+    assert info.shapes == (LayerShape(1, 4, 5, 5, 2, 3, 7),)
+    with pytest.raises(ValueError, match=re.escape("Layer 0 takes a 5x5 input, not 5x4")):
+        host.run_layer(0, np.zeros((5, 4, 1), dtype=np.uint8))
+    x = np.arange(25, dtype=np.uint8).reshape(5, 5, 1)
+    pixels = [bytes([k, k, k, k]) for k in range(6)]
+    payload = b"".join(bytes([v, 0, 0, 0]) for v in range(25))
+    # A 16-byte window and 4-byte credits: 21 credits let the other 84 bytes go.
+    host = EngineLink(ScriptedTransport(FIXED_REPLY + _run_answer([0, 5, 5], payload, pixels,
+                                                                  credits=21)))
+    y = host.run_layer(0, x)
+    np.testing.assert_array_equal(y, np.repeat(np.arange(6, dtype=np.uint8), 4).reshape(2, 3, 4))
+
+
+def test_host_retries_after_a_bad_run():
+    """A corrupted answer, then (after the recovery's drain and PING) a good one."""
+    x = np.array([[[200, 1, 2]]], dtype=np.uint8)
+    header, payload = [0, 1, 1], [200, 1, 2, 0]
+    pixels = [bytes(range(10, 18))]
+    good = _run_answer(header, payload, pixels)
+    bad = _run_answer(header, payload, pixels, flip_out=4)
+    transport = CommandTransport([PING_REPLY, bad + b"stray", PING_REPLY, good])
+    seen = []
+    y, attempts = EngineLink(transport).run_layer_retrying(
+        0, x, on_retry=lambda n, e: seen.append((n, type(e).__name__)))
+    assert attempts == 2 and seen == [(1, "LinkCorrupted")]
+    np.testing.assert_array_equal(y, np.arange(10, 18).reshape(1, 1, 8))
+    # Always corrupted: the last error is named after the retries.
+    bad = _run_answer(header, payload, pixels, flip_in=1)
+    transport = CommandTransport([PING_REPLY, bad, PING_REPLY, bad, PING_REPLY, bad])
+    with pytest.raises(LinkError, match="layer 0 failed 3 times, last: layer 0: check values"):
+        EngineLink(transport).run_layer_retrying(0, x, retries=2)
+
+
+class CommandTransport:
+    """Each command the host writes (PING, or a RUN header) releases the next scripted answer;
+    with nothing left to read the line is quiet (``read`` returns nothing)."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+        self.answer = bytearray()
+
+    def write(self, data):
+        if data[:1] in (bytes([CMD_PING]), bytes([1])) and len(data) in (1, 4):
+            self.answer += self.answers.pop(0)
+
+    def read(self, n):
+        data = bytes(self.answer[:n])
+        del self.answer[:n]
+        return data

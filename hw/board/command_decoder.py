@@ -1,11 +1,12 @@
 """The link's command side: PING and RUN commands, run set-up, the final reply, the timeout."""
 
-from amaranth.hdl import Array, Const, Module, Signal, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.blocks.layouts import start_layout
-from hw.board.protocol import (ACK, CMD_PING, CMD_RUN, DONE, ERR_TIMEOUT, ERR_UNKNOWN, NAK)
+from hw.board.protocol import (ACK, CMD_PING, CMD_RUN, DONE, ERR_TIMEOUT, ERR_UNKNOWN, NAK,
+                               LayerShape)
 
 __all__ = ["CommandDecoder"]
 
@@ -16,7 +17,8 @@ class CommandDecoder(wiring.Component):
     In its idle state the decoder takes a command byte from ``i``. PING raises ``ping`` until
     the transmitter has sent the reply (no command is taken meanwhile, so no reply lands inside
     it). RUN takes three header bytes, checks them (layer below the table size judged on all
-    eight bits, height and width not zero) and either replies NAK or latches the run's
+    eight bits, height and width not zero, and equal to the layer's ``in_h`` / ``in_w`` if its
+    geometry is fixed) and either replies NAK or latches the run's
     geometry, pulses ``begin``, starts the engine and replies ACK once it accepts the start.
     The run ends when the input is in (``in_done``), the output is out (``out_done``), the
     engine pulsed ``done`` and the ACK has gone: the reply is ``DONE | flags``, or
@@ -28,8 +30,9 @@ class CommandDecoder(wiring.Component):
 
     Parameters
     ----------
-    layers : sequence of (int, int)
-        ``(cin, e)`` per layer index (already checked by :class:`~hw.board.link.HostLink`).
+    layers : sequence of LayerShape
+        Per layer index (already checked by :class:`~hw.board.link.HostLink`); 2-tuples
+        ``(cin, e)`` are layers of any size.
     channels_per_beat : int
         Channels per engine beat.
     timeout : int
@@ -44,6 +47,11 @@ class CommandDecoder(wiring.Component):
         To the engine's ``start``.
     reply : ``Out(stream.Signature(unsigned(8)))``
         One-byte replies, to the transmitter.
+    final : ``Out(1)``
+        With ``reply.valid``: the reply is a run's last byte (DONE or TIMEOUT after an ACK),
+        which the check bytes follow.
+    command : ``Out(1)``
+        The decoder is idle: a byte it takes now is a command (not part of a run).
     ping : ``Out(stream.Signature(unsigned(0)))``
         PING reply wanted, to the transmitter.
     begin : ``Out(1)``
@@ -51,6 +59,9 @@ class CommandDecoder(wiring.Component):
     running, abort : ``Out(1)``
         From the engine's start to the final reply; the run's input timed out.
     last_row, last_col : ``Out(8)``
+        Input ``height - 1`` and ``width - 1``.
+    out_last_row, out_last_col : ``Out(8)``
+        The same for the output (the input's, unless the layer's geometry is fixed).
     in_last_beat : ``Out(range(max input beats))``
     out_beats : ``Out(range(max output beats + 1))``
     out_last_beat : ``Out(range(max output beats))``
@@ -75,21 +86,25 @@ class CommandDecoder(wiring.Component):
             raise TypeError(f"Timeout must be a positive integer, not {timeout!r}")
         if timeout < 1:
             raise ValueError(f"Timeout must be a positive integer, not {timeout!r}")
-        self._layers = tuple(layers)
+        self._layers = tuple(LayerShape(*layer) for layer in layers)
         self._timeout = timeout
-        self._in_beats = [-(-cin // channels_per_beat) for cin, _ in self._layers]
-        self._out_beats = [-(-e // channels_per_beat) for _, e in self._layers]
+        self._in_beats = [-(-s.cin // channels_per_beat) for s in self._layers]
+        self._out_beats = [-(-s.e // channels_per_beat) for s in self._layers]
         max_in, max_out = max(self._in_beats), max(self._out_beats)
         super().__init__({
             "i": In(stream.Signature(unsigned(8))),
             "start": Out(stream.Signature(start_layout())),
             "reply": Out(stream.Signature(unsigned(8))),
+            "final": Out(1),
+            "command": Out(1),
             "ping": Out(stream.Signature(unsigned(0))),
             "begin": Out(1),
             "running": Out(1),
             "abort": Out(1),
             "last_row": Out(8),
             "last_col": Out(8),
+            "out_last_row": Out(8),
+            "out_last_col": Out(8),
             "in_last_beat": Out(range(max_in)),
             "out_beats": Out(range(max_out + 1)),
             "out_last_beat": Out(range(max_out)),
@@ -113,6 +128,9 @@ class CommandDecoder(wiring.Component):
         max_in, max_out = max(self._in_beats), max(self._out_beats)
         in_last_tab = Array(Const(b - 1, range(max_in)) for b in self._in_beats)
         out_beats_tab = Array(Const(b, range(max_out + 1)) for b in self._out_beats)
+        fixed_tab = Array(Const(s.fixed, 1) for s in self._layers)
+        geometry = {name: Array(Const(getattr(s, name), 8) for s in self._layers)
+                    for name in ("in_h", "in_w", "out_h", "out_w")}
 
         start = self.start.payload
         layer_ok = Signal()
@@ -129,13 +147,14 @@ class CommandDecoder(wiring.Component):
         with m.If(self.ping.ready):
             m.d.sync += self.ping.valid.eq(0)
 
-        def reply(byte, next_state):
-            m.d.sync += [self.reply.valid.eq(1), self.reply.payload.eq(byte)]
+        def reply(byte, next_state, final=0):
+            m.d.sync += [self.reply.valid.eq(1), self.reply.payload.eq(byte),
+                         self.final.eq(final)]
             m.next = next_state
 
         with m.FSM(name="cmd_fsm"):
             with m.State("IDLE"):
-                m.d.comb += self.i.ready.eq(1)
+                m.d.comb += [self.i.ready.eq(1), self.command.eq(1)]
                 with m.If(self.i.valid):
                     with m.If(self.i.payload == CMD_PING):
                         m.d.sync += self.ping.valid.eq(1)
@@ -165,11 +184,22 @@ class CommandDecoder(wiring.Component):
                         reply(ERR_TIMEOUT, "REPLY")
 
             with m.State("CHECK"):
-                with m.If(layer_ok & (start.height != 0) & (start.width != 0)):
+                fixed = fixed_tab[start.layer]
+                size_ok = Signal()
+                m.d.comb += size_ok.eq(Mux(
+                    fixed,
+                    (start.height == geometry["in_h"][start.layer]) &
+                    (start.width == geometry["in_w"][start.layer]),
+                    (start.height != 0) & (start.width != 0)))
+                with m.If(layer_ok & size_ok):
                     m.d.comb += self.begin.eq(1)
                     m.d.sync += [
                         self.last_row.eq(start.height - 1),
                         self.last_col.eq(start.width - 1),
+                        self.out_last_row.eq(
+                            Mux(fixed, geometry["out_h"][start.layer], start.height) - 1),
+                        self.out_last_col.eq(
+                            Mux(fixed, geometry["out_w"][start.layer], start.width) - 1),
                         self.in_last_beat.eq(in_last_tab[start.layer]),
                         self.out_beats.eq(out_beats_tab[start.layer]),
                         self.out_last_beat.eq(out_beats_tab[start.layer] - 1),
@@ -191,9 +221,9 @@ class CommandDecoder(wiring.Component):
                 with m.If(self.in_done & self.out_done & done_seen & ~self.reply.valid):
                     m.d.sync += running.eq(0)
                     with m.If(abort):
-                        reply(ERR_TIMEOUT | flags, "REPLY")
+                        reply(ERR_TIMEOUT | flags, "REPLY", final=1)
                     with m.Else():
-                        reply(DONE | flags, "REPLY")
+                        reply(DONE | flags, "REPLY", final=1)
 
             with m.State("REPLY"):
                 with m.If(~self.reply.valid):

@@ -1,4 +1,4 @@
-"""UART host link: runs Fire layers on the engine from a PC over a serial line.
+"""UART host link: runs layers on the engine from a PC over a serial line.
 
 ``HostLink`` sits between a UART's two pins and the engine's ``start`` / ``i`` / ``o`` /
 ``done`` ports; the protocol is described (and its byte values defined) in
@@ -11,11 +11,12 @@ The link wires four blocks around the UART and its receive FIFO:
 :class:`~hw.board.transmitter.LinkTransmitter` (replies, credits and pixel packets).
 
 Latency and throughput are the UART's: one byte per ``10 * divisor`` cycles each way, full
-duplex; a pixel packet costs one byte more than its data.
+duplex; a pixel packet costs one byte more than its data, a run four check bytes.
 """
 
 from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
+from amaranth.lib.crc.catalog import CRC16_XMODEM
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out, connect
 
@@ -24,7 +25,7 @@ from hw.board import protocol
 from hw.board.command_decoder import CommandDecoder
 from hw.board.framing_check import FramingCheck
 from hw.board.input_packer import InputPacker
-from hw.board.protocol import MAX_LAYERS
+from hw.board.protocol import MAX_LAYERS, LayerShape
 from hw.board.transmitter import LinkTransmitter
 from hw.board.uart import BITS_PER_BYTE, UARTRx, UARTTx, check_divisor
 
@@ -33,6 +34,23 @@ __all__ = ["HostLink"]
 
 def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_layer(pair):
+    """A :class:`~hw.board.protocol.LayerShape` from ``(cin, e)``, ``(cin, e, in_h, in_w,
+    out_h, out_w)`` or that and a tag; TypeError / ValueError if it is not one."""
+    if len(pair) not in (2, 6, 7) or not all(_is_int(v) for v in pair):
+        raise TypeError(f"Each layer must be a (cin, e) pair of integers, optionally followed "
+                        f"by in_h, in_w, out_h, out_w and a tag, not {pair!r}")
+    shape = LayerShape(*pair)
+    if not (1 <= shape.cin <= 0xFFFF and 1 <= shape.e <= 0xFFFF):
+        raise ValueError(f"Layer channel counts must be 1 to 65535, not {pair!r}")
+    sizes = shape[2:6]
+    if any(sizes) and not all(1 <= v <= 255 for v in sizes):
+        raise ValueError(f"A layer's fixed sizes must all be 1 to 255 (or all 0), not {pair!r}")
+    if not 0 <= shape.tag <= 255:
+        raise ValueError(f"A layer's tag must be 0 to 255, not {pair!r}")
+    return shape
 
 
 def _is_pow2(value):
@@ -44,9 +62,12 @@ class HostLink(wiring.Component):
 
     Parameters
     ----------
-    layers : sequence of (int, int)
-        ``(cin, e)`` for each layer index the engine runs: input and output channels per pixel,
-        each 1 to 65535. At most 16 layers.
+    layers : sequence of tuples
+        For each layer index the engine runs, the fields of a
+        :class:`~hw.board.protocol.LayerShape`: ``(cin, e)`` (input and output bytes per pixel,
+        each 1 to 65535; any size, output as large as the input), optionally followed by a
+        fixed geometry ``in_h, in_w, out_h, out_w`` (each 1 to 255) and a ``tag`` (0 to 255).
+        At most 16 layers.
     channels_per_beat : int
         Channels per engine beat (``L``), 1 to 255.
     divisor : int
@@ -102,11 +123,7 @@ class HostLink(wiring.Component):
         if not layers or len(layers) > MAX_LAYERS:
             raise ValueError(f"Layers must hold 1 to {MAX_LAYERS} (cin, e) pairs, "
                              f"not {len(layers)}")
-        for pair in layers:
-            if len(pair) != 2 or not all(_is_int(v) for v in pair):
-                raise TypeError(f"Each layer must be a (cin, e) pair of integers, not {pair!r}")
-            if not all(1 <= v <= 0xFFFF for v in pair):
-                raise ValueError(f"Layer channel counts must be 1 to 65535, not {pair!r}")
+        layers = [_check_layer(pair) for pair in layers]
         if not _is_int(channels_per_beat):
             raise TypeError(f"Channels per beat must be an integer from 1 to 255, "
                             f"not {channels_per_beat!r}")
@@ -155,7 +172,7 @@ class HostLink(wiring.Component):
 
     @property
     def layers(self):
-        """``(cin, e)`` per layer index."""
+        """:class:`~hw.board.protocol.LayerShape` per layer index."""
         return self._layers
 
     @property
@@ -236,6 +253,14 @@ class HostLink(wiring.Component):
             m.d.sync += [head.valid.eq(fifo.r_rdy), head.payload.eq(fifo.r_data)]
         for sink in (dec.i, packer.i):
             m.d.comb += [sink.valid.eq(head.valid), sink.payload.eq(head.payload)]
+        # The check value of a run's received bytes: from the RUN command to the last input byte.
+        m.submodules.crc_in = crc_in = CRC16_XMODEM(data_width=8).create()
+        take = head.valid & head.ready
+        m.d.comb += [
+            crc_in.start.eq(take & dec.command & (head.payload == protocol.CMD_RUN)),
+            crc_in.valid.eq(take & ~dec.command),
+            crc_in.data.eq(head.payload),
+        ]
 
         connect(m, dec.start, wiring.flipped(self.start))
         connect(m, dec.reply, tx.reply)
@@ -252,8 +277,8 @@ class HostLink(wiring.Component):
             packer.last_col.eq(dec.last_col),
             packer.last_beat.eq(dec.in_last_beat),
             framing.begin.eq(dec.begin),
-            framing.last_row.eq(dec.last_row),
-            framing.last_col.eq(dec.last_col),
+            framing.last_row.eq(dec.out_last_row),
+            framing.last_col.eq(dec.out_last_col),
             framing.last_beat.eq(dec.out_last_beat),
             framing.take.eq(self.o.valid & self.o.ready),
             framing.first.eq(self.o.payload.first),
@@ -263,6 +288,9 @@ class HostLink(wiring.Component):
             tx.abort.eq(dec.abort),
             tx.out_done.eq(framing.done),
             tx.out_beats.eq(dec.out_beats),
+            tx.final.eq(dec.final),
+            tx.begin.eq(dec.begin),
+            tx.crc_in.eq(crc_in.crc),
             dec.starving.eq(packer.starving),
             dec.in_done.eq(packer.done),
             dec.out_done.eq(framing.done),

@@ -1,7 +1,9 @@
-"""The link's transmit side: replies, PING reply, credits and pixel packets, one byte stream."""
+"""The link's transmit side: replies, PING reply, credits, pixel packets and check bytes, one
+byte stream."""
 
-from amaranth.hdl import Array, Const, Module, Signal, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Signal, unsigned
 from amaranth.lib import stream, wiring
+from amaranth.lib.crc.catalog import CRC16_XMODEM
 from amaranth.lib.wiring import In, Out
 
 from hw.blocks.layouts import beat_layout
@@ -20,7 +22,9 @@ class LinkTransmitter(wiring.Component):
     beats of ``channels_per_beat`` bytes, lane 0 first). Engine beats arriving after
     ``out_done`` or after ``abort`` are taken and dropped. Owed credits are forgotten when a
     reply goes out while not ``running`` (a run's final reply): left over, they would land
-    where the host expects the next command's answer.
+    where the host expects the next command's answer. A ``final`` reply is followed by the four
+    check bytes: ``crc_in`` and the CRC-16/XMODEM of the pixel payload bytes sent since
+    ``begin``, each little-endian (see :mod:`hw.board.protocol`).
 
     Parameters
     ----------
@@ -39,6 +43,12 @@ class LinkTransmitter(wiring.Component):
         To the UART transmitter; ``valid`` and ``payload`` come from a register.
     reply : ``In(stream.Signature(unsigned(8)))``
         One-byte replies (ACK, NAK, DONE, ...).
+    final : ``In(1)``
+        With ``reply.valid``: the check bytes follow this reply.
+    begin : ``In(1)``
+        A run starts: restart the payload CRC.
+    crc_in : ``In(16)``
+        The CRC of the run's received bytes, steady when a ``final`` reply is offered.
     ping : ``In(stream.Signature(unsigned(0)))``
         A PING reply is wanted; ``ready`` with its last byte.
     credit : ``In(1)``
@@ -74,6 +84,9 @@ class LinkTransmitter(wiring.Component):
         super().__init__({
             "o": Out(stream.Signature(unsigned(8))),
             "reply": In(stream.Signature(unsigned(8))),
+            "final": In(1),
+            "begin": In(1),
+            "crc_in": In(16),
             "ping": In(stream.Signature(unsigned(0))),
             "credit": In(1),
             "engine": In(stream.Signature(beat_layout(channels_per_beat))),
@@ -110,6 +123,11 @@ class LinkTransmitter(wiring.Component):
         obytes_left = Signal(range(channels_per_beat + 1))
         obeats_left = Signal(range(self._max_beats + 1))
 
+        m.submodules.crc_out = crc_out = CRC16_XMODEM(data_width=8).create()
+        m.d.comb += [crc_out.start.eq(self.begin), crc_out.data.eq(obuf[:8])]
+        check = Signal(32)
+        check_left = Signal(range(5))
+
         with m.FSM(name="tx_fsm"):
             with m.State("IDLE"):
                 with m.If(free):
@@ -119,6 +137,10 @@ class LinkTransmitter(wiring.Component):
                         m.d.sync += [tx_valid.eq(1), tx_byte.eq(self.reply.payload)]
                         with m.If(~self.running):
                             m.d.sync += credits_pending.eq(0)
+                        with m.If(self.final):
+                            m.d.sync += [check.eq(Cat(self.crc_in, crc_out.crc)),
+                                         check_left.eq(4)]
+                            m.next = "CHECK"
                     with m.Elif(self.ping.valid):
                         m.d.sync += [tx_valid.eq(1), tx_byte.eq(ping_rom[ping_idx]),
                                      ping_idx.eq(ping_idx + 1)]
@@ -150,6 +172,16 @@ class LinkTransmitter(wiring.Component):
                                      obytes_left.eq(channels_per_beat),
                                      obeats_left.eq(obeats_left - 1)]
                 with m.Elif(free):
+                    m.d.comb += crc_out.valid.eq(1)
                     m.d.sync += [tx_valid.eq(1), tx_byte.eq(obuf[:8]),
                                  obuf.eq(obuf >> 8), obytes_left.eq(obytes_left - 1)]
+
+            with m.State("CHECK"):
+                with m.If(free):
+                    m.d.sync += tx_valid.eq(0)
+                    with m.If(check_left == 0):
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.sync += [tx_valid.eq(1), tx_byte.eq(check[:8]),
+                                     check.eq(check >> 8), check_left.eq(check_left - 1)]
         return m
