@@ -192,3 +192,24 @@ def test_parameter_errors(kwargs, exc, message):
     args = {"input_size": 23, "channels_per_beat": 4, **kwargs}
     with pytest.raises(exc, match=message):
         NetworkProgram(tiny_model(TINY), **args)
+
+
+def test_input_shapes_and_engine_program_of_chosen_steps(v1_0_model):
+    """The host-driven mode's view: each step's input map, sized by hand at 227 x 227, and an
+    engine program of only the chosen layers, in network order."""
+    program = NetworkProgram(v1_0_model, input_size=227, channels_per_beat=8)
+    steps = {s.name: s for s in program.steps}
+    assert program.input_shape(steps["conv1"]) == (227, 227, 3)
+    assert program.input_shape(steps["fire2"]) == (55, 55, 96)     # conv1 111 pooled
+    assert program.input_shape(steps["fire5"]) == (27, 27, 256)    # fire4 55 pooled
+    assert program.input_shape(steps["conv_final"]) == (13, 13, 512)
+    assert [spec[0] for spec in program.layer_specs] == NAMES
+    chosen = program.engine_program_for(["conv_final", "fire3", "conv1"])
+    assert [layer.name for layer in chosen.layers] == ["conv1", "fire3", "conv_final"]
+    whole = {layer.name: layer for layer in program.engine_program.layers}
+    for layer in chosen.layers:
+        assert (layer.height, layer.width, layer.in_channels, layer.out_channels) == \
+            (whole[layer.name].height, whole[layer.name].width, whole[layer.name].in_channels,
+             whole[layer.name].out_channels)
+    assert (chosen.code_bits, chosen.weight_bits) == (program.engine_program.code_bits,
+                                                      program.engine_program.weight_bits)

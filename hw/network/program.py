@@ -75,6 +75,15 @@ class NetworkProgram:
         is one beat).
     code_bits : int
 
+    Members
+    -------
+    steps : tuple of NetworkStep
+    layer_specs : tuple
+        The engine layers, one per step: ``(name, h, w, squeeze, e1, e3)`` for a Fire module,
+        ``(name, h, w, conv)`` for a plain layer (what :class:`EngineProgram` takes).
+    engine_program : EngineProgram
+        All of them; :meth:`engine_program_for` makes one of some.
+
     Raises
     ------
     ValueError
@@ -140,6 +149,7 @@ class NetworkProgram:
         steps[-1] = NetworkStep(**{**steps[-1].__dict__, "out_words": 0})
         self.store_words = max(max(s.in_words, s.out_words) for s in steps)
         self.steps = self._place(steps)
+        self.layer_specs = tuple(layers)
         self.engine_program = EngineProgram(layers, code_bits=code_bits,
                                             weight_bits=qmodel.weight_bits)
         self.sum_offsets = padded_border_offsets(self.last, steps[-1].height, steps[-1].width)
@@ -155,6 +165,23 @@ class NetworkProgram:
                 if size < 3:
                     raise ValueError(f"{op.name}: a {size}x{size} map is too small to pool")
                 size = pooled_size(size)
+
+    def engine_program_for(self, names):
+        """The :class:`EngineProgram` of just the steps named in ``names``, in network order
+        (engine layer ``k`` is the ``k``-th of them); unknown names are ignored."""
+        names = set(names)
+        return EngineProgram([spec for spec in self.layer_specs if spec[0] in names],
+                             code_bits=self.engine_program.code_bits,
+                             weight_bits=self.engine_program.weight_bits)
+
+    def input_shape(self, step):
+        """``(height, width, channels)`` of ``step``'s input map: the image for the first step,
+        else the previous step's output (after its pool)."""
+        k = self.steps.index(step)
+        if k == 0:
+            return self.input_size, self.input_size, IMAGE_CHANNELS
+        prev = self.steps[k - 1]
+        return prev.out_height, prev.out_width, prev.out_channels
 
     def beats(self, channels):
         """Beats (store words) per pixel of ``channels`` channels."""
