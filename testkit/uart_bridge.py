@@ -45,6 +45,11 @@ class SimUARTBridge:
         fill latency for small test layers.
     gap_cycles : int
         Idle cycles the bridge leaves between the bytes it sends.
+    faults : dict or None
+        Faults on the wire, ``{(direction, n): (kind, bit)}``: the ``n``-th byte (from 0) sent
+        to the design (``"to_link"``) or by it (``"to_host"``) gets bit ``bit`` flipped
+        (``"flip"``), is lost (``"drop"``), or (to the link only) is sent with a low stop bit,
+        a UART framing error (``"break"``). Each fault happens once.
 
     Members
     -------
@@ -54,7 +59,7 @@ class SimUARTBridge:
         Bytes put on ``rx`` / decoded from ``tx`` so far.
     """
 
-    def __init__(self, sim, rx, tx, divisor, *, timeout_cycles=None, gap_cycles=0):
+    def __init__(self, sim, rx, tx, divisor, *, timeout_cycles=None, gap_cycles=0, faults=None):
         self._sim = sim
         self._rx = rx
         self._tx = tx
@@ -66,6 +71,8 @@ class SimUARTBridge:
         self.cycles = 0
         self.sent = 0
         self.received = 0
+        self.faults = dict(faults or {})
+        self.injected = []
         sim.add_testbench(self._drive, background=True)
         sim.add_testbench(self._listen, background=True)
 
@@ -77,7 +84,12 @@ class SimUARTBridge:
                 self.cycles += 1
                 continue
             byte = self._to_dut.popleft()
-            for bit in [0, *((byte >> n) & 1 for n in range(8)), 1]:
+            kind, flip = self._fault("to_link", self.sent, byte)
+            if kind == "drop":
+                self.sent += 1
+                continue
+            byte ^= 1 << flip if kind == "flip" else 0
+            for bit in [0, *((byte >> n) & 1 for n in range(8)), int(kind != "break")]:
                 ctx.set(self._rx, bit)
                 await ctx.tick().repeat(self._divisor)
                 self.cycles += self._divisor
@@ -100,8 +112,17 @@ class SimUARTBridge:
                 byte |= ctx.get(self._tx) << n
             await ctx.tick().repeat(divisor)
             assert ctx.get(self._tx) == 1, f"framing error on tx (byte 0x{byte:02X})"
-            self._from_dut.append(byte)
+            kind, flip = self._fault("to_host", self.received, byte)
             self.received += 1
+            if kind != "drop":
+                self._from_dut.append(byte ^ (1 << flip if kind == "flip" else 0))
+
+    def _fault(self, direction, n, byte):
+        """(kind, bit) of the fault planned for this byte, or (None, 0); records it."""
+        kind, bit = self.faults.pop((direction, n), (None, 0))
+        if kind is not None:
+            self.injected.append((direction, n, kind, bit, byte))
+        return kind, bit
 
     def write(self, data):
         """Queue ``data`` to be sent; the simulation sends it while :meth:`read` waits."""

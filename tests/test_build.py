@@ -15,7 +15,8 @@ from golden.fixed import fire as golden_fire
 from hw import build
 from hw.board.driver import EngineLink
 from hw.fire.program import EngineProgram
-from hw.board.top import BoardTop, FireSystem
+from hw.board.top import BoardTop, FireSystem, NetworkStepSystem
+from hw.network.program import NetworkProgram
 from hw.flow import yowasp
 
 from testkit.fire_cases import random_fire
@@ -114,11 +115,16 @@ def test_plan_only_report(board, tmp_path, capsys):
         assert report["network_cycles"] > 0 and report["frames_per_second_at_100mhz"] > 0
         assert "Mode: **the whole network on chip**" in (out / "report.md").read_text()
     else:
-        assert ws["layers"][0] == "fire2" and ws["layers"] + ws["left_out"] == \
-            [f"fire{i}" for i in range(2, 10)]
+        # Host-driven: fire2 on, as many Fire layers as fit; conv1 and conv_final where they
+        # still fit; the rest on the host.
+        names = ["conv1"] + [f"fire{i}" for i in range(2, 10)] + ["conv_final"]
+        assert "fire2" in ws["layers"]
+        assert sorted(ws["layers"] + ws["left_out"], key=names.index) == names
+        fires = [name for name in ws["layers"] if name.startswith("fire")]
+        assert fires == [f"fire{i}" for i in range(2, 2 + len(fires))]
         # Why not the whole network: what it needs against what the board has.
         assert "the whole network needs" in mode["why"]
-        assert "Mode: **Fire layers behind the host link**" in (out / "report.md").read_text()
+        assert "Mode: **host-driven**" in (out / "report.md").read_text()
     assert report["resources"]["bram"]["predicted"] <= report["resources"]["bram"]["available"]
     assert report["fmax_mhz"] is None and report["bitstream"] is None
     assert "| bram |" in (out / "report.md").read_text()
@@ -126,13 +132,13 @@ def test_plan_only_report(board, tmp_path, capsys):
 
 def test_whole_network_where_it_fits(tmp_path):
     """xc7a200t and xc7vx1140t get the whole network; the Arty A7 and the ULX3S, whose block RAM
-    is too small for it, get Fire layers, and the report says how much the network needs."""
+    is too small for it, are host-driven, and the report says how much the network needs."""
     modes = {}
     for board in ("xc7a200t", "xc7vx1140t", "arty_a7", "ulx3s_85f"):
         assert build.main(["--board", board, "--no-synth", "--out", str(tmp_path / board)]) == 0
         modes[board] = json.loads((tmp_path / board / "report.json").read_text())["mode"]
-    assert [modes[b]["mode"] for b in modes] == ["network", "network", "fire-layers",
-                                                  "fire-layers"]
+    assert [modes[b]["mode"] for b in modes] == ["network", "network", "host-driven",
+                                                  "host-driven"]
     arty = modes["arty_a7"]
     assert arty["needed_sites"] > arty["available_sites"]
     assert f"{arty['needed_bits']:,} bits" in arty["why"]
@@ -142,16 +148,18 @@ def test_whole_network_where_it_fits(tmp_path):
 def test_design_elaborates_for_every_board(board, synthetic, tmp_path):
     """The do_build=False smoke test: the board's platform produces its build files."""
     target = get_board(board)
-    program = EngineProgram.from_model(synthetic, ["fire2"])
+    program = NetworkProgram(synthetic, input_size=227, channels_per_beat=8)
     lanes = min(target.engine["lanes"], 8)
+
+    def system(clk_hz):
+        return NetworkStepSystem(program, ["fire2"], lanes=lanes, clk_hz=clk_hz)
+
     if target.synthesis_only:
-        text = rtlil.convert(FireSystem(program, lanes=lanes, channels_per_beat=8, clk_hz=100e6),
-                             name="top")
+        text = rtlil.convert(system(100e6), name="top")
         assert "module \\top" in text
     else:
         platform = target.platform_class()()
-        plan = platform.build(BoardTop(program, lanes=lanes, channels_per_beat=8), name="top",
-                              do_build=False)
+        plan = platform.build(BoardTop(system), name="top", do_build=False)
         assert "top.il" in plan.files or "top.v" in plan.files
         assert "build_top.sh" in plan.files
 

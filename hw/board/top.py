@@ -1,8 +1,10 @@
-"""Board-level design: the Fire engine behind the UART host link.
+"""Board-level design: an engine behind the UART host link.
 
-:class:`FireSystem` is platform independent (two UART pins and a busy flag), so synthesis-only
-devices and simulation use it directly; :class:`BoardTop` puts it on an amaranth-boards
-platform (its UART and first LED).
+:class:`LinkSystem` is platform independent (two UART pins and a busy flag), so synthesis-only
+devices and simulation use it directly: :class:`FireSystem` with the Fire engine (any Fire
+layer, any size), :class:`NetworkStepSystem` with the network steps a board holds (host-driven
+whole network). :class:`BoardTop` puts one on an amaranth-boards platform (its UART and first
+LED).
 """
 
 from amaranth.hdl import Elaboratable, Module
@@ -12,22 +14,26 @@ from amaranth.lib.wiring import In, Out, connect
 from hw.fire.engine import FireEngine
 from hw.board.link import HostLink
 
-__all__ = ["FireSystem", "BoardTop", "DEFAULT_BAUD"]
+__all__ = ["LinkSystem", "FireSystem", "NetworkStepSystem", "BoardTop", "DEFAULT_BAUD"]
 
 DEFAULT_BAUD = 115200
 
 
-class FireSystem(wiring.Component):
-    """Engine + host link: run any Fire layer of ``program`` from a PC over a serial line.
+class LinkSystem(wiring.Component):
+    """An engine behind the host link: run its layers from a PC over a serial line.
 
     Parameters
     ----------
-    program : hw.fire.program.EngineProgram
-    lanes, channels_per_beat : int
-        Engine parameters (see :class:`~hw.fire.engine.FireEngine`).
+    engine : wiring.Component
+        Has the Fire engine's ``start`` / ``i`` / ``o`` / ``done`` / ``busy`` ports.
+    layers : sequence of tuples
+        The link's layer table (see :class:`~hw.board.link.HostLink`).
+    channels_per_beat : int
     clk_hz : float
         Clock frequency, for the UART divisor.
     baud : int
+    timeout : int or None
+        The link's input timeout in cycles (default: the link's).
 
     Members
     -------
@@ -37,11 +43,11 @@ class FireSystem(wiring.Component):
         A layer run is in progress.
     """
 
-    def __init__(self, program, *, lanes, channels_per_beat, clk_hz, baud=DEFAULT_BAUD):
-        self.engine = FireEngine(program, lanes=lanes, channels_per_beat=channels_per_beat)
+    def __init__(self, engine, layers, *, channels_per_beat, clk_hz, baud=DEFAULT_BAUD,
+                 timeout=None):
+        self.engine = engine
         divisor = int(round(clk_hz / baud))
-        self.link = HostLink([(f.in_channels, f.out_channels) for f in program.fires],
-                             channels_per_beat, divisor)
+        self.link = HostLink(layers, channels_per_beat, divisor, timeout=timeout)
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1)})
 
     def elaborate(self, platform):
@@ -60,17 +66,62 @@ class FireSystem(wiring.Component):
         return m
 
 
-class BoardTop(Elaboratable):
-    """:class:`FireSystem` on a board: UART 0 to the host, LED 0 lit while a layer runs."""
+class FireSystem(LinkSystem):
+    """Fire engine + host link: any Fire layer of ``program``, any size.
 
-    def __init__(self, program, *, lanes, channels_per_beat, baud=DEFAULT_BAUD):
-        self._args = dict(program=program, lanes=lanes, channels_per_beat=channels_per_beat,
-                          baud=baud)
+    Parameters
+    ----------
+    program : hw.fire.program.EngineProgram
+    lanes, channels_per_beat : int
+        Engine parameters (see :class:`~hw.fire.engine.FireEngine`).
+    clk_hz, baud :
+        As for :class:`LinkSystem`.
+    """
+
+    def __init__(self, program, *, lanes, channels_per_beat, clk_hz, baud=DEFAULT_BAUD):
+        super().__init__(FireEngine(program, lanes=lanes, channels_per_beat=channels_per_beat),
+                         [(f.in_channels, f.out_channels) for f in program.fires],
+                         channels_per_beat=channels_per_beat, clk_hz=clk_hz, baud=baud)
+
+
+class NetworkStepSystem(LinkSystem):
+    """Host-driven network: the steps ``steps`` of a network program on a
+    :class:`~hw.network.step_engine.StepEngine` behind the host link, each a link layer of
+    fixed geometry tagged with its position in the network (what
+    :func:`hw.board.network_host.classify_on_board` drives).
+
+    Parameters
+    ----------
+    program : hw.network.program.NetworkProgram
+    steps : sequence of str
+        Names of the steps on the board.
+    lanes : int
+    clk_hz, baud, timeout :
+        As for :class:`LinkSystem`.
+    """
+
+    def __init__(self, program, steps, *, lanes, clk_hz, baud=DEFAULT_BAUD, timeout=None):
+        from hw.network.step_engine import StepEngine
+        engine = StepEngine(program, steps, lanes=lanes)
+        names = [s.name for s in program.steps]
+        layers = [(*shape, names.index(name))
+                  for shape, name in zip(engine.link_layers, engine.step_names)]
+        super().__init__(engine, layers, channels_per_beat=program.channels_per_beat,
+                         clk_hz=clk_hz, baud=baud, timeout=timeout)
+
+
+class BoardTop(Elaboratable):
+    """A :class:`LinkSystem` on a board: UART 0 to the host, LED 0 lit while a layer runs.
+
+    ``make_system(clk_hz)`` returns the system for the platform's clock.
+    """
+
+    def __init__(self, make_system):
+        self._make_system = make_system
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.system = system = FireSystem(clk_hz=platform.default_clk_frequency,
-                                                  **self._args)
+        m.submodules.system = system = self._make_system(platform.default_clk_frequency)
         # Raw pins for every subsignal (some boards add rts/dtr), buffered below.
         resource = platform.lookup("uart", 0)
         uart = platform.request("uart", 0, dir={io.name: "-" for io in resource.ios})

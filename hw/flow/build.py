@@ -22,7 +22,8 @@ from boards import get_board
 from hw.board.top import BoardTop
 from hw.fire.engine import check_parameters
 from hw.flow.errors import BuildError, ToolError
-from hw.flow.layers import choose_layers, network_system, plan_network, system_for
+from hw.flow.layers import (choose_steps, network_program, network_system, plan_network,
+                            step_system)
 from hw.flow.logs import parse_nextpnr, parse_yosys_stats
 from hw.flow.outputs import make_output_dir
 from hw.flow.report import make_report, write_report
@@ -72,11 +73,12 @@ def _run_logged(step, cmd, cwd, log):
         raise ToolError(step, cmd[0], path, f"exited with status {proc.returncode}")
 
 
-def _open_flow(board, program, engine_config, out, steps):
+def _open_flow(board, program, chosen, engine_config, out, steps):
     """Yosys -> nextpnr -> packer through the board's amaranth-boards platform."""
+    from hw.board.top import NetworkStepSystem
     platform = board.platform_class()()
-    top = BoardTop(program, lanes=engine_config["lanes"],
-                   channels_per_beat=engine_config["channels_per_beat"])
+    top = BoardTop(lambda clk_hz: NetworkStepSystem(program, chosen, lanes=engine_config["lanes"],
+                                                    clk_hz=clk_hz))
     options = {"synth_opts": "-dsp"} if board.family == "ice40" else {}
     plan = steps.run("elaborate", lambda: platform.build(top, name="top", do_build=False,
                                                          **options))
@@ -131,18 +133,18 @@ def _load_model(model, steps):
     return qmodel
 
 
-def _synthesise(board, program, engine_config, out, steps, network=None):
-    """(resources or None, cells, nextpnr results, bitstream path or None); ``network`` (a
-    NetworkProgram) synthesises the whole-network design instead of the Fire layers."""
+def _synthesise(board, program, chosen, engine_config, out, steps, whole):
+    """(resources or None, cells, nextpnr results, bitstream path or None) of the whole-network
+    design (``whole``) or the host-driven one holding the steps ``chosen``."""
     pnr = {"utilisation": {}, "fmax_mhz": None, "critical_path": []}
-    if board.has_open_pnr and network is None:
-        (synth, cells), pnr = _open_flow(board, program, engine_config, out, steps)
+    if board.has_open_pnr and not whole:
+        (synth, cells), pnr = _open_flow(board, program, chosen, engine_config, out, steps)
         bitstream = next((str(out / f"top.{ext}") for ext in ("bin", "bit")
                           if (out / f"top.{ext}").exists()), None)
         return synth, cells, pnr, bitstream
     from hw.flow.synth import synthesize
-    system = (network_system(network, engine_config) if network is not None else
-              system_for(board, program, engine_config))
+    system = (network_system(program, engine_config) if whole else
+              step_system(board, program, chosen, engine_config))
     try:
         result = steps.run("synthesis", synthesize, system, board.family, top_name="top",
                            workdir=out / "synth")
@@ -156,15 +158,13 @@ def _synthesise(board, program, engine_config, out, steps, network=None):
     return result.resources, result.cells, pnr, None
 
 
-def _choose_mode(board, qmodel, engine_config, layers, steps):
-    """((NetworkProgram, plan) or None, mode dict): the whole network where it fits the
-    device (and no ``--layers`` was asked for), else Fire layers behind the host link."""
+def _choose_mode(board, program, engine_config, layers, steps):
+    """(plan or None, mode dict): the whole network's plan where it fits the device (and no
+    ``--layers`` was asked for), else None: the host drives the network layer by layer."""
+    host = "host-driven"
     if layers:
-        return None, {"mode": "fire-layers", "why": "--layers asks for Fire layers"}
-    try:
-        program, plan = steps.run("plan_network", plan_network, board, qmodel, engine_config)
-    except ValueError as e:
-        return None, {"mode": "fire-layers", "why": f"the network cannot run whole: {e}"}
+        return None, {"mode": host, "why": "--layers asks for chosen layers behind the host link"}
+    plan = steps.run("plan_network", plan_network, board, program, engine_config)
     dev = board.device
     budget = int(board.bram_budget * dev.bram_sites)
     weights = sum(r.bits for r in plan.rows if "/weight_store/" in f"/{r.name}/")
@@ -177,11 +177,11 @@ def _choose_mode(board, qmodel, engine_config, layers, steps):
             "available_bits": dev.bram_bits, "available_sites": budget,
             "activation_store_bits": program.store_bits}
     if not (plan.fits and plan.sites <= budget):
-        return None, {"mode": "fire-layers", "why": need, **mode}
+        return None, {"mode": host, "why": need, **mode}
     if board.has_open_pnr:
-        return None, {"mode": "fire-layers", "why": need + ", but the whole-network design has "
-                      "no board top for the place-and-route flow yet", **mode}
-    return (program, plan), {"mode": "network", "why": need, **mode}
+        return None, {"mode": host, "why": need + ", but the whole-network design has no board "
+                      "top for the place-and-route flow yet", **mode}
+    return plan, {"mode": "network", "why": need, **mode}
 
 
 def build(board_name, *, model=None, layers=None, out=None, lanes=None, channels_per_beat=None,
@@ -203,24 +203,28 @@ def build(board_name, *, model=None, layers=None, out=None, lanes=None, channels
     out = Path(out or Path("build") / board.name)
     steps = Steps()
     qmodel = _load_model(model, steps)
-    network, mode = _choose_mode(board, qmodel, engine_config, layers, steps)
-    if network is not None:
-        program, plan = network
-        chosen, left_out = [s.name for s in program.steps], []
+    try:
+        program = network_program(qmodel, engine_config)
+    except ValueError as e:
+        raise BuildError(f"the model's network cannot run on the accelerator: {e}") from None
+    plan, mode = _choose_mode(board, program, engine_config, layers, steps)
+    whole = plan is not None
+    names = [s.name for s in program.steps]
+    if whole:
+        chosen, left_out = names, []
         say(f"mode: the whole network on chip ({mode['why']})")
     else:
-        chosen, program, plan = steps.run("plan", choose_layers, board, qmodel, engine_config,
-                                          layers)
-        left_out = [name for name, *_ in qmodel.fires if name not in chosen]
-        say(f"mode: Fire layers behind the host link ({mode['why']})")
-        say(f"layers: {', '.join(chosen)}"
-            + (f" (left out: {', '.join(left_out)})" if left_out else ""))
+        chosen, plan = steps.run("plan", choose_steps, board, program, engine_config, layers)
+        left_out = [name for name in names if name not in chosen]
+        say(f"mode: host-driven, the host runs the network layer by layer over the UART link "
+            f"({mode['why']})")
+        say(f"layers on the board: {', '.join(chosen)}"
+            + (f" (on the host: {', '.join(left_out)})" if left_out else ""))
 
     make_output_dir(out, "--out")
     if synthesize:
-        synth, cells, pnr, bitstream = _synthesise(
-            board, program.engine_program if network else program, engine_config, out, steps,
-            network=program if network else None)
+        synth, cells, pnr, bitstream = _synthesise(board, program, chosen, engine_config, out,
+                                                   steps, whole)
     else:
         synth, cells, bitstream = None, {}, None
         pnr = {"utilisation": {}, "fmax_mhz": None, "critical_path": []}

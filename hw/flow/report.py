@@ -24,15 +24,15 @@ def frames_per_second(program, engine_config, fmax_mhz):
 
 
 def make_report(board, engine_config, qmodel, chosen, left_out, program, plan, synth, cells,
-                pnr, bitstream, steps, model, mode=None):
-    """The report dictionary (``report.json``): the mode (whole network on chip, or Fire layers
-    behind the host link, and why), resources used, predicted and available, the weight
-    store's plan, Fmax and frames per second, the build steps and every cell count.
+                pnr, bitstream, steps, model, mode):
+    """The report dictionary (``report.json``): the mode (whole network on chip, or host-driven
+    with the layers ``chosen`` on the board, and why), resources used, predicted and available,
+    the weight store's plan, Fmax and frames per second, the build steps and every cell count.
 
-    ``program`` is a NetworkProgram in network mode, else an EngineProgram."""
-    network = program if mode and mode["mode"] == "network" else None
-    if network is not None:
-        program = network.engine_program
+    ``program`` is the NetworkProgram; ``mode["mode"]`` is ``network`` or ``host-driven``."""
+    network = program if mode["mode"] == "network" else None
+    program = (program.engine_program if network is not None else
+               program.engine_program_for(chosen))
     dev = board.device
     lanes = engine_config["lanes"]
     util = pnr["utilisation"]
@@ -69,7 +69,7 @@ def make_report(board, engine_config, qmodel, chosen, left_out, program, plan, s
         "model": model or "synthetic",
         "engine": {**engine_config, "weight_bits": qmodel.weight_bits,
                    "code_bits": program.code_bits, "clock_hz": board.clock_hz},
-        "mode": mode or {"mode": "fire-layers", "why": "Fire layers"},
+        "mode": mode,
         "network_cycles": cycles,
         "frames_per_second_at_100mhz": round(100e6 / cycles, 2) if cycles else None,
         "resources": resources,
@@ -120,7 +120,9 @@ def report_markdown(r):
         f"{e['weight_bits']}-bit weights, {e['code_bits']}-bit codes. Model: {r['model']}.",
         "",
         ("Mode: **the whole network on chip** (weights and activations)" if
-         r["mode"]["mode"] == "network" else "Mode: **Fire layers behind the host link**")
+         r["mode"]["mode"] == "network" else
+         "Mode: **host-driven** (the host runs the network layer by layer over the UART link, "
+         "the board the layers it holds: `python -m hw.host classify`)")
         + f": {r['mode']['why']}.",
         "",
         "| resource | used | predicted | available |",
@@ -133,7 +135,7 @@ def report_markdown(r):
     lines += [
         "",
         f"Layers on chip: **{', '.join(ws['layers'])}**"
-        + (f"; left out (no room): {', '.join(ws['left_out'])}" if ws["left_out"] else ""),
+        + (f"; run on the host (no room): {', '.join(ws['left_out'])}" if ws["left_out"] else ""),
         "",
         f"Memory: {ws['bits_used']:,} bits in {ws['primitives']} block-RAM primitives "
         f"({ws['sites']} of {ws['available_sites']} sites, {ws['bits_allocated']:,} bits "
