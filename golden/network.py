@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "Conv", "Fire", "MaxPool", "GlobalAvgPool", "conv_layers", "fire_modules",
-    "squeezenet_v1_0", "squeezenet_v1_1", "from_metaparameters", "output_size",
+    "squeezenet", "squeezenet_v1_0", "squeezenet_v1_1", "from_metaparameters", "output_size",
 ]
 
 
@@ -142,6 +142,14 @@ def squeezenet_v1_1(num_classes=1000):
     """SqueezeNet v1.1: 64 3x3/2 conv1 and earlier pools (2.4x less computation)."""
     return _assemble(Conv("conv1", 64, 3, 3, stride=2), _V1_0_FIRES, {"fire3", "fire5"},
                      num_classes, final_pad=0)
+
+
+def squeezenet(version="1.0", num_classes=1000):
+    """SqueezeNet ``version`` "1.0" or "1.1"; ValueError for any other."""
+    versions = {"1.0": squeezenet_v1_0, "1.1": squeezenet_v1_1}
+    if version not in versions:
+        raise ValueError(f"SqueezeNet version must be 1.0 or 1.1, not {version!r}")
+    return versions[version](num_classes)
 
 
 def from_metaparameters(base_e=128, incr_e=128, pct3x3=0.5, freq=2, sr=0.125,

@@ -1,4 +1,5 @@
-"""Embedded default model: a synthetic compressed SqueezeNet v1.0 that needs no external file.
+"""Embedded default model: a synthetic compressed SqueezeNet (v1.0, or v1.1) that needs no
+external file.
 
 The real pretrained weights live outside the repository (``../shared``), but simulations, the
 hardware generator and the tests need a full-size model everywhere. This one has the real
@@ -23,15 +24,19 @@ import numpy as np
 
 from golden.codec import (MAX_CODE_BITS, MIN_CODE_BITS, CompressedModel, check_code_bits,
                           compress_layer, decode, encode)
-from golden.network import conv_layers, squeezenet_v1_0
+from golden.network import conv_layers, squeezenet
 
-__all__ = ["DEFAULT_SEED", "REAL_DENSITIES", "synthetic_squeezenet", "synthetic_squeezenet_bytes",
-           "main"]
+__all__ = ["DEFAULT_SEED", "REAL_DENSITIES", "VERSIONS", "synthetic_squeezenet",
+           "synthetic_squeezenet_bytes", "main"]
+
+#: The SqueezeNet versions a synthetic model can have.
+VERSIONS = ("1.0", "1.1")
 
 DEFAULT_SEED = 2017
 
 #: Density (non-zero / dense weights) of each layer of the real model, in file order, as printed
-#: in the table of ``../shared/models/squeezenet_v1_0_deep_compression/README.md``.
+#: in the table of ``../shared/models/squeezenet_v1_0_deep_compression/README.md``. A v1.1 model
+#: (same layer names) gets the same densities.
 REAL_DENSITIES = {
     "conv1": 0.985,
     "fire2/conv1x1_1": 0.995, "fire2/conv1x1_2": 0.996, "fire2/conv3x3_2": 0.330,
@@ -65,7 +70,7 @@ def _codebook(rng, code_bits, std):
             return np.concatenate([np.zeros(1, np.float32), values])
 
 
-def synthetic_squeezenet_bytes(seed=DEFAULT_SEED, code_bits=8):
+def synthetic_squeezenet_bytes(seed=DEFAULT_SEED, code_bits=8, version="1.0"):
     """``.net`` bytes of :func:`synthetic_squeezenet`.
 
     Cached: bytes are immutable, so sharing them between callers is safe (unlike the model's
@@ -74,13 +79,14 @@ def synthetic_squeezenet_bytes(seed=DEFAULT_SEED, code_bits=8):
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"Seed must be an integer, not {seed!r}")
     # Normalised before the cache so that equal arguments spelled differently share one entry.
-    return _generate(int(seed), check_code_bits(code_bits))
+    squeezenet(version)       # checks it
+    return _generate(int(seed), check_code_bits(code_bits), version)
 
 
 @functools.lru_cache(maxsize=None)
-def _generate(seed, code_bits):
+def _generate(seed, code_bits, version):
     rng = np.random.default_rng(seed)
-    network = squeezenet_v1_0()
+    network = squeezenet(version)
     layers = []
     for spec in conv_layers(network):
         density = REAL_DENSITIES[spec.name]
@@ -101,8 +107,8 @@ def _generate(seed, code_bits):
     return encode(CompressedModel(network, layers, code_bits))
 
 
-def synthetic_squeezenet(seed=DEFAULT_SEED, code_bits=8):
-    """A deterministic synthetic compressed SqueezeNet v1.0.
+def synthetic_squeezenet(seed=DEFAULT_SEED, code_bits=8, version="1.0"):
+    """A deterministic synthetic compressed SqueezeNet (v1.0 unless ``version`` is "1.1").
 
     Parameters
     ----------
@@ -111,29 +117,34 @@ def synthetic_squeezenet(seed=DEFAULT_SEED, code_bits=8):
         same bytes.
     code_bits : int, optional
         Code width 4..8; the codebooks have ``2**code_bits`` entries.
+    version : str, optional
+        "1.0" or "1.1" (:data:`VERSIONS`).
 
     Returns
     -------
     CompressedModel
         A fresh object each call (decoded from cached bytes), so callers may modify it.
     """
-    return decode(synthetic_squeezenet_bytes(seed, code_bits), squeezenet_v1_0(), code_bits)
+    data = synthetic_squeezenet_bytes(seed, code_bits, version)
+    return decode(data, squeezenet(version), code_bits)
 
 
 def main(argv=None):
     """Write the synthetic model as a ``.net`` file; returns the exit status (2 on error)."""
     parser = argparse.ArgumentParser(prog="python -m golden.synthetic",
-                                     description="Write the embedded synthetic SqueezeNet v1.0 "
+                                     description="Write the embedded synthetic SqueezeNet "
                                                  "in the Deep Compression .net format.")
     parser.add_argument("out", help="output .net file")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--code-bits", type=int, default=8,
                         choices=range(MIN_CODE_BITS, MAX_CODE_BITS + 1), metavar="{4..8}")
+    parser.add_argument("--version", choices=VERSIONS, default="1.0",
+                        help="SqueezeNet version (default 1.0)")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse exits; a caller of main() wants a status instead
         return int(exit_.code or 0)
-    data = synthetic_squeezenet_bytes(args.seed, args.code_bits)
+    data = synthetic_squeezenet_bytes(args.seed, args.code_bits, args.version)
     try:
         Path(args.out).write_bytes(data)
     except OSError as err:

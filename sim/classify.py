@@ -1,13 +1,15 @@
 """Classify a photograph on the simulated whole-network accelerator, bit for bit.
 
-``python -m sim.classify IMAGE [--model PATH] [--lanes 64] [--channels-per-beat 8]
-[--simulator verilator|icarus] [--topk 5] [--clock-mhz 100]``
+``python -m sim.classify IMAGE [--model PATH] [--network v1.0|v1.1] [--lanes 64]
+[--channels-per-beat 8] [--simulator verilator|icarus] [--topk 5] [--clock-mhz 100]``
 
 Builds the whole-network hardware (conv1 on patches, the fused pools, fire2..fire9, conv10 and
 the global sum, weights and activations on chip), runs the image through its generated Verilog
 in cycle-accurate simulation, and prints the same tab-separated lines as
 ``python -m golden.classify --mode fixed`` (rank, class index, WordNet id, name, probability),
-computed from the hardware's sums. Then one line: whether the logits equal the golden
+computed from the hardware's sums. ``--network v1.1`` reads ``--model`` as SqueezeNet v1.1 (no
+compressed v1.1 file is published; without ``--model`` it is the synthetic v1.1, calibrated on
+the fly). Then one line: whether the logits equal the golden
 fixed-point logits, the simulated cycles, the cycle model's cycles and frames per second at
 ``--clock-mhz`` (100 MHz unless given). Progress goes to stderr.
 
@@ -31,6 +33,8 @@ def _parser():
     parser.add_argument("image", help="skimage.data name (chelsea, coffee, ...) or image file")
     parser.add_argument("--model", help="compressed .net file (default: the embedded synthetic "
                         "model)")
+    parser.add_argument("--network", choices=("v1.0", "v1.1"), default="v1.0",
+                        help="SqueezeNet version of the model (default v1.0)")
     parser.add_argument("--lanes", type=int, default=64, help="engine lanes (default 64)")
     parser.add_argument("--channels-per-beat", type=int, default=8,
                         help="bytes per activation beat, 3..64 (default 8)")
@@ -59,7 +63,7 @@ def _prepare(args):
     if reason:
         raise ValueError(f"--simulator {args.simulator}: {reason}")
     bgr = preprocess(load_image(args.image))
-    model = codec.load(args.model)
+    model = codec.load(args.model, version=args.network[1:])
     classes = model.layers[-1].spec.out_channels
     if not 1 <= args.topk <= classes:
         raise ValueError(f"--topk must be between 1 and {classes}, not {args.topk}")
@@ -90,7 +94,8 @@ def main(argv=None):
     from sim.network import simulate
 
     golden = qmodel.run(bgr)
-    name = f"classify-{args.simulator}-P{args.lanes}-L{args.channels_per_beat}"
+    name = (f"classify-{args.network}-{args.simulator}-P{args.lanes}-"
+            f"L{args.channels_per_beat}")
     try:
         run = simulate(program, args.lanes, bgr, args.simulator, name, in_pytest=False,
                        progress=lambda text: print(text, file=sys.stderr, flush=True),

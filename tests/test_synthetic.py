@@ -40,7 +40,7 @@ REAL = codec.SHARED_MODEL_PATH
 
 def generate(seed=synthetic.DEFAULT_SEED, code_bits=8):
     """Generate without the cache, so that determinism is really tested."""
-    return synthetic._generate.__wrapped__(seed, code_bits)
+    return synthetic._generate.__wrapped__(seed, code_bits, "1.0")
 
 
 def test_generation_is_deterministic_and_fast():
@@ -142,3 +142,27 @@ def test_bad_arguments():
         synthetic.synthetic_squeezenet(code_bits=9)
     with pytest.raises(TypeError, match="Seed must be an integer, not '2017'"):
         synthetic.synthetic_squeezenet(seed="2017")
+
+
+def test_v1_1_model():
+    """The synthetic v1.1: v1.1's 26 layers (64 3x3 conv1 filters), the real densities, and it
+    loads through the codec by version, from a file too."""
+    from golden.network import squeezenet_v1_1
+    model = codec.load(None, version="1.1")
+    assert model.network == squeezenet_v1_1()
+    conv1 = model.layers[0]
+    assert conv1.spec.weight_shape == (64, 3, 3, 3)
+    assert len(model.layers) == 26
+    dense = sum(layer.spec.weight_count for layer in model.layers)
+    # torchvision's squeezenet1_1 has 1,235,496 parameters, 3,944 of them biases.
+    assert dense == 1_235_496 - 3_944
+    assert synthetic.synthetic_squeezenet_bytes(version="1.1") != \
+        synthetic.synthetic_squeezenet_bytes()
+
+
+def test_v1_1_file_round_trip(tmp_path):
+    path = tmp_path / "v11.net"
+    assert synthetic.main([str(path), "--version", "1.1"]) == 0
+    assert codec.load(path, version="1.1").network == codec.load(None, version="1.1").network
+    with pytest.raises(ValueError, match="SqueezeNet version must be 1.0 or 1.1, not '2.0'"):
+        synthetic.synthetic_squeezenet(version="2.0")

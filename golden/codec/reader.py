@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.network import conv_layers, squeezenet_v1_0
+from golden.network import conv_layers, squeezenet, squeezenet_v1_0
 
 from .entries import _code_bytes, _nibble_bytes, _unpack_nibbles, check_code_bits, entry_positions
 from .model import CompressedLayer, CompressedModel
@@ -217,8 +217,9 @@ def _decode_layer(buf, offset, index, specs, entries, code_bits):
     return CompressedLayer(spec, codebook, bias, codes, rel), offset
 
 
-def load(path=None, code_bits=8):
-    """Decode a ``.net`` file as SqueezeNet v1.0, or return the embedded synthetic model.
+def load(path=None, code_bits=8, version="1.0"):
+    """Decode a ``.net`` file as SqueezeNet v1.0 (or v1.1), or return the embedded synthetic
+    model of that version.
 
     Parameters
     ----------
@@ -226,6 +227,8 @@ def load(path=None, code_bits=8):
         ``None`` gives :func:`golden.synthetic.synthetic_squeezenet` with ``code_bits``
         (deterministic, no file needed); pass :data:`SHARED_MODEL_PATH` for the real weights.
     code_bits : int, optional
+    version : str, optional
+        "1.0" (the Deep Compression file's network) or "1.1".
 
     Raises
     ------
@@ -237,13 +240,13 @@ def load(path=None, code_bits=8):
     code_bits = check_code_bits(code_bits)
     if path is None:
         from golden.synthetic import synthetic_squeezenet  # late: synthetic imports this module
-        return synthetic_squeezenet(code_bits=code_bits)
+        return synthetic_squeezenet(code_bits=code_bits, version=version)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"compressed model not found: {path}"
                                 + (" (a directory)" if path.is_dir() else ""))
     data = path.read_bytes()
     try:
-        return decode(data, code_bits=code_bits)
+        return decode(data, squeezenet(version), code_bits=code_bits)
     except CodecError as err:
         raise CodecError(f"{path}: {err}", layer=err.layer, offset=err.offset) from err
