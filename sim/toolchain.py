@@ -4,7 +4,8 @@ Everything lands under ``sim_build/`` (git-ignored):
 
 - ``sim_build/verilog/<top>-<digest>.v``: Amaranth's Verilog, cached by a digest of the
   component's configuration, its memory images and the sources of its ``hw/`` modules (an
-  edit to one of them regenerates it);
+  edit to one of them regenerates it), with its large memory contents in
+  ``sim_build/verilog/<top>-<digest>-mem/*.hex`` (:mod:`sim.rom_files`);
 - ``sim_build/<simulator>-<top>-<digest>[-waves]/``: one compiled simulation per
   (simulator, design, tracing); the tests of that design share it;
 - ``sim_build/runs/<test id>/``: one directory per pytest item (log, results XML, case files);
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.rom_files import externalise
 from testkit.waves import waves_enabled
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -196,6 +198,8 @@ def verilog(make_component, name, key):
         if not path.is_file():
             from amaranth.back import verilog as amaranth_verilog
             text = amaranth_verilog.convert(make_component(), name=name)
+            # Large memory contents as $readmemh files: compiling them as code takes minutes.
+            text = externalise(text, path.with_name(f"{path.stem}-mem"))
             tmp = path.with_suffix(".tmp")
             tmp.write_text(text)
             tmp.replace(path)
