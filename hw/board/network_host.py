@@ -23,7 +23,7 @@ import numpy as np
 from golden.fixed import conv, fire, global_sum, maxpool3x3s2
 from golden.network import Conv, Fire, GlobalAvgPool, MaxPool, spatial_sizes
 from hw.board.driver import LinkError
-from hw.board.protocol import LayerShape
+from hw.board.protocol import NO_TAG, LayerShape
 
 __all__ = ["Step", "StepRun", "network_steps", "run_step_on_host", "classify_on_board"]
 
@@ -101,6 +101,10 @@ def _board_layers(info, steps):
     """{step index: link layer index}; LinkError if the board's layers are not this network's."""
     board = {}
     for layer, shape in enumerate(info.shapes):
+        if shape.tag == NO_TAG:
+            raise LinkError(f"the board's layer {layer} names no network step: the board runs "
+                            f"single layers (python -m hw.host run); build it with "
+                            f"python -m hw.build for host-driven classification")
         if shape.tag >= len(steps):
             raise LinkError(f"the board's layer {layer} has tag {shape.tag}, not a step of this "
                             f"network ({len(steps)} steps): was it built for another model?")
