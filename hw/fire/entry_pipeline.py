@@ -12,13 +12,15 @@ they hold this entry's value):
 | c6 | tap lookup, destination channel, per-lane padding flags |
 | c7 | codebook, bias, input-buffer and line-buffer addresses |
 | c8-c11 | read data registered |
-| c12 | each lane's activation (own pixel for squeeze and plain layers, rotated neighbour for expand), multiply |
-| c13 | accumulate; a new output channel or a flush hands the finished sum on |
-| c14-c15 | requantise (round, then shift, ReLU, saturate) |
-| c16 | write: squeezed pixels to the line buffer, layer outputs to the output buffer |
+| c12 | each lane's activation selected (own pixel for squeeze and plain layers, rotated neighbour for expand) and registered |
+| c13 | multiply |
+| c14 | accumulate; a new output channel or a flush hands the finished sum on |
+| c15-c16 | requantise (round, then shift, ReLU, saturate) |
+| c17 | write: squeezed pixels to the line buffer, layer outputs to the output buffer |
 
 Every block-RAM output is registered before any logic, and each decoder recurrence is one short
-add, for clock rates of 100 MHz and more. The squeezed pixels live in the pipeline's own
+add, and the activation select has its own stage (on ECP5 it was the critical path into the
+multipliers), for clock rates of 100 MHz and more. The squeezed pixels live in the pipeline's own
 :class:`~hw.fire.line_buffer.LineBuffer`.
 """
 
@@ -40,8 +42,8 @@ __all__ = ["EntryPipeline"]
 class EntryPipeline(wiring.Component):
     """Decode, multiply on P lanes, accumulate, requantise and write one entry per cycle.
 
-    Throughput one entry per cycle. Latency :attr:`latency` (16): a flush token issued in
-    cycle 0 has its results written in cycle 16, so the sequencer waits that long after a flush
+    Throughput one entry per cycle. Latency :attr:`latency` (17): a flush token issued in
+    cycle 0 has its results written in cycle 17, so the sequencer waits that long after a flush
     before it hands a buffer slot on.
 
     Parameters
@@ -74,7 +76,7 @@ class EntryPipeline(wiring.Component):
         The output drainer's write port.
     """
 
-    latency = 2 * WeightStore.latency + EntryDecoder.latency + 4 + Requantizer.latency
+    latency = 2 * WeightStore.latency + EntryDecoder.latency + 5 + Requantizer.latency
 
     def __init__(self, program, *, lanes, groups, in_slot, sq_slot, out_slot, acc_width=32):
         self._program = program
@@ -111,7 +113,8 @@ class EntryPipeline(wiring.Component):
         c7 = self._decode(m)
         c12 = self._read(m, lbuf, c7)
         q_c16, q_v_c16, q_dst_c16, q_ph_c16 = self._compute(m, c12)
-        # c16: write squeezed pixels or Fire outputs.
+        # c17 (names keep the 16 of before the select stage): write squeezed pixels or Fire
+        # outputs.
         m.d.comb += [
             lbuf.w_chan.eq(zero_extend(q_dst_c16, ceil_log2(self._sq_slot))),
             lbuf.w_group.eq(self.sq_group),
@@ -194,9 +197,14 @@ class EntryPipeline(wiring.Component):
         return c12
 
     def _compute(self, m, c12):
-        """c12-c15: multiply, accumulate, requantise; returns the c16 results and tags."""
+        """c12-c16: register the selected activations, multiply, accumulate, requantise;
+        returns the c17 results and tags (named one cycle early: ``_c13`` below holds c14's
+        values, and so on)."""
         P, acc_w, d = self._lanes, self._acc_width, self.desc
         wb = self._program.weight_bits
+        # The select stage: the activation mux ends in a register, not in the multiplier.
+        c12 = {**{n: delay(m, v, 1, f"{n}_sel") for n, v in c12.items() if n != "act"},
+               "act": [delay(m, a, 1, f"act{k}_sel") for k, a in enumerate(c12["act"])]}
         prod_c13 = [Signal(signed(8 + wb + 1), name=f"prod{k}_c13") for k in range(P)]
         for k in range(P):
             m.d.sync += prod_c13[k].eq(c12["act"][k] * c12["w"])
