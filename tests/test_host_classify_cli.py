@@ -28,7 +28,8 @@ def synthetic():
 
 class StandInBoard:
     """Speaks protocol 2 for one layer: the last step (conv_final + global sum) of the
-    synthetic v1.0 model, tag 9 (its tenth step), 8 channels per beat, computed with golden's functions."""
+    synthetic v1.0 model, tag 9 (its tenth step), 8 channels per beat, computed with golden's
+    functions."""
 
     CIN, CLASSES, SIZE = 512, 1000, 13
 

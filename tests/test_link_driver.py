@@ -208,7 +208,8 @@ def _run_answer(header, payload, pixels, flip_in=0, flip_out=0, credits=0):
     check_in = binascii.crc_hqx(bytes(header) + bytes(payload), 0) ^ flip_in
     check_out = binascii.crc_hqx(b"".join(pixels), 0) ^ flip_out
     body = b"".join(bytes([PIXEL]) + p for p in pixels)
-    return (bytes([ACK, *[CREDIT] * credits]) + body + bytes([DONE]) + check_in.to_bytes(2, "little")
+    return (bytes([ACK, *[CREDIT] * credits]) + body + bytes([DONE])
+            + check_in.to_bytes(2, "little")
             + check_out.to_bytes(2, "little"))
 
 

@@ -12,7 +12,7 @@ they hold this entry's value):
 | c6 | tap lookup, destination channel, per-lane padding flags |
 | c7 | codebook, bias, input-buffer and line-buffer addresses |
 | c8-c11 | read data registered |
-| c12 | each lane's activation selected (own pixel for squeeze and plain layers, rotated neighbour for expand) and registered |
+| c12 | each lane's activation selected (own pixel: squeeze, plain; neighbour: expand), registered |
 | c13 | multiply |
 | c14 | accumulate; a new output channel or a flush hands the finished sum on |
 | c15-c16 | requantise (round, then shift, ReLU, saturate) |

@@ -8,7 +8,8 @@ host link, and the host drives the network (:mod:`hw.board.network_host`).
 
 Host-driven: ``--layers`` as given, else the longest run fire2, fire3, ... whose whole design
 fits the device's block RAM, or the board's share of it where a full device routes too slowly
-(``Board.bram_budget``), then conv1 and the last convolution where they still fit. The planner (:mod:`hw.flow.planner`) predicts every memory of the
+(``Board.bram_budget``), then conv1 and the last convolution where they still fit. The
+planner (:mod:`hw.flow.planner`) predicts every memory of the
 elaborated design; a request that does not fit raises :class:`~hw.flow.errors.BuildError`
 saying how many bits and block-RAM sites it needs and the device has.
 """
