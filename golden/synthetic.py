@@ -27,7 +27,7 @@ from golden.codec import (MAX_CODE_BITS, MIN_CODE_BITS, CompressedModel, check_c
 from golden.network import conv_layers, squeezenet
 
 __all__ = ["DEFAULT_SEED", "REAL_DENSITIES", "VERSIONS", "synthetic_squeezenet",
-           "synthetic_squeezenet_bytes", "main"]
+           "synthetic_squeezenet_bytes", "synthetic_model", "synthetic_model_bytes", "main"]
 
 #: The SqueezeNet versions a synthetic model can have.
 VERSIONS = ("1.0", "1.1")
@@ -85,8 +85,13 @@ def synthetic_squeezenet_bytes(seed=DEFAULT_SEED, code_bits=8, version="1.0"):
 
 @functools.lru_cache(maxsize=None)
 def _generate(seed, code_bits, version):
+    return _encode_synthetic(squeezenet(version), seed, code_bits)
+
+
+def _encode_synthetic(network, seed, code_bits):
+    """``.net`` bytes of random layers shaped like ``network`` at the real model's densities
+    (looked up by layer name in :data:`REAL_DENSITIES`)."""
     rng = np.random.default_rng(seed)
-    network = squeezenet(version)
     layers = []
     for spec in conv_layers(network):
         density = REAL_DENSITIES[spec.name]
@@ -105,6 +110,49 @@ def _generate(seed, code_bits, version):
         layers.append(compress_layer(spec, weights.reshape(spec.weight_shape), bias, codebook,
                                      code_bits))
     return encode(CompressedModel(network, layers, code_bits))
+
+
+def synthetic_model_bytes(network, seed=DEFAULT_SEED, code_bits=8):
+    """``.net`` bytes of :func:`synthetic_model` (not cached: design-space networks are many
+    and large)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"Seed must be an integer, not {seed!r}")
+    missing = [spec.name for spec in conv_layers(network) if spec.name not in REAL_DENSITIES]
+    if missing:
+        raise ValueError(f"no real-model density for layer {', '.join(missing)}: a synthetic "
+                         f"model needs SqueezeNet's layer names")
+    return _encode_synthetic(tuple(network), int(seed), check_code_bits(code_bits))
+
+
+def synthetic_model(network, seed=DEFAULT_SEED, code_bits=8):
+    """A synthetic compressed model of any SqueezeNet-like ``network`` (for example one of
+    :func:`golden.network.from_metaparameters`), each layer at the density the real model's
+    layer of the same name has.
+
+    For ``squeezenet("1.0")`` it is the same model as :func:`synthetic_squeezenet`.
+
+    Parameters
+    ----------
+    network : tuple
+        Operations from :mod:`golden.network`; its convolutions must carry SqueezeNet's layer
+        names (``conv1``, ``fire2/conv1x1_1``, ..., ``conv_final``).
+    seed : int, optional
+    code_bits : int, optional
+        Code width 4..8.
+
+    Returns
+    -------
+    CompressedModel
+
+    Raises
+    ------
+    TypeError
+        For a seed that is not an integer.
+    ValueError
+        For a layer name without a real-model density, or a code width outside 4..8.
+    """
+    data = synthetic_model_bytes(network, seed, code_bits)
+    return decode(data, tuple(network), code_bits)
 
 
 def synthetic_squeezenet(seed=DEFAULT_SEED, code_bits=8, version="1.0"):

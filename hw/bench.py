@@ -1,10 +1,11 @@
 """Accelerator performance on a whole model at full size, from the exact cycle models.
 
 ``python -m hw.bench [--model PATH] [--network v1.0|v1.1] [--lanes 64] [--channels-per-beat 8]
-[--clock-mhz 100] [--fire-stack] [--json FILE]`` prints one row per engine run of the whole
-network (conv1 on patches with pool1, fire2..fire9 with their pools, conv10 with the global
-sum) and totals for one image, and writes the same as JSON. ``--fire-stack`` benches the Fire
-layers alone, each run on its own.
+[--clock-mhz 100] [--fire-stack] [--json FILE] [--plots DIR]`` prints one row per engine run of
+the whole network (conv1 on patches with pool1, fire2..fire9 with their pools, conv10 with the
+global sum) and totals for one image, and writes the same as JSON. ``--fire-stack`` benches the
+Fire layers alone, each run on its own. ``--plots DIR`` writes ``DIR/bench_cycles.png``: each
+layer's cycles as a stacked bar of where they go (:func:`hw.plots.plot_bench_cycles`).
 
 - ``cycles``: one layer run, start to done (the cycle models equal simulation, tests assert it);
   the whole network's total also counts the steps' hand-overs and the global sum's output;
@@ -28,7 +29,7 @@ import numpy as np
 from hw.fire.cycle_model import run_cycles
 from hw.fire.engine import check_parameters
 from hw.fire.program import EngineProgram
-from hw.flow.outputs import OutputError, prepare_file, write_files
+from hw.flow.outputs import OutputError, make_output_dir, prepare_file, write_files
 from hw.network.cycle_model import network_cycles
 from hw.network.program import NetworkProgram
 
@@ -163,6 +164,8 @@ def main(argv=None):
                         help="bench the Fire layers alone instead of the whole network")
     parser.add_argument("--json", help="write the figures here (default build/bench.json)",
                         default="build/bench.json")
+    parser.add_argument("--plots", help="write bench_cycles.png (cycles per layer, where they "
+                        "go) in this directory")
     args = parser.parse_args(argv)
     try:
         model = codec.load(args.model)
@@ -174,6 +177,7 @@ def main(argv=None):
             program = NetworkProgram(qmodel, channels_per_beat=args.channels_per_beat)
         if args.json:
             prepare_file(args.json, "--json")
+        plots = make_output_dir(args.plots, "--plots") if args.plots else None
     except (OSError, ValueError, TypeError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -196,6 +200,14 @@ def main(argv=None):
     print(format_table(rows, summary))
     if args.json:
         print(f"wrote {args.json}", file=sys.stderr)
+    if plots is not None:
+        from hw.plots import plot_bench_cycles
+        try:
+            path = plot_bench_cycles(rows, summary, plots / "bench_cycles.png")
+        except OSError as e:
+            print(f"error: cannot write {plots / 'bench_cycles.png'}: {e}", file=sys.stderr)
+            return 2
+        print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
