@@ -5,7 +5,8 @@ with ``golden.fixed``, every layer's output equal to the golden one, cycles exac
 - default suite: a small metaparameter SqueezeNet (``golden.network.from_metaparameters``,
   random sparse weights) on a 63x63 random image, every layer traced, on each simulator;
 - ``pytest -m slow sim/test_network.py``: the real v1.0 model on the 227x227 chelsea photo,
-  Verilator, 64 lanes (``python -m sim.classify chelsea --model ...`` runs the same).
+  Verilator, 64 lanes (``python -m sim.classify chelsea --model ...`` runs the same), and the
+  synthetic v1.1 (``python -m sim.classify chelsea --network v1.1``).
 """
 
 import numpy as np
@@ -56,6 +57,21 @@ def test_real_v1_0_chelsea_whole_network(test_id):
     from sim import toolchain
     toolchain.require("verilator")
     compressed = codec.load(codec.SHARED_MODEL_PATH)
+    model = fixed.quantize(compressed, calibrate.load_plan(compressed))
+    image = preprocess.preprocess(preprocess.load_image("chelsea"))
+    program = NetworkProgram(model, input_size=image.shape[1], channels_per_beat=8)
+    run = simulate(program, 64, image, "verilator", test_id)
+    np.testing.assert_array_equal(run.sums, model.run(image)["global_sum"])
+    assert run.cycles == run.predicted
+
+
+@pytest.mark.slow
+def test_synthetic_v1_1_chelsea_whole_network(test_id):
+    """SqueezeNet v1.1 (3x3/2 conv1 of 64 filters, pools after conv1, fire3 and fire5, conv10
+    unpadded) at full size: no compressed v1.1 is published, so the synthetic one."""
+    from sim import toolchain
+    toolchain.require("verilator")
+    compressed = codec.load(None, version="1.1")
     model = fixed.quantize(compressed, calibrate.load_plan(compressed))
     image = preprocess.preprocess(preprocess.load_image("chelsea"))
     program = NetworkProgram(model, input_size=image.shape[1], channels_per_beat=8)
