@@ -37,18 +37,23 @@ def main(argv=None):
                         help="arty_a7, arty_a7_100, ulx3s_85f, icebreaker, xc7a200t, xc7vx1140t")
     parser.add_argument("--model", help="Deep Compression .net file (default: the embedded "
                         "synthetic model)")
-    parser.add_argument("--layers", help="comma-separated Fire layers (default: the longest "
-                        "fire2, fire3, ... that fits)")
+    parser.add_argument("--layers", help="comma-separated layers for the host-driven design "
+                        "(default: the whole network where it fits, else the longest fire2, "
+                        "fire3, ... that fits, then conv1 and conv_final if they fit)")
     parser.add_argument("--out", help="output directory (default build/BOARD)")
     parser.add_argument("--lanes", type=int, help="pixel lanes (default: the board's)")
     parser.add_argument("--channels-per-beat", type=int, help="stream width (default 8)")
+    parser.add_argument("--code-bits", type=int, default=8,
+                        help="code width of the model file, 4..8 (default 8; 6 for a "
+                        "python -m golden.recode ... --code-bits 6 file)")
     parser.add_argument("--no-synth", action="store_true",
                         help="plan and report only, without running any tool")
     args = parser.parse_args(argv)
     layers = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None
     try:
         build(args.board, model=args.model, layers=layers, out=args.out, lanes=args.lanes,
-              channels_per_beat=args.channels_per_beat, synthesize=not args.no_synth)
+              channels_per_beat=args.channels_per_beat, code_bits=args.code_bits,
+              synthesize=not args.no_synth)
     except BuildError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -7,7 +7,9 @@ whole: to a temporary file beside the target, then renamed into place.
 - :func:`plot_bench_cycles`: ``hw.bench --plots``, per layer where the cycles go;
 - :func:`plot_design_space`: ``hw.explore --plots``, compressed model size against frames/s,
   each board's block RAM as a vertical line;
-- :func:`plot_layer_cycles`: ``hw.explore --plots``, cycles per layer stacked per design point.
+- :func:`plot_layer_cycles`: ``hw.explore --plots``, cycles per layer stacked per design point;
+- :func:`plot_resources`: ``hw.build``'s ``resources.png``, each resource used (or predicted)
+  against what the device has.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["plot_bench_cycles", "plot_design_space", "plot_layer_cycles", "MIB"]
+__all__ = ["plot_bench_cycles", "plot_design_space", "plot_layer_cycles", "plot_resources", "MIB"]
 
 #: Bytes in the MB of the plots and tables (the SqueezeNet paper's MB are MiB).
 MIB = 2 ** 20
@@ -76,6 +78,34 @@ def plot_bench_cycles(rows, summary, path):
     ax.tick_params(axis="x", labelrotation=45)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_resources(report, path):
+    """Horizontal bars: LUT, FF, block-RAM sites and DSPs used by synthesis (or, without it,
+    predicted by the planner) as a share of the device, from a build report; returns ``path``."""
+    fig = _figure(6.4, 2.8)
+    ax = fig.add_subplot()
+    names, shares, labels = [], [], []
+    for name, row in report["resources"].items():
+        value = row["used"] if row["used"] is not None else row["predicted"]
+        if value is None or not row["available"]:
+            continue
+        kind = "used" if row["used"] is not None else "predicted"
+        names.append(name.upper())
+        shares.append(100.0 * value / row["available"])
+        labels.append(f"{value:,} / {row['available']:,} ({kind})")
+    bars = ax.barh(names, shares, color=["#c44e52" if s > 100 else "#4c72b0" for s in shares])
+    for bar, label in zip(bars, labels):
+        ax.annotate(label, (bar.get_width(), bar.get_y() + bar.get_height() / 2), va="center",
+                    fontsize=8, xytext=(3, 0), textcoords="offset points")
+    ax.axvline(100, color="black", linewidth=0.8)
+    ax.set_xlim(0, max([110.0] + [s * 1.35 for s in shares]))
+    ax.set_xlabel(f"% of the {report['device']}")
+    ax.invert_yaxis()
+    ax.set_title(f"{report['board']}: resources against the device ({report['mode']['mode']})",
+                 fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)
 
 

@@ -128,6 +128,11 @@ def test_plan_only_report(board, tmp_path, capsys):
     assert report["resources"]["bram"]["predicted"] <= report["resources"]["bram"]["available"]
     assert report["fmax_mhz"] is None and report["bitstream"] is None
     assert "| bram |" in (out / "report.md").read_text()
+    # The plots beside the report, linked from it.
+    assert report["plots"] == ["resources.png", "cycles.png"]
+    for name in report["plots"]:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({name})" in (out / "report.md").read_text()
 
 
 def test_whole_network_where_it_fits(tmp_path):
@@ -199,3 +204,23 @@ def test_failing_tool_is_one_line_and_exit_1(board, yosys, reason, tmp_path, mon
     assert re.match(r"^error: synthesis failed: \S+ " + reason, err[-1]), err[-1]
     assert "Traceback" not in "\n".join(err)
     assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_code_bits(tmp_path, capsys):
+    """A 6-bit model: 10-bit entries in the weight store (6-bit code + 4-bit index), so more
+    fits than with 8-bit codes; a code width the codec does not have is refused."""
+    reports = {}
+    for bits in (8, 6):
+        out = tmp_path / f"b{bits}"
+        assert build.main(["--board", "arty_a7", "--no-synth", "--code-bits", str(bits),
+                           "--out", str(out)]) == 0
+        reports[bits] = json.loads((out / "report.json").read_text())
+    assert [reports[b]["engine"]["code_bits"] for b in (8, 6)] == [8, 6]
+    assert {r["entry_bits"] / r["entries"] for r in reports[6]["weight_store"]["per_layer"]} \
+        == {10}
+    assert len(reports[6]["weight_store"]["layers"]) >= len(reports[8]["weight_store"]["layers"])
+    assert build.main(["--board", "arty_a7", "--no-synth", "--code-bits", "9",
+                       "--out", str(tmp_path / "x")]) == 2
+    assert one_line_error(capsys) == ("error: cannot load the model: Code width must be an "
+                                      "integer from 4 to 8, not 9")
+    assert not (tmp_path / "x").exists()

@@ -117,16 +117,16 @@ def _engine_config(board, lanes, channels_per_beat):
     return engine_config
 
 
-def _load_model(model, steps):
+def _load_model(model, steps, code_bits=8):
     from golden import calibrate, codec, fixed
 
     def load():
-        compressed = codec.load(model)
+        compressed = codec.load(model, code_bits=code_bits)
         return fixed.quantize(compressed, calibrate.load_plan(compressed))
 
     try:
         qmodel = steps.run("model", load)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, TypeError) as e:
         raise BuildError(f"cannot load the model: {e}") from None
     if model is None:
         say("model: the embedded synthetic SqueezeNet (pass --model for the real one)")
@@ -185,7 +185,7 @@ def _choose_mode(board, program, engine_config, layers, steps):
 
 
 def build(board_name, *, model=None, layers=None, out=None, lanes=None, channels_per_beat=None,
-          synthesize=True):
+          code_bits=8, synthesize=True):
     """Run the whole build and return the report dictionary (also written to ``out``).
 
     Raises
@@ -202,9 +202,9 @@ def build(board_name, *, model=None, layers=None, out=None, lanes=None, channels
     engine_config = _engine_config(board, lanes, channels_per_beat)
     out = Path(out or Path("build") / board.name)
     steps = Steps()
-    qmodel = _load_model(model, steps)
+    qmodel = _load_model(model, steps, code_bits)
     try:
-        program = network_program(qmodel, engine_config)
+        program = network_program(qmodel, engine_config, code_bits)
     except ValueError as e:
         raise BuildError(f"the model's network cannot run on the accelerator: {e}") from None
     plan, mode = _choose_mode(board, program, engine_config, layers, steps)
@@ -232,6 +232,6 @@ def build(board_name, *, model=None, layers=None, out=None, lanes=None, channels
 
     report = make_report(board, engine_config, qmodel, chosen, left_out, program, plan, synth,
                          cells, pnr, bitstream, steps, model, mode)
-    write_report(report, out)
+    write_report(report, out, program)
     say(f"report: {out / 'report.md'} and {out / 'report.json'}")
     return report

@@ -34,12 +34,13 @@ def network_system(program, engine_config):
     return NetworkAccelerator(program, lanes=engine_config["lanes"])
 
 
-def network_program(qmodel, engine_config):
-    """The NetworkProgram of ``qmodel`` at the design's image size (ValueError if the network
-    is not one the accelerator runs)."""
+def network_program(qmodel, engine_config, code_bits=8):
+    """The NetworkProgram of ``qmodel`` (``code_bits``-bit codes) at the design's image size
+    (ValueError if the network is not one the accelerator runs)."""
     from hw.network.program import NetworkProgram
     return NetworkProgram(qmodel, input_size=NETWORK_INPUT_SIZE,
-                          channels_per_beat=engine_config["channels_per_beat"])
+                          channels_per_beat=engine_config["channels_per_beat"],
+                          code_bits=code_bits)
 
 
 def plan_network(board, program, engine_config):

@@ -96,8 +96,17 @@ def make_report(board, engine_config, qmodel, chosen, left_out, program, plan, s
     }
 
 
-def write_report(report, out):
-    """Write ``out/report.json`` and ``out/report.md`` whole (OutputError if impossible)."""
+def write_report(report, out, program=None):
+    """Write ``out/report.json``, ``out/report.md`` and, given the NetworkProgram, the plots
+    beside them (``resources.png``; ``cycles.png``: the whole network's cycles per layer at this
+    lane count), each whole (OutputError if impossible)."""
+    if program is not None:
+        from hw.bench import bench_network
+        from hw.plots import plot_bench_cycles, plot_resources
+        plot_resources(report, out / "resources.png")
+        rows, summary = bench_network(program, lanes=report["engine"]["lanes"])
+        plot_bench_cycles(rows, summary, out / "cycles.png")
+        report = {**report, "plots": ["resources.png", "cycles.png"]}
     write_files({out / "report.json": json.dumps(report, indent=2) + "\n",
                  out / "report.md": report_markdown(report)}, "--out")
 
@@ -157,6 +166,8 @@ def report_markdown(r):
          f"{_fmt(r['frames_per_second_estimate'])}"),
         f"Bitstream: {r['bitstream'] or '-'}",
         "",
+        *[f"![{name[:-4]}]({name})" for name in r.get("plots", [])],
+        *([""] if r.get("plots") else []),
         "| step | status | seconds |",
         "|---|---|---|",
     ]
