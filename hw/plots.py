@@ -14,6 +14,7 @@ whole: to a temporary file beside the target, then renamed into place.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -38,7 +39,12 @@ def _figure(width, height):
 
 
 def _save(fig, path):
-    """Write ``fig`` as a PNG at ``path`` whole (temporary file, then rename)."""
+    """Write ``fig`` as a PNG at ``path`` whole (temporary file, then rename) and return the
+    path; with ``path`` None, return the PNG's bytes instead."""
+    if path is None:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        return buffer.getvalue()
     path = Path(path)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -56,7 +62,8 @@ def _save(fig, path):
 
 def plot_bench_cycles(rows, summary, path):
     """Stacked bars: each layer's cycles split into issue / wait input / wait output /
-    overhead (``hw.bench``'s rows and summary); returns ``path``."""
+    overhead (``hw.bench``'s rows and summary); returns ``path`` (or the PNG bytes when
+    ``path`` is None)."""
     fig = _figure(max(6.0, 0.7 * len(rows) + 2.5), 4.8)
     ax = fig.add_subplot()
     names = [r["layer"] for r in rows]
@@ -83,7 +90,8 @@ def plot_bench_cycles(rows, summary, path):
 
 def plot_resources(report, path):
     """Horizontal bars: LUT, FF, block-RAM sites and DSPs used by synthesis (or, without it,
-    predicted by the planner) as a share of the device, from a build report; returns ``path``."""
+    predicted by the planner) as a share of the device, from a build report; returns ``path``
+    (or the PNG bytes when ``path`` is None)."""
     fig = _figure(6.4, 2.8)
     ax = fig.add_subplot()
     names, shares, labels = [], [], []

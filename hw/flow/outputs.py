@@ -67,7 +67,8 @@ def prepare_file(path, option):
 
 
 def write_files(files, option):
-    """Write ``{path: text}`` whole: each to a temporary file beside it, then renamed into place.
+    """Write ``{path: text or bytes}`` whole: each to a temporary file beside it, then renamed
+    into place.
 
     Nothing is left behind when a write fails (the temporary files are removed), so a reader
     never sees a half-written file.
@@ -89,8 +90,12 @@ def write_files(files, option):
             temps.append((temp, current))
             # mkstemp makes the file private; give it the mode open() would have.
             os.fchmod(fd, 0o666 & ~_umask())
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
+            if isinstance(text, bytes):
+                with os.fdopen(fd, "wb") as f:
+                    f.write(text)
+            else:
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    f.write(text)
         for temp, current in temps:
             os.replace(temp, current)
     except OSError as e:

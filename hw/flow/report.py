@@ -99,16 +99,17 @@ def make_report(board, engine_config, qmodel, chosen, left_out, program, plan, s
 def write_report(report, out, program=None):
     """Write ``out/report.json``, ``out/report.md`` and, given the NetworkProgram, the plots
     beside them (``resources.png``; ``cycles.png``: the whole network's cycles per layer at this
-    lane count), each whole (OutputError if impossible)."""
+    lane count), all or none (OutputError if one cannot be written)."""
+    files = {}
     if program is not None:
         from hw.bench import bench_network
         from hw.plots import plot_bench_cycles, plot_resources
-        plot_resources(report, out / "resources.png")
         rows, summary = bench_network(program, lanes=report["engine"]["lanes"])
-        plot_bench_cycles(rows, summary, out / "cycles.png")
-        report = {**report, "plots": ["resources.png", "cycles.png"]}
+        files = {out / "resources.png": plot_resources(report, None),
+                 out / "cycles.png": plot_bench_cycles(rows, summary, None)}
+        report = {**report, "plots": [path.name for path in files]}
     write_files({out / "report.json": json.dumps(report, indent=2) + "\n",
-                 out / "report.md": report_markdown(report)}, "--out")
+                 out / "report.md": report_markdown(report), **files}, "--out")
 
 
 def _fmt(v):
