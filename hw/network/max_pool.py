@@ -25,9 +25,10 @@ def pooled_size(size):
 class MaxPool(wiring.Component):
     """Streaming 3x3/2 ceil-mode max-pool of maps of up to ``max_width`` x ``max_beats`` beats.
 
-    Throughput one input beat every two cycles (each stage is a read-modify-write; the engine's
-    drainer sends a beat every L >= 2 cycles). Latency: a pooled beat leaves four cycles after
-    the input beat that completes it, when ``o`` is ready.
+    Throughput one input beat every three cycles (each stage is a read-modify-write with its
+    read registered; the engine's drainer sends a beat every L >= 3 cycles in a network, whose
+    image needs three channels per beat). Latency: a pooled beat leaves six cycles after the
+    input beat that completes it, when ``o`` is ready.
 
     Parameters
     ----------
@@ -52,7 +53,7 @@ class MaxPool(wiring.Component):
     """
 
     #: Cycles from the input beat that completes a pooled beat to that beat's transfer.
-    LATENCY = 4
+    LATENCY = 6
 
     def __init__(self, *, channels_per_beat, max_width, max_beats):
         check_int("Width", max_width, 3)

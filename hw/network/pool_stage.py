@@ -30,8 +30,10 @@ __all__ = ["PoolStage"]
 class PoolStage(wiring.Component):
     """Max of lines 2k, 2k+1, 2k+2 for every output line k, beat by beat.
 
-    Throughput one input beat every two cycles (a read-modify-write of its line word). Latency:
-    an emitted beat is on ``o`` two cycles after its input beat was taken, and stays there until
+    Throughput one input beat every three cycles (a read-modify-write of its line word, the
+    block RAM's output registered before the byte maxima: on ECP5 that read was the critical
+    path). Latency: an emitted beat is on ``o`` three cycles after its input beat was taken, and
+    stays there until
     taken; ``i`` waits while ``o`` holds a beat that is not being taken.
 
     Parameters
@@ -75,6 +77,7 @@ class PoolStage(wiring.Component):
         pos = Signal(16)                       # input line of the beat taken
         sent_any = Signal()                    # an output beat of this run has left
         held = Signal.like(self.i.payload)
+        stored = Signal(8 * L)                 # the line word, registered
         m.d.comb += rd.addr.eq(word)
         # The output register: emptied when taken, loaded in MAX (never both in one cycle:
         # TAKE only accepts a beat when the register is empty or being emptied).
@@ -88,9 +91,11 @@ class PoolStage(wiring.Component):
                     with m.If(self.i.payload.first):
                         m.d.sync += [word.eq(0), pos.eq(0), sent_any.eq(0)]
                         m.d.comb += rd.addr.eq(0)
-                    m.next = "MAX"
+                    m.next = "READ"
+            with m.State("READ"):
+                m.d.sync += stored.eq(rd.data)
+                m.next = "MAX"
             with m.State("MAX"):
-                stored = rd.data
                 new = held.data.as_value()
                 best = Cat(*(Mux(stored[8 * j:8 * j + 8] > new[8 * j:8 * j + 8],
                                  stored[8 * j:8 * j + 8], new[8 * j:8 * j + 8])
