@@ -212,7 +212,16 @@ def verilog(make_component, name, key):
 def _runner(sim):
     from cocotb_tools.runner import get_runner
     _prepare_path(sim)
-    return get_runner(sim)
+    runner = get_runner(sim)
+    if sim == "verilator":
+        # cocotb's runner passes --public-flat-rw: every signal of every module public, which
+        # keeps Verilator from optimising any of them away. The testbenches read and drive the
+        # top module's ports only, which the control file of _build_locked makes public.
+        # (A private method of the pinned cocotb 2.1.0.)
+        command = runner._build_command
+        runner._build_command = lambda: [
+            [arg for arg in cmd if arg != "--public-flat-rw"] for cmd in command()]
+    return runner
 
 
 def _build_args(sim, waves):
@@ -235,7 +244,8 @@ def build(sim, source, toplevel):
     args = _build_args(sim, waves)
     # The whole Verilog file name (top and digest) and the build options are part of the
     # name, so that a different design or changed options never reuse a build.
-    options = hashlib.sha256(repr((args, waves, toplevel)).encode()).hexdigest()[:6]
+    options = hashlib.sha256(repr((args, waves, toplevel, "public: top ports")).encode()
+                             ).hexdigest()[:6]
     build_dir = SIM_BUILD / f"{sim}-{source.stem}-{options}"
     with locked(build_dir.with_name(build_dir.name + ".lock")):
         return _build_locked(sim, source, toplevel, waves, args, build_dir)
@@ -247,6 +257,11 @@ def _build_locked(sim, source, toplevel, waves, args, build_dir):
     if not stamp.is_file():
         build_dir.mkdir(parents=True, exist_ok=True)
         sources = [source]
+        if sim == "verilator":
+            control = build_dir / "public.vlt"
+            control.write_text(f'`verilator_config\npublic_flat_rw -module "{toplevel}" '
+                               f'-var "*"\n')
+            sources.append(control)
         if sim == "icarus" and waves:
             sources.append(_icarus_dump_module(build_dir, toplevel))
         started = time.perf_counter()
