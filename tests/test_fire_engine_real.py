@@ -37,7 +37,10 @@ def real():
 @pytest.mark.parametrize("layer,corner", [
     ("fire2", "top-left"), ("fire3", "bottom-right"), ("fire4", "top-right"),
     ("fire5", "bottom-left"), ("fire6", "top-left"), ("fire7", "bottom-right"),
-    ("fire8", "top-right"), ("fire9", "bottom-left"),
+    # The two largest (50 s each in the Amaranth simulator) run with -m slow, to keep the
+    # default suite under 15 minutes; fire8 and fire9 also run whole in the cocotb slow suite.
+    pytest.param("fire8", "top-right", marks=pytest.mark.slow),
+    pytest.param("fire9", "bottom-left", marks=pytest.mark.slow),
 ])
 def test_real_fire_layer_crop(real, layer, corner):
     qmodel, inputs = real
