@@ -49,32 +49,29 @@ def test_small_metaparameter_network(simulator, test_id):
     assert run.cycles == run.predicted
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not codec.SHARED_MODEL_PATH.is_file(),
-                    reason=f"real model not found at {codec.SHARED_MODEL_PATH}: ../shared is "
-                    f"absent")
-def test_real_v1_0_chelsea_whole_network(test_id):
+def chelsea_whole_network(compressed, test_id):
+    """The 227x227 chelsea photo through ``compressed`` on Verilator, 64 lanes: sums equal to
+    golden, cycles equal to the model."""
     from sim import toolchain
     toolchain.require("verilator")
-    compressed = codec.load(codec.SHARED_MODEL_PATH)
     model = fixed.quantize(compressed, calibrate.load_plan(compressed))
     image = preprocess.preprocess(preprocess.load_image("chelsea"))
     program = NetworkProgram(model, input_size=image.shape[1], channels_per_beat=8)
     run = simulate(program, 64, image, "verilator", test_id)
     np.testing.assert_array_equal(run.sums, model.run(image)["global_sum"])
     assert run.cycles == run.predicted
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not codec.SHARED_MODEL_PATH.is_file(),
+                    reason=f"real model not found at {codec.SHARED_MODEL_PATH}: ../shared is "
+                    f"absent")
+def test_real_v1_0_chelsea_whole_network(test_id):
+    chelsea_whole_network(codec.load(codec.SHARED_MODEL_PATH), test_id)
 
 
 @pytest.mark.slow
 def test_synthetic_v1_1_chelsea_whole_network(test_id):
     """SqueezeNet v1.1 (3x3/2 conv1 of 64 filters, pools after conv1, fire3 and fire5, conv10
     unpadded) at full size: no compressed v1.1 is published, so the synthetic one."""
-    from sim import toolchain
-    toolchain.require("verilator")
-    compressed = codec.load(None, version="1.1")
-    model = fixed.quantize(compressed, calibrate.load_plan(compressed))
-    image = preprocess.preprocess(preprocess.load_image("chelsea"))
-    program = NetworkProgram(model, input_size=image.shape[1], channels_per_beat=8)
-    run = simulate(program, 64, image, "verilator", test_id)
-    np.testing.assert_array_equal(run.sums, model.run(image)["global_sum"])
-    assert run.cycles == run.predicted
+    chelsea_whole_network(codec.load(None, version="1.1"), test_id)

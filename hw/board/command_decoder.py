@@ -125,12 +125,6 @@ class CommandDecoder(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n_layers = len(self._layers)
-        max_in, max_out = max(self._in_beats), max(self._out_beats)
-        in_last_tab = Array(Const(b - 1, range(max_in)) for b in self._in_beats)
-        out_beats_tab = Array(Const(b, range(max_out + 1)) for b in self._out_beats)
-        fixed_tab = Array(Const(s.fixed, 1) for s in self._layers)
-        geometry = {name: Array(Const(getattr(s, name), 8) for s in self._layers)
-                    for name in ("in_h", "in_w", "out_h", "out_w")}
 
         start = self.start.payload
         layer_ok = Signal()
@@ -184,27 +178,10 @@ class CommandDecoder(wiring.Component):
                         reply(ERR_TIMEOUT, "REPLY")
 
             with m.State("CHECK"):
-                fixed = fixed_tab[start.layer]
-                size_ok = Signal()
-                m.d.comb += size_ok.eq(Mux(
-                    fixed,
-                    (start.height == geometry["in_h"][start.layer]) &
-                    (start.width == geometry["in_w"][start.layer]),
-                    (start.height != 0) & (start.width != 0)))
+                size_ok, latch = self._run_geometry(m)
                 with m.If(layer_ok & size_ok):
                     m.d.comb += self.begin.eq(1)
-                    m.d.sync += [
-                        self.last_row.eq(start.height - 1),
-                        self.last_col.eq(start.width - 1),
-                        self.out_last_row.eq(
-                            Mux(fixed, geometry["out_h"][start.layer], start.height) - 1),
-                        self.out_last_col.eq(
-                            Mux(fixed, geometry["out_w"][start.layer], start.width) - 1),
-                        self.in_last_beat.eq(in_last_tab[start.layer]),
-                        self.out_beats.eq(out_beats_tab[start.layer]),
-                        self.out_last_beat.eq(out_beats_tab[start.layer] - 1),
-                        abort.eq(0), done_seen.eq(0), flags.eq(0),
-                    ]
+                    m.d.sync += [*latch, abort.eq(0), done_seen.eq(0), flags.eq(0)]
                     m.next = "START"
                 with m.Else():
                     reply(NAK, "REPLY")
@@ -231,6 +208,33 @@ class CommandDecoder(wiring.Component):
 
         self._track_flags(m, done_seen, flags)
         return m
+
+    def _run_geometry(self, m):
+        """(the RUN header's height and width are acceptable for its layer, the statements
+        that latch the run's geometry), from per-layer tables indexed by ``start.layer``."""
+        start = self.start.payload
+        layer = start.layer
+        max_in, max_out = max(self._in_beats), max(self._out_beats)
+        in_last = Array(Const(b - 1, range(max_in)) for b in self._in_beats)
+        out_beats = Array(Const(b, range(max_out + 1)) for b in self._out_beats)
+        fixed = Array(Const(s.fixed, 1) for s in self._layers)[layer]
+        geometry = {name: Array(Const(getattr(s, name), 8) for s in self._layers)[layer]
+                    for name in ("in_h", "in_w", "out_h", "out_w")}
+        size_ok = Signal()
+        m.d.comb += size_ok.eq(Mux(
+            fixed,
+            (start.height == geometry["in_h"]) & (start.width == geometry["in_w"]),
+            (start.height != 0) & (start.width != 0)))
+        latch = [
+            self.last_row.eq(start.height - 1),
+            self.last_col.eq(start.width - 1),
+            self.out_last_row.eq(Mux(fixed, geometry["out_h"], start.height) - 1),
+            self.out_last_col.eq(Mux(fixed, geometry["out_w"], start.width) - 1),
+            self.in_last_beat.eq(in_last[layer]),
+            self.out_beats.eq(out_beats[layer]),
+            self.out_last_beat.eq(out_beats[layer] - 1),
+        ]
+        return size_ok, latch
 
     def _silence_timeout(self, m, starving):
         """Input silence while something waits for a byte; see ``timeout``. Returns the
