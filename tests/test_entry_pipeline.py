@@ -81,6 +81,7 @@ def test_one_group_fire_bit_exact(lanes, cin, csq, e1, e3, height, width, reques
             ctx.set(d.cbbase[k], conv.codebook_base)
             ctx.set(d.bbase[k], conv.bias_base)
             ctx.set(d.shift[k], conv.shift)
+        ctx.set(d.dbase[2], fire.expand1x1.out_channels)   # 3x3 channels after the 1x1 ones
         for t in range(9):
             off = (t // 3 - 1) * width + (t % 3 - 1)
             ctx.set(pipe.tap_group[t], (off >> log_p) % groups)

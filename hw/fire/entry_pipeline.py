@@ -24,6 +24,8 @@ multipliers), for clock rates of 100 MHz and more. The squeezed pixels live in t
 :class:`~hw.fire.line_buffer.LineBuffer`.
 """
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
@@ -78,13 +80,22 @@ class EntryPipeline(wiring.Component):
 
     latency = 2 * WeightStore.latency + EntryDecoder.latency + 5 + Requantizer.latency
 
-    def __init__(self, program, *, lanes, groups, in_slot, sq_slot, out_slot, acc_width=32):
+    def __init__(self, program, *, lanes, groups, in_slot, sq_slot, out_slot, acc_width=32,
+                 carry_context=False):
         self._program = program
         self._lanes, self._groups = lanes, groups
         self._in_slot, self._sq_slot, self._out_slot = in_slot, sq_slot, out_slot
         self._acc_width = acc_width
+        self._carry = carry_context
         rot_bits = max(1, exact_log2(lanes))
-        super().__init__({
+        lb_ports = {} if not carry_context else {
+            "lb_r_group": Out(range(groups)), "lb_r_rot": Out(range(lanes)),
+            "lb_r_chan": Out(range(sq_slot)), "lb_r_mask": Out(unsigned(lanes)),
+            "lb_r_data": In(unsigned(8 * lanes)),
+            "lb_w_en": Out(1), "lb_w_group": Out(range(groups)),
+            "lb_w_chan": Out(range(sq_slot)), "lb_w_data": Out(unsigned(8 * lanes)),
+        }
+        super().__init__({**lb_ports,
             "entry": In(unsigned(program.entry_width)),
             "codebook_addr": Out(range(max(2, len(program.codebooks)))),
             "weight": In(signed(program.weight_bits)),
@@ -105,11 +116,14 @@ class EntryPipeline(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         P = self._lanes
-        # Squeezed pixels: read in c7, rotated and padded, with the weight store's latency plus
-        # the select stage, so they meet the codebook read in c12.
-        m.submodules.line_buffer = lbuf = LineBuffer(
-            lanes=P, groups=self._groups, channels=self._sq_slot,
-            read_latency=WeightStore.latency + 1)
+        if self._carry:
+            lbuf = SimpleNamespace(**{n: getattr(self, f"lb_{n}") for n in (
+                "r_group", "r_rot", "r_chan", "r_mask", "r_data", "w_en", "w_group", "w_chan",
+                "w_data")})
+        else:
+            # Squeezed pixels: read in c7, rotated and padded, with the weight store's latency
+            # plus the select stage, so they meet the codebook read in c12.
+            m.submodules.line_buffer = lbuf = LineBuffer(**self.line_buffer_parameters())
         c7 = self._decode(m)
         c12 = self._read(m, lbuf, c7)
         q_c16, q_v_c16, q_dst_c16, q_ph_c16 = self._compute(m, c12)
@@ -117,14 +131,25 @@ class EntryPipeline(wiring.Component):
         # outputs.
         m.d.comb += [
             lbuf.w_chan.eq(zero_extend(q_dst_c16, ceil_log2(self._sq_slot))),
-            lbuf.w_group.eq(self.sq_group),
+            lbuf.w_group.eq(self._at(m, self.sq_group, self.latency, "sq_group_c17")),
             lbuf.w_data.eq(Cat(*q_c16)), lbuf.w_en.eq(q_v_c16 & (q_ph_c16 == 0)),
             self.o_addr.eq(Cat(zero_extend(q_dst_c16, ceil_log2(self._out_slot)),
-                               self.ex_group[0])),
+                               self._at(m, self.ex_group[0], self.latency, "ex_slot_c17"))),
             self.o_data.eq(Cat(*q_c16)),
             self.o_en.eq(q_v_c16 & (q_ph_c16 != 0)),
         ]
         return m
+
+    def line_buffer_parameters(self):
+        """Keyword arguments of the :class:`LineBuffer` this pipeline reads (latency
+        ``WeightStore.latency + 1``: the read in c7 meets the codebook read in c12)."""
+        return {"lanes": self._lanes, "groups": self._groups, "channels": self._sq_slot,
+                "read_latency": WeightStore.latency + 1}
+
+    def _at(self, m, signal, cycles, name):
+        """``signal`` as issued ``cycles`` ago (``carry_context``), else as it is now (the
+        shared engine's sequencer holds it steady while a convolution is in flight)."""
+        return delay(m, signal, cycles, name) if self._carry else signal
 
     def _decode(self, m):
         """c0-c6: decode the entry, look its tap up; returns the c7 registers as a dict."""
@@ -157,14 +182,18 @@ class EntryPipeline(wiring.Component):
                     m.d.comb += [tap_group.eq(self.tap_group[tap]), tap_rot.eq(self.tap_rot[tap]),
                                  ky.eq(tap // 3), kx.eq(tap % 3)]
         dst = Signal(range(2 * max_ch + 1))
-        m.d.comb += dst.eq(Mux(ph_c6 == 2, dec.o_out + d.e1, dec.o_out))
+        m.d.comb += dst.eq(dec.o_out + Mux(ph_c6 == 0, d.dbase[0],
+                                           Mux(ph_c6 == 1, d.dbase[1], d.dbase[2])))
         tap_ok = Signal(P)
+        ok = {n: self._at(m, getattr(self, n), 6, f"{n}_c6")
+              for n in ("top_ok", "bot_ok", "left_ok", "right_ok")}
         for k in range(P):
             m.d.comb += tap_ok[k].eq(
-                ((ky != 0) | self.top_ok[k]) & ((ky != 2) | self.bot_ok[k]) &
-                ((kx != 0) | self.left_ok[k]) & ((kx != 2) | self.right_ok[k]))
-        c7 = {"group": Signal.like(self.ex_group, name="lo_group_c7")}
-        m.d.sync += c7["group"].eq(self.ex_group + tap_group)
+                ((ky != 0) | ok["top_ok"][k]) & ((ky != 2) | ok["bot_ok"][k]) &
+                ((kx != 0) | ok["left_ok"][k]) & ((kx != 2) | ok["right_ok"][k]))
+        c7 = {"group": Signal.like(self.ex_group, name="lo_group_c7"),
+              "slot": self._at(m, self.sq_group[0], 7, "sq_slot_c7")}
+        m.d.sync += c7["group"].eq(self._at(m, self.ex_group, 6, "ex_group_c6") + tap_group)
         for s, n in ((dec.o_c, "chan"), (dec.o_code, "code"), (dec.o_out, "out"),
                      (dec.o_valid, "v"), (dec.o_first, "first"), (ph_c6, "ph"), (fl_c6, "fl"),
                      (dst, "dst"), (tap_rot, "rot"), (tap_ok, "ok")):
@@ -182,7 +211,7 @@ class EntryPipeline(wiring.Component):
             self.codebook_addr.eq(by_phase(d.cbbase, c7["ph"]) + c7["code"]),
             self.bias_addr.eq(by_phase(d.bbase, c7["ph"]) + c7["out"]),
             self.x_addr.eq(Cat(zero_extend(c7["chan"], ceil_log2(self._in_slot)),
-                               self.sq_group[0])),
+                               c7["slot"])),
         ]
         c11 = {n: delay(m, c7[n], WeightStore.latency, f"{n}_c11")
                for n in ("v", "first", "ph", "fl", "dst")}

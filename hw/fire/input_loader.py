@@ -52,11 +52,18 @@ class InputLoader(GroupBuffer):
         ``slot * channels + channel``.
     r_data : Out(unsigned(8 * lanes))
         Channel of every pixel of the slot's group, lane k in bits 8k..8k+7.
+    r_addr1, r_data1, ... : as ``r_addr``, ``r_data``
+        Further read ports, ``read_ports - 1`` of them (the dataflow datapath's units).
     """
 
-    def __init__(self, *, lanes, channels_per_beat, channels):
+    def __init__(self, *, lanes, channels_per_beat, channels, read_ports=1):
         self.check_parameters(lanes, channels_per_beat, channels)
-        super().__init__({
+        self._read_ports = read_ports
+        extra = {}
+        for n in range(1, read_ports):
+            extra[f"r_addr{n}"] = In(range(2 * channels))
+            extra[f"r_data{n}"] = Out(unsigned(8 * lanes))
+        super().__init__({**extra,
             "i": In(stream.Signature(beat_layout(channels_per_beat))),
             "go": In(1),
             "pixels": In(16),
@@ -72,6 +79,10 @@ class InputLoader(GroupBuffer):
         P, L, slot_words = self._lanes, self._beat, self._channels
         rd, wr = self._buffer(m, granularity=8)
         m.d.comb += [rd.addr.eq(self.r_addr), self.r_data.eq(rd.data)]
+        for n in range(1, self._read_ports):
+            extra = m.submodules.buffer.read_port()
+            m.d.comb += [extra.addr.eq(getattr(self, f"r_addr{n}")),
+                         getattr(self, f"r_data{n}").eq(extra.data)]
 
         fill = Signal(2)
         self._slot_flags(m, fill, self.release)

@@ -12,8 +12,9 @@ FIFO; a read is only issued when the FIFO has room for everything in flight, so 
 on ``o`` never has to stop the read pipeline.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
-from amaranth.lib import stream
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream
+from amaranth.lib.memory import Memory
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -56,14 +57,29 @@ class OutputDrainer(GroupBuffer):
         Bit s: slot s is filled and not yet read out.
     drained : Out(1)
         The run's last beat has left (high until the next ``go``; high before the first).
+    w_addr1, w_data1, w_en1, ... : as ``w_addr``, ``w_data``, ``w_en``
+        With ``capacities`` (N sources, the dataflow datapath's units): source u writes its own
+        memory of ``2 * capacities[u]`` words, at ``slot * capacities[u] + local channel``.
+    bounds : In(ArrayLayout(range(channels + 1), N - 1))
+        With ``capacities``: source u holds output channels ``bounds[u-1] .. bounds[u] - 1``
+        (``bounds[-1]`` = 0; the last source up to ``out_channels``); steady during a run.
     """
 
     FIFO_DEPTH = 4
     TAIL = 6
 
-    def __init__(self, *, lanes, channels_per_beat, channels):
+    def __init__(self, *, lanes, channels_per_beat, channels, capacities=None):
         self.check_parameters(lanes, channels_per_beat, channels)
-        super().__init__({
+        self._capacities = capacities
+        extra = {}
+        if capacities is not None:
+            for u, cap in enumerate(capacities):
+                self.check_parameters(lanes, 1, cap)
+                if u:
+                    extra.update({f"w_addr{u}": In(range(2 * cap)),
+                                  f"w_data{u}": In(unsigned(8 * lanes)), f"w_en{u}": In(1)})
+            extra["bounds"] = In(data.ArrayLayout(range(channels + 1), len(capacities) - 1))
+        super().__init__({**extra,
             "o": Out(stream.Signature(beat_layout(channels_per_beat))),
             "go": In(1),
             "pixels": In(16),
@@ -80,8 +96,9 @@ class OutputDrainer(GroupBuffer):
     def elaborate(self, platform):
         m = Module()
         P, L, slot_words = self._lanes, self._beat, self._channels
-        rd, wr = self._buffer(m)
-        m.d.comb += [wr.addr.eq(self.w_addr), wr.data.eq(self.w_data), wr.en.eq(self.w_en)]
+        if self._capacities is None:
+            rd, wr = self._buffer(m)
+            m.d.comb += [wr.addr.eq(self.w_addr), wr.data.eq(self.w_data), wr.en.eq(self.w_en)]
 
         release = Signal(2)
         self._slot_flags(m, self.fill, release)
@@ -96,7 +113,11 @@ class OutputDrainer(GroupBuffer):
         issue = Signal()
         m.d.comb += issue.eq(active & self.full.bit_select(slot, 1) &
                              (fifo.level + inflight < self.FIFO_DEPTH))
-        m.d.comb += rd.addr.eq(Cat(zero_extend(chan, ceil_log2(slot_words)), slot))
+        if self._capacities is None:
+            m.d.comb += rd.addr.eq(Cat(zero_extend(chan, ceil_log2(slot_words)), slot))
+            read_data = rd.data
+        else:
+            read_data = self._sources(m, chan, slot)
         last_chan = chan + 1 == self.beats * L
         last_pixel = pixel + 1 == self.pixels
         with m.If(issue):
@@ -116,7 +137,7 @@ class OutputDrainer(GroupBuffer):
             delay(m, s, 2, n) for s, n in (
                 (issue, "rd_v"), (lane, "rd_lane"), (chan >= self.out_channels, "rd_pad"),
                 ((pixel == 0) & (chan == 0), "rd_first"), (last_pixel & last_chan, "rd_last")))
-        data = delay(m, rd.data, 1, "rd_data")
+        data = delay(m, read_data, 1, "rd_data")
         m.d.sync += inflight.eq(inflight + issue - rd_v)
         picked = Mux(rd_pad, 0, data.word_select(rd_lane, 8))
         m.d.comb += [fifo.w_en.eq(rd_v), fifo.w_data.eq(Cat(picked, rd_first, rd_last))]
@@ -124,6 +145,30 @@ class OutputDrainer(GroupBuffer):
         m.d.comb += self.drained.eq(~active & (inflight == 0) & ~fifo.r_rdy & (packing == 0) &
                                     ~self.o.valid)
         return m
+
+    def _sources(self, m, chan, slot):
+        """One memory per source; returns the read data of the source of the channel read a
+        cycle before (the select is registered with the RAM's output)."""
+        caps = self._capacities
+        reads = []
+        for u, cap in enumerate(caps):
+            mem = Memory(shape=unsigned(8 * self._lanes), depth=2 * cap, init=[])
+            m.submodules[f"buffer{u}"] = mem
+            rd, wr = mem.read_port(), mem.write_port()
+            suffix = str(u) if u else ""
+            base = self.bounds[u - 1] if u else 0
+            local = Signal(ceil_log2(cap), name=f"local{u}")
+            m.d.comb += [
+                local.eq(chan - base),
+                wr.addr.eq(getattr(self, f"w_addr{suffix}")),
+                wr.data.eq(getattr(self, f"w_data{suffix}")),
+                wr.en.eq(getattr(self, f"w_en{suffix}")),
+                rd.addr.eq(Cat(local, slot)),
+            ]
+            reads.append(rd.data)
+        source = Signal(range(len(caps)))
+        m.d.comb += source.eq(sum((chan >= b).as_unsigned() for b in self.bounds))
+        return Array(reads)[delay(m, source, 1, "source_rd")]
 
     def _pack(self, m, fifo, L):
         """Bytes from the FIFO into beats: A assembles, B (``o``) is the output register.

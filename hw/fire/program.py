@@ -27,7 +27,7 @@ import numpy as np
 from golden.codec import check_code_bits, encode_positions, entry_positions
 from golden.fixed import WEIGHT_BITS_RANGE
 
-__all__ = ["hardware_entries", "ConvProgram", "FireProgram", "PlainProgram", "EngineProgram"]
+__all__ = ["hardware_entries", "fire_layers", "ConvProgram", "FireProgram", "PlainProgram", "EngineProgram"]
 
 
 def hardware_entries(codes, rel, out_channels, per_channel):
@@ -144,6 +144,28 @@ class PlainProgram:
     is_fire = False
 
 
+def fire_layers(qmodel, layers=None, *, input_size=227):
+    """``(name, height, width, squeeze, expand1x1, expand3x3)`` of a golden
+    ``QuantizedModel``'s Fire layers (all, or those named), as the programs take them.
+
+    Raises
+    ------
+    ValueError
+        If a requested layer is not a Fire module of the model.
+    """
+    from golden.network import spatial_sizes
+    sizes = spatial_sizes(qmodel.network, input_size)
+    fires = {name: (name, sizes[name], sizes[name], sq, e1, e3)
+             for name, sq, e1, e3 in qmodel.fires}
+    if layers is None:
+        layers = list(fires)
+    unknown = [name for name in layers if name not in fires]
+    if unknown:
+        raise ValueError(f"no Fire layer {', '.join(unknown)} in the model; it has "
+                         f"{', '.join(fires)}")
+    return [fires[name] for name in layers]
+
+
 class EngineProgram:
     """Descriptor table and memory images for a set of layers.
 
@@ -242,17 +264,7 @@ class EngineProgram:
         ValueError
             If a requested layer is not a Fire module of the model.
         """
-        from golden.network import spatial_sizes
-        sizes = spatial_sizes(qmodel.network, input_size)
-        fires = {name: (name, sizes[name], sizes[name], sq, e1, e3)
-                 for name, sq, e1, e3 in qmodel.fires}
-        if layers is None:
-            layers = list(fires)
-        unknown = [name for name in layers if name not in fires]
-        if unknown:
-            raise ValueError(f"no Fire layer {', '.join(unknown)} in the model; it has "
-                             f"{', '.join(fires)}")
-        return cls([fires[name] for name in layers], code_bits=code_bits,
+        return cls(fire_layers(qmodel, layers, input_size=input_size), code_bits=code_bits,
                    weight_bits=qmodel.weight_bits)
 
     @property

@@ -34,7 +34,8 @@ def descriptor_layout(program):
 
     ``cin``, ``csq``, ``e1``, ``e``: input, squeeze, expand-1x1 and output channels;
     ``cin_beats``/``e_beats``: beats per input/output pixel; per convolution (squeeze, expand
-    1x1, expand 3x3): ``cbbase`` codebook base, ``bbase`` bias base, ``shift``.
+    1x1, expand 3x3): ``cbbase`` codebook base, ``bbase`` bias base, ``shift``, ``dbase`` the
+    destination channel of its channel 0 (the expand 3x3 writes after the 1x1 channels).
     """
     max_ch = max(program.max("in_channels"), program.max("out_channels"))
     return data.StructLayout({
@@ -47,6 +48,7 @@ def descriptor_layout(program):
         "cbbase": data.ArrayLayout(range(len(program.codebooks) + 1), 3),
         "bbase": data.ArrayLayout(range(len(program.biases) + 1), 3),
         "shift": data.ArrayLayout(unsigned(5), 3),
+        "dbase": data.ArrayLayout(range(max_ch + 1), 3),
     })
 
 
@@ -186,7 +188,8 @@ class Sequencer(wiring.Component):
         for k, conv in enumerate(convs):
             stmts += [r.base[k].eq(conv.entry_base), r.count[k].eq(conv.entry_count),
                       d.cbbase[k].eq(conv.codebook_base), d.bbase[k].eq(conv.bias_base),
-                      d.shift[k].eq(conv.shift)]
+                      d.shift[k].eq(conv.shift),
+                      d.dbase[k].eq(e1 if layer.is_fire and k == 2 else 0)]
         return stmts
 
     def _setup_states(self, m, r):

@@ -1,0 +1,177 @@
+"""The dataflow Fire datapath: a squeeze PE array feeding parallel expand-1x1 and expand-3x3
+units, each with its own entry stream, beside the shared-lane :class:`~hw.fire.engine.FireEngine`.
+
+Structure (``--arch dataflow``; see :mod:`hw.dataflow.program` for how work is split):
+
+- **Three units**, each a P-lane :class:`~hw.fire.entry_pipeline.EntryPipeline` (decode,
+  codebook, multiply, accumulate, requantise; latency 17, one entry per cycle) with its own
+  :class:`~hw.blocks.weight_store.WeightStore` holding only its sub-convolutions, and its own
+  :class:`~hw.dataflow.unit_sequencer.UnitSequencer`. 3P multipliers in all.
+- The **squeeze PE array** reads the input buffer and writes squeezed pixels into the line
+  buffers; the **expand-1x1** and **expand-3x3 units** each read their own copy of the line
+  buffer (:class:`~hw.fire.line_buffer.LineBuffer`, both written by the squeeze unit: one
+  read port each) and write their own output memory of the
+  :class:`~hw.fire.output_drainer.OutputDrainer`, which sends the channels in order.
+- They run concurrently: the squeeze unit works ``A`` or more groups ahead of the expand units,
+  and the two expand units work on the same group at once, each on its own channels. A plain
+  layer (conv1 on patches, conv10) splits its output channels over the three units, which all
+  read the input buffer (three read ports) and write their own output memories.
+
+The ports and the stream formats are the shared engine's, so the same drivers and tests run
+both. Cycle counts are predicted exactly by :mod:`hw.dataflow.cycle_model`.
+"""
+
+from amaranth.hdl import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out, connect, flipped
+from amaranth.utils import ceil_log2
+
+from hw.blocks.layouts import beat_layout, start_layout
+from hw.blocks.weight_store import DEFAULT_BANK_DEPTH, WeightStore
+from hw.dataflow.program import DataflowProgram
+from hw.dataflow.sequencer import DataflowSequencer
+from hw.fire.engine import check_parameters
+from hw.fire.entry_pipeline import EntryPipeline
+from hw.fire.input_loader import InputLoader
+from hw.fire.line_buffer import LineBuffer
+from hw.fire.output_drainer import OutputDrainer
+
+__all__ = ["DataflowEngine"]
+
+
+def _pow2(n):
+    return 1 << ceil_log2(max(1, n))
+
+
+class DataflowEngine(wiring.Component):
+    """Run any layer of a :class:`~hw.dataflow.program.DataflowProgram`, bit-exact with
+    ``golden.fixed.fire`` / ``golden.fixed.conv1x1``; ports as :class:`FireEngine`'s.
+
+    Parameters
+    ----------
+    program : DataflowProgram
+    lanes : int
+        P, lanes of each unit (a power of two); the datapath has 3P multipliers.
+    channels_per_beat, acc_width, bank_depth :
+        As for :class:`~hw.fire.engine.FireEngine`.
+    """
+
+    #: Cycles from a flush token's issue until its results are written.
+    DRAIN = EntryPipeline.latency
+    #: Line-buffer groups beyond 2A + 1, so the squeeze unit can run ahead of the expand units.
+    SLACK = 1
+
+    def __init__(self, program, *, lanes=8, channels_per_beat=8, acc_width=32,
+                 bank_depth=DEFAULT_BANK_DEPTH):
+        if not isinstance(program, DataflowProgram):
+            raise TypeError(f"Program must be a DataflowProgram, not {program!r}")
+        check_parameters(lanes=lanes, channels_per_beat=channels_per_beat, acc_width=acc_width)
+        if len(program.layers) > 16:
+            raise ValueError(f"The engine holds at most 16 layers, not {len(program.layers)}")
+        for layer in program.layers:
+            if layer.height * layer.width > 65535 or layer.width > 255 or layer.height > 255:
+                raise ValueError(f"{layer.name}: {layer.height}x{layer.width} is larger than the "
+                                 f"engine's 255x255 (65,535 pixel) limit")
+        self._program = program
+        self.weight_stores = [WeightStore(unit, bank_depth=bank_depth) for unit in program.units]
+        self._lanes, self._beat, self._acc_width = lanes, channels_per_beat, acc_width
+        L = channels_per_beat
+        self._cin_slot = _pow2(max(-(-f.in_channels // L) * L for f in program.layers))
+        self._csq_slot = _pow2(program.max("squeeze_channels"))
+        self._e_slot = _pow2(max(-(-f.out_channels // L) * L for f in program.layers))
+        self._out_caps = [_pow2(program.out_capacity(u)) for u in range(3)]
+        width_max = max((f.width for f in program.fires), default=1)
+        self._reach = -(-(width_max + 1) // lanes)
+        self._s_groups = max(2, _pow2(2 * self._reach + 1 + self.SLACK))
+        super().__init__({
+            "start": In(stream.Signature(start_layout())),
+            "i": In(stream.Signature(beat_layout(L))),
+            "o": Out(stream.Signature(beat_layout(L))),
+            "done": Out(1),
+            "busy": Out(1),
+        })
+
+    @property
+    def program(self):
+        return self._program
+
+    @property
+    def lanes(self):
+        return self._lanes
+
+    @property
+    def multipliers(self):
+        return 3 * self._lanes
+
+    @property
+    def channels_per_beat(self):
+        return self._beat
+
+    @property
+    def line_groups(self):
+        return self._s_groups
+
+    def elaborate(self, platform):
+        m = Module()
+        P, L, D = self._lanes, self._beat, self._s_groups
+        m.submodules.sequencer = seq = DataflowSequencer(
+            self._program, lanes=P, channels_per_beat=L, groups=D, drain=self.DRAIN)
+        m.submodules.loader = loader = InputLoader(lanes=P, channels_per_beat=L,
+                                                   channels=self._cin_slot, read_ports=3)
+        m.submodules.drainer = drainer = OutputDrainer(
+            lanes=P, channels_per_beat=L, channels=self._e_slot, capacities=self._out_caps)
+        connect(m, flipped(self.start), seq.start)
+        connect(m, flipped(self.i), loader.i)
+        connect(m, drainer.o, flipped(self.o))
+        m.d.comb += [
+            self.done.eq(seq.done), self.busy.eq(seq.busy),
+            loader.go.eq(seq.go), loader.pixels.eq(seq.pixels),
+            loader.beats.eq(seq.desc.cin_beats),
+            seq.x_full.eq(loader.full), loader.release.eq(seq.x_release),
+            drainer.go.eq(seq.go), drainer.pixels.eq(seq.pixels),
+            drainer.out_channels.eq(seq.desc.e), drainer.beats.eq(seq.desc.e_beats),
+            seq.o_full.eq(drainer.full), drainer.fill.eq(seq.o_fill),
+            seq.drained.eq(drainer.drained),
+            drainer.bounds[0].eq(seq.bounds[0]), drainer.bounds[1].eq(seq.bounds[1]),
+        ]
+        pipes = []
+        for u, (store, unit) in enumerate(zip(self.weight_stores, seq.units)):
+            pipe = EntryPipeline(self._program.units[u], lanes=P, groups=D,
+                                 in_slot=self._cin_slot, sq_slot=self._csq_slot,
+                                 out_slot=self._out_caps[u], acc_width=self._acc_width,
+                                 carry_context=True)
+            m.submodules[f"weight_store{u}"] = store
+            m.submodules[f"pipeline{u}"] = pipe
+            pipes.append(pipe)
+            suffix = str(u) if u else ""
+            m.d.comb += [
+                store.entry_addr.eq(unit.entry_addr), pipe.entry.eq(store.entry),
+                store.codebook_addr.eq(pipe.codebook_addr), pipe.weight.eq(store.weight),
+                store.bias_addr.eq(pipe.bias_addr), pipe.bias.eq(store.bias),
+                pipe.issue_valid.eq(unit.issue_valid), pipe.issue_flush.eq(unit.issue_flush),
+                pipe.issue_phase.eq(unit.issue_phase),
+                pipe.issue_restart.eq(unit.issue_restart),
+                pipe.desc.eq(getattr(seq, f"udesc{u}")),
+                pipe.tap_group.eq(seq.tap_group), pipe.tap_rot.eq(seq.tap_rot),
+                pipe.top_ok.eq(unit.top_ok), pipe.bot_ok.eq(unit.bot_ok),
+                pipe.left_ok.eq(unit.left_ok), pipe.right_ok.eq(unit.right_ok),
+                pipe.sq_group.eq(unit.group), pipe.ex_group.eq(unit.group),
+                getattr(loader, f"r_addr{suffix}").eq(pipe.x_addr),
+                pipe.x_data.eq(getattr(loader, f"r_data{suffix}")),
+                getattr(drainer, f"w_addr{suffix}").eq(pipe.o_addr),
+                getattr(drainer, f"w_data{suffix}").eq(pipe.o_data),
+                getattr(drainer, f"w_en{suffix}").eq(pipe.o_en),
+            ]
+        # The squeeze unit writes both line buffers; each expand unit reads its own.
+        for u in (1, 2):
+            lbuf = LineBuffer(**pipes[u].line_buffer_parameters())
+            m.submodules[f"line_buffer{u}"] = lbuf
+            writer, reader = pipes[0], pipes[u]
+            m.d.comb += [
+                lbuf.w_en.eq(writer.lb_w_en), lbuf.w_group.eq(writer.lb_w_group),
+                lbuf.w_chan.eq(writer.lb_w_chan), lbuf.w_data.eq(writer.lb_w_data),
+                lbuf.r_group.eq(reader.lb_r_group), lbuf.r_rot.eq(reader.lb_r_rot),
+                lbuf.r_chan.eq(reader.lb_r_chan), lbuf.r_mask.eq(reader.lb_r_mask),
+                reader.lb_r_data.eq(lbuf.r_data),
+            ]
+        return m

@@ -1,0 +1,195 @@
+"""Control of the dataflow datapath: run setup, the three units' issue FSMs, and what lets
+each unit start its next group.
+
+Run setup is the shared engine's (:class:`~hw.fire.sequencer.Sequencer`: descriptor latch,
+H*W, lane columns, 3x3 tap table; ``go`` to the loader and the drainer), then every unit's
+:class:`~hw.dataflow.unit_sequencer.UnitSequencer` walks the groups on its own. A unit may start
+group ``g`` (``may_start``) when:
+
+- it reads the input buffer (squeeze unit; every unit in a plain layer): group g is loaded
+  (its slot is full and group g-2 was released);
+- it writes layer outputs (expand units; every unit in a plain layer): group g's output slot
+  is free (group g-2 was filled and drained);
+- expand units of a Fire layer: the squeezed groups up to ``g + A`` (``A = ceil((W+1)/P)``)
+  are written, or all of them at the end of the map;
+- the squeeze unit of a Fire layer: both expand units are done with every group that still
+  reads the line-buffer slot group g overwrites (``g < min(done1, done2) + D - A``).
+
+An input slot is released when every unit reading it has written its results for that group,
+an output slot filled when every unit writing it has (counters of written groups, so units may
+be several groups apart). ``done`` pulses once every unit has finished and the drainer has sent
+the last beat.
+"""
+
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
+
+from hw.blocks.layouts import start_layout
+from hw.dataflow.unit_sequencer import UnitSequencer
+from hw.fire.sequencer import Sequencer, _Registers, descriptor_layout
+
+__all__ = ["DataflowSequencer"]
+
+
+class DataflowSequencer(Sequencer):
+    """Run setup, three unit FSMs and their start conditions (see the module docstring).
+
+    Throughput: each unit issues one entry per cycle while it has a group to work on; latency
+    from ``start`` to ``go`` as the shared sequencer's (``2 + max(H, floor(P/W))``).
+
+    Parameters
+    ----------
+    program : DataflowProgram
+    lanes, channels_per_beat : int
+        P and L.
+    groups : int
+        D, the line buffer's groups (a power of two > 2A for the widest Fire layer).
+    drain : int
+        The entry pipeline's latency.
+
+    Members
+    -------
+    start, done, busy, go, pixels, tap_group, tap_rot :
+        As the shared :class:`~hw.fire.sequencer.Sequencer`'s.
+    desc : Out(descriptor_layout) for unit 0's descriptor (cin, beats, e of the layer).
+    u0, u1, u2 : the units' issue ports (see :class:`UnitSequencer`) and ``udesc{u}``, each
+        unit's descriptor.
+    x_full : In(2); x_release : Out(2); o_full : In(2); o_fill : Out(2); drained : In(1)
+        The loader's and the drainer's handshakes.
+    bounds : Out(ArrayLayout, 2)
+        First output channel of units 1 and 2 (for the drainer).
+    """
+
+    def __init__(self, program, *, lanes, channels_per_beat, groups, drain):
+        self._program = program
+        self._lanes, self._beat = lanes, channels_per_beat
+        self._groups, self._drain = groups, drain
+        rot_bits = max(1, exact_log2(lanes))
+        max_ch = max(program.max("in_channels"), program.max("out_channels"))
+        max_groups = (1 << 16) // lanes + 1
+        self.units = [UnitSequencer(lanes=lanes, groups=groups, max_groups=max_groups,
+                                    entries=len(u.entries), drain=drain)
+                      for u in program.units]
+        members = {
+            "start": In(stream.Signature(start_layout())),
+            "done": Out(1),
+            "busy": Out(1),
+            "desc": Out(descriptor_layout(program.units[0])),
+            "tap_group": Out(data.ArrayLayout(range(groups), 9)),
+            "tap_rot": Out(data.ArrayLayout(unsigned(rot_bits), 9)),
+            "go": Out(1),
+            "pixels": Out(16),
+            "x_full": In(2), "x_release": Out(2),
+            "o_full": In(2), "o_fill": Out(2),
+            "drained": In(1),
+            "bounds": Out(data.ArrayLayout(range(max_ch + 1), 2)),
+        }
+        for u, unit in enumerate(program.units):
+            members[f"udesc{u}"] = Out(descriptor_layout(unit))
+        wiring.Component.__init__(self, members)
+
+    def elaborate(self, platform):
+        m = Module()
+        P = self._lanes
+        n_entries = max(len(u.entries) for u in self._program.units)
+        r = _Registers(P, n_entries, self._drain)
+        r.reads_x = Signal(3)
+        r.writes_out = Signal(3)
+        r.ubase = [[Signal(range(n_entries + 1), name=f"u{u}_base{s}") for s in range(3)]
+                   for u in range(3)]
+        r.ucount = [[Signal(range(n_entries + 1), name=f"u{u}_count{s}") for s in range(3)]
+                    for u in range(3)]
+        r.uphase = [[Signal(2, name=f"u{u}_phase{s}") for s in range(3)] for u in range(3)]
+        r.pixels_above = Signal(17)
+        self._r = r
+        for u, unit in enumerate(self.units):
+            m.submodules[f"unit{u}"] = unit
+        m.d.comb += self.busy.eq(~self.start.ready)
+        with m.FSM():
+            self._accept_states(m, r)
+            self._setup_states(m, r)
+            with m.State("STEP"):
+                m.d.sync += r.pixels_above.eq(self.pixels - r.width)
+                m.next = "LAUNCH"
+            with m.State("LAUNCH"):
+                m.d.comb += [unit.run.eq(1) for unit in self.units]
+                m.next = "RUN"
+            with m.State("RUN"):
+                with m.If(self.units[0].finished & self.units[1].finished &
+                          self.units[2].finished & self.drained):
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+        self._unit_inputs(m, r)
+        self._joins(m, r)
+        return m
+
+    def _latch(self, layer, r):
+        """Statements that load ``layer``'s descriptors: the layer's and each unit's."""
+        prog, L = self._program, self._beat
+        index = prog.layers.index(layer)
+        e = layer.out_channels
+        stmts = [r.plain.eq(not layer.is_fire)]
+        for u, unit in enumerate(prog.units):
+            ul = unit.layers[index]
+            descs = [self.desc, getattr(self, f"udesc{u}")] if u == 0 else \
+                [getattr(self, f"udesc{u}")]
+            for d in descs:
+                stmts += [d.cin.eq(layer.in_channels), d.csq.eq(layer.squeeze_channels),
+                          d.e1.eq(0), d.e.eq(e), d.cin_beats.eq(-(-layer.in_channels // L)),
+                          d.e_beats.eq(-(-e // L))]
+            d = getattr(self, f"udesc{u}")
+            for s, conv in enumerate(ul.slots):
+                if conv is None:
+                    stmts += [r.ucount[u][s].eq(0)]
+                    continue
+                stmts += [r.ubase[u][s].eq(conv.entry_base), r.ucount[u][s].eq(conv.entry_count),
+                          r.uphase[u][s].eq(conv.phase),
+                          d.cbbase[s].eq(conv.codebook_base), d.bbase[s].eq(conv.bias_base),
+                          d.shift[s].eq(conv.shift), d.dbase[s].eq(conv.dbase)]
+            stmts += [r.reads_x[u].eq(ul.reads_x), r.writes_out[u].eq(ul.writes_out)]
+            if u:
+                stmts += [self.bounds[u - 1].eq(ul.out_lo)]
+        return stmts
+
+    def _unit_inputs(self, m, r):
+        """Each unit's run parameters and its ``may_start``."""
+        D = self._groups
+        x_rel = Signal.like(r.groups, name="x_released")
+        o_filled = Signal.like(r.groups, name="o_filled")
+        r.x_rel, r.o_filled = x_rel, o_filled
+        done = [unit.done for unit in self.units]
+        exp_done = Mux(done[1] < done[2], done[1], done[2])
+        for u, unit in enumerate(self.units):
+            g = unit.g
+            m.d.comb += [
+                unit.groups_in.eq(r.groups), unit.width.eq(r.width),
+                unit.pixels_above.eq(r.pixels_above), unit.col_step.eq(r.col_step),
+            ]
+            m.d.comb += [unit.col_init[k].eq(c) for k, c in enumerate(r.col)]
+            for s in range(3):
+                m.d.comb += [unit.base[s].eq(r.ubase[u][s]), unit.count[s].eq(r.ucount[u][s]),
+                             unit.phase[s].eq(r.uphase[u][s])]
+            x_ok = self.x_full.bit_select(g[0], 1) & (x_rel + 1 >= g)
+            out_ok = ~self.o_full.bit_select(g[0], 1) & (o_filled + 1 >= g)
+            if u == 0:
+                line_ok = g < exp_done + D - r.reach
+            else:
+                last = Mux(g + r.reach + 1 < r.groups, g + r.reach + 1, r.groups)
+                line_ok = done[0] >= last
+            m.d.comb += unit.may_start.eq((~r.reads_x[u] | x_ok) & (~r.writes_out[u] | out_ok) &
+                                          (r.plain | line_ok))
+
+    def _joins(self, m, r):
+        """Release an input slot / fill an output slot once every unit using it is done."""
+        for flag, count, pulse in ((r.reads_x, r.x_rel, self.x_release),
+                                   (r.writes_out, r.o_filled, self.o_fill)):
+            done = [Mux(flag[u], unit.done, r.groups) for u, unit in enumerate(self.units)]
+            low = Mux(done[0] < done[1], done[0], done[1])
+            low = Mux(low < done[2], low, done[2])
+            with m.If(low > count):
+                m.d.comb += pulse.eq(Mux(count[0], 0b10, 0b01))
+                m.d.sync += count.eq(count + 1)
+            with m.If(self.go):
+                m.d.sync += count.eq(0)

@@ -1,0 +1,170 @@
+"""Issue schedule of one unit of the dataflow datapath: its sub-convolutions, group after group.
+
+A unit walks the run's pixel groups ``g = 0 .. G-1``. For each one it waits until the datapath
+allows it (``may_start``, from :class:`~hw.dataflow.sequencer.DataflowSequencer`: input loaded,
+squeezed neighbours written, line-buffer or output slot free), sets its lanes' border flags
+(SETUP, one cycle), issues the entries of its non-empty slots one per cycle (slot 0, 1, 2 in
+that order) and a flush token, and goes on to the next group at once: it never waits for its
+own pipeline to drain. The group number, the border flags and the phase travel with every entry
+through the entry pipeline (``carry_context``), so entries of two groups may be in flight.
+
+``done`` counts the groups whose results are all written: the flush token of group g, delayed
+by the pipeline's latency, increments it in the cycle its last result is written.
+
+Cycles per group: ``2 + sum(count[s])`` (WAIT and SETUP, the entries, FLUSH) when ``may_start``
+is already high, so a unit with work ``n`` entries per group is busy ``n / (n + 3)`` of the
+time; the exact schedule is :mod:`hw.dataflow.cycle_model`.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
+
+from hw.blocks.signals import delay
+
+__all__ = ["UnitSequencer"]
+
+
+class UnitSequencer(wiring.Component):
+    """One unit's issue FSM.
+
+    Throughput one entry per cycle while a slot is issued; 3 cycles per group besides
+    (WAIT, SETUP, FLUSH). Latency from ``run`` to the first WAIT: 1 cycle.
+
+    Parameters
+    ----------
+    lanes : int
+        P.
+    groups : int
+        D, the line buffer's groups (``group`` is the group number mod D).
+    max_groups : int
+        Largest G of any run.
+    entries : int
+        Entries in the unit's weight store.
+    drain : int
+        Cycles from a flush token's issue until its results are written.
+
+    Members
+    -------
+    run : In(1)
+        Pulse: start a run of ``groups_in`` groups (the other inputs steady until ``finished``).
+    groups_in : In(range(max_groups + 1))
+    base, count : In(ArrayLayout(range(entries + 1), 3))
+        Per slot: first entry and entry count (0: the slot is skipped).
+    phase : In(ArrayLayout(2, 3))
+        Per slot: the phase the entry pipeline runs it in.
+    width, pixels_above : In
+        Row width and ``H*W - W``; ``col_init`` (per lane ``k mod W``), ``col_step``
+        (``P mod W``): for the border flags.
+    may_start : In(1)
+        The datapath allows group ``g`` to start (combinational from ``g``).
+    g : Out(range(max_groups + 1))
+        The group the unit is at (G once it has issued every group).
+    done : Out(range(max_groups + 1))
+        Groups whose results are all written.
+    finished : Out(1)
+        ``g == done == G``: the unit has nothing in flight.
+    entry_addr, issue_valid, issue_flush, issue_phase, issue_restart : Out
+        To the weight store and the entry pipeline, as from the shared engine's sequencer.
+    group : Out(range(D))
+        ``g mod D``, as issued.
+    top_ok, bot_ok, left_ok, right_ok : Out(P)
+        Per lane of group ``g``, set in SETUP.
+    """
+
+    def __init__(self, *, lanes, groups, max_groups, entries, drain):
+        self._lanes, self._groups, self._drain = lanes, groups, drain
+        col = range(max(lanes, 256))
+        super().__init__({
+            "run": In(1),
+            "groups_in": In(range(max_groups + 1)),
+            "base": In(data.ArrayLayout(range(entries + 1), 3)),
+            "count": In(data.ArrayLayout(range(entries + 1), 3)),
+            "phase": In(data.ArrayLayout(2, 3)),
+            "width": In(8),
+            "pixels_above": In(17),
+            "col_init": In(data.ArrayLayout(col, lanes)),
+            "col_step": In(range(lanes + 1)),
+            "may_start": In(1),
+            "g": Out(range(max_groups + 1)),
+            "done": Out(range(max_groups + 1)),
+            "finished": Out(1),
+            "entry_addr": Out(range(max(2, entries))),
+            "issue_valid": Out(1),
+            "issue_flush": Out(1),
+            "issue_phase": Out(2),
+            "issue_restart": Out(1),
+            "group": Out(range(groups)),
+            "top_ok": Out(lanes), "bot_ok": Out(lanes),
+            "left_ok": Out(lanes), "right_ok": Out(lanes),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        P = self._lanes
+        slot = Signal(2)
+        j = Signal.like(self.count[0])
+        col = [Signal(range(max(P, 256)), name=f"col{k}") for k in range(P)]
+        base = Mux(slot == 0, self.base[0], Mux(slot == 1, self.base[1], self.base[2]))
+        count = Mux(slot == 0, self.count[0], Mux(slot == 1, self.count[1], self.count[2]))
+        m.d.comb += [
+            self.entry_addr.eq(base + j),
+            self.issue_phase.eq(Mux(slot == 0, self.phase[0],
+                                    Mux(slot == 1, self.phase[1], self.phase[2]))),
+            self.group.eq(self.g),
+            self.finished.eq((self.g == self.groups_in) & (self.done == self.groups_in)),
+        ]
+        written = delay(m, self.issue_flush, self._drain, "flush_written")
+        with m.If(written):
+            m.d.sync += self.done.eq(self.done + 1)
+        first = Mux(self.count[0] != 0, 0, Mux(self.count[1] != 0, 1,
+                                               Mux(self.count[2] != 0, 2, 3)))
+        following = Mux((slot < 1) & (self.count[1] != 0), 1,
+                        Mux((slot < 2) & (self.count[2] != 0), 2, 3))
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.run):
+                    m.d.sync += [self.g.eq(0), self.done.eq(0)]
+                    m.d.sync += [c.eq(self.col_init[k]) for k, c in enumerate(col)]
+                    m.next = "WAIT"
+            with m.State("WAIT"):
+                m.d.sync += j.eq(0)
+                with m.If(self.g == self.groups_in):
+                    m.next = "IDLE"
+                with m.Elif(self.may_start):
+                    m.next = "SETUP"
+            with m.State("SETUP"):
+                self._border_flags(m, col)
+                m.d.sync += slot.eq(first)
+                with m.If(first == 3):
+                    m.next = "FLUSH"
+                with m.Else():
+                    m.next = "ISSUE"
+            with m.State("ISSUE"):
+                m.d.comb += [self.issue_valid.eq(1), self.issue_restart.eq(j == 0)]
+                m.d.sync += j.eq(j + 1)
+                with m.If(j + 1 == count):
+                    m.d.sync += [j.eq(0), slot.eq(following)]
+                    with m.If(following == 3):
+                        m.next = "FLUSH"
+            with m.State("FLUSH"):
+                m.d.comb += self.issue_flush.eq(1)
+                m.d.sync += self.g.eq(self.g + 1)
+                m.next = "WAIT"
+        return m
+
+    def _border_flags(self, m, col):
+        """Per lane of group ``g``: which 3x3 neighbours lie inside the image."""
+        P = self._lanes
+        log_p = exact_log2(P)
+        for k in range(P):
+            pixel = Cat(Const(k, log_p), self.g)
+            m.d.sync += [
+                self.top_ok[k].eq(pixel >= self.width),
+                self.bot_ok[k].eq(pixel < self.pixels_above),
+                self.left_ok[k].eq(col[k] != 0),
+                self.right_ok[k].eq(col[k] + 1 != self.width),
+            ]
+            advanced = col[k] + self.col_step
+            m.d.sync += col[k].eq(Mux(advanced >= self.width, advanced - self.width, advanced))
