@@ -122,3 +122,32 @@ def test_rejects_bad_parameters():
         DataflowEngine(program, lanes=3)
     with pytest.raises(TypeError, match="DataflowProgram"):
         DataflowEngine(object())
+
+
+# (lanes, channels_per_beat, cin, csq, e1, e3, height, width, passes)
+PASSES = [
+    (4, 4, 8, 4, 4, 4, 5, 6, (2, 2, 1)),
+    (8, 2, 6, 3, 4, 5, 5, 4, (2, 4, 1)),
+    (8, 8, 12, 5, 8, 8, 7, 9, (1, 2, 2)),
+    (2, 3, 7, 3, 4, 2, 4, 3, (2, 2, 2)),
+]
+
+
+@pytest.mark.parametrize("lanes,beat,cin,csq,e1,e3,height,width,passes", PASSES)
+def test_units_of_fewer_lanes_than_the_group(lanes, beat, cin, csq, e1, e3, height, width,
+                                             passes):
+    """Units of P/2 or P/4 multipliers cover a group in passes (the unit sizes as parameters);
+    a plain layer in the same program."""
+    rng = np.random.default_rng(lanes + sum(passes))
+    convs = random_fire(rng, "fireU", cin, csq, e1, e3, density=0.5)
+    plain = random_qconv(rng, Conv("convU", 7, cin, 1), density=0.5)
+    program = DataflowProgram([("fireU", height, width, *convs), ("convU", 3, 5, plain)],
+                              passes=passes)
+    engine = DataflowEngine(program, lanes=lanes, channels_per_beat=beat)
+    assert engine.multipliers == sum(lanes // p for p in passes)
+    x = rng.integers(0, 256, (cin, height, width)).astype(np.uint8)
+    assert check_fire(engine, 0, x, convs) == layer_cycles(engine, program, 0).cycles
+    x = rng.integers(0, 256, (cin, 3, 5)).astype(np.uint8)
+    got, cycles, _ = run_layer(engine, 1, x, 7)
+    np.testing.assert_array_equal(got, conv1x1(x, plain))
+    assert cycles == layer_cycles(engine, program, 1).cycles

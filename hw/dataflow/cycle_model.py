@@ -7,9 +7,10 @@ ready. Cycle 0 is the ``start`` transfer; the result is the cycle ``done`` is hi
 assert equality with simulation.
 
 Per unit and group ``g``: the unit enters WAIT in cycle ``w``; ``may_start`` holds from cycle
-``r`` (the latest of its conditions), so SETUP is in ``t + 1`` with ``t = max(w, r)``, its
-``n`` entries issue in ``t + 2 ..``, FLUSH is in ``F = t + 2 + n`` and WAIT for ``g + 1`` in
-``F + 1``. Its results for ``g`` are counted as written from ``F + drain + 1``.
+``r`` (the latest of its conditions), so SETUP is in ``t + 1`` with ``t = max(w, r)``; then,
+for each of its ``p`` passes, its ``n`` entries and a FLUSH: the last FLUSH is in
+``F = t + 1 + p * (n + 1)`` and WAIT for ``g + 1`` in ``F + 1``. Its results for ``g`` are
+counted as written from ``F + drain + 1``.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ class DataflowCycles:
 
 
 def dataflow_layer_cycles(*, lanes, channels_per_beat, line_groups, in_channels, out_channels,
-                          unit_entries, fire, height, width, drain=EntryPipeline.latency):
+                          unit_entries, fire, height, width, passes=(1, 1, 1),
+                          drain=EntryPipeline.latency):
     """Predict one layer run.
 
     Parameters
@@ -59,6 +61,8 @@ def dataflow_layer_cycles(*, lanes, channels_per_beat, line_groups, in_channels,
         Entries per group of the squeeze, expand-1x1 and expand-3x3 units in this layer.
     fire : bool
         A Fire layer (else a plain layer: every unit reads the input and writes outputs).
+    passes : (int, int, int)
+        Passes of each unit over a group.
     height, width : int
     """
     P, L, D = lanes, channels_per_beat, line_groups
@@ -125,8 +129,8 @@ def dataflow_layer_cycles(*, lanes, channels_per_beat, line_groups, in_channels,
             t = max(wait_at[u], r[0])
             if t > wait_at[u]:
                 units[u].wait[r[1]] += t - wait_at[u]
-            flush[u][g] = t + 2 + unit_entries[u]
-            units[u].issue += unit_entries[u]
+            flush[u][g] = t + 1 + passes[u] * (unit_entries[u] + 1)
+            units[u].issue += passes[u] * unit_entries[u]
             wait_at[u] = flush[u][g] + 1
             nxt[u] += 1
             progressed = True
@@ -158,6 +162,7 @@ def layer_cycles(engine_or_params, program, index, *, height=None, width=None):
     if not isinstance(params, dict):
         params = {"lanes": params.lanes, "channels_per_beat": params.channels_per_beat,
                   "line_groups": params.line_groups}
+    params = {"passes": program.passes, **params}
     layer = program.layers[index]
     return dataflow_layer_cycles(
         **params, in_channels=layer.in_channels, out_channels=layer.out_channels,

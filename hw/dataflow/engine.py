@@ -51,7 +51,8 @@ class DataflowEngine(wiring.Component):
     ----------
     program : DataflowProgram
     lanes : int
-        P, lanes of each unit (a power of two); the datapath has 3P multipliers.
+        P, the pixels of a group (a power of two). Unit u has ``P / program.passes[u]``
+        multipliers and covers a group in that many passes.
     channels_per_beat, acc_width, bank_depth :
         As for :class:`~hw.fire.engine.FireEngine`.
     """
@@ -72,6 +73,8 @@ class DataflowEngine(wiring.Component):
             if layer.height * layer.width > 65535 or layer.width > 255 or layer.height > 255:
                 raise ValueError(f"{layer.name}: {layer.height}x{layer.width} is larger than the "
                                  f"engine's 255x255 (65,535 pixel) limit")
+        if any(lanes % p for p in program.passes):
+            raise ValueError(f"{lanes} lanes cannot be split into {program.passes} passes")
         self._program = program
         self.weight_stores = [WeightStore(unit, bank_depth=bank_depth) for unit in program.units]
         self._lanes, self._beat, self._acc_width = lanes, channels_per_beat, acc_width
@@ -100,8 +103,13 @@ class DataflowEngine(wiring.Component):
         return self._lanes
 
     @property
+    def unit_lanes(self):
+        """Multipliers of the squeeze, expand-1x1 and expand-3x3 units."""
+        return tuple(self._lanes // p for p in self._program.passes)
+
+    @property
     def multipliers(self):
-        return 3 * self._lanes
+        return sum(self.unit_lanes)
 
     @property
     def channels_per_beat(self):
@@ -119,7 +127,8 @@ class DataflowEngine(wiring.Component):
         m.submodules.loader = loader = InputLoader(lanes=P, channels_per_beat=L,
                                                    channels=self._cin_slot, read_ports=3)
         m.submodules.drainer = drainer = OutputDrainer(
-            lanes=P, channels_per_beat=L, channels=self._e_slot, capacities=self._out_caps)
+            lanes=P, channels_per_beat=L, channels=self._e_slot, capacities=self._out_caps,
+            write_blocks=self._program.passes)
         connect(m, flipped(self.start), seq.start)
         connect(m, flipped(self.i), loader.i)
         connect(m, drainer.o, flipped(self.o))
@@ -139,7 +148,7 @@ class DataflowEngine(wiring.Component):
             pipe = EntryPipeline(self._program.units[u], lanes=P, groups=D,
                                  in_slot=self._cin_slot, sq_slot=self._csq_slot,
                                  out_slot=self._out_caps[u], acc_width=self._acc_width,
-                                 carry_context=True)
+                                 carry_context=True, unit_lanes=self.unit_lanes[u])
             m.submodules[f"weight_store{u}"] = store
             m.submodules[f"pipeline{u}"] = pipe
             pipes.append(pipe)
@@ -150,7 +159,7 @@ class DataflowEngine(wiring.Component):
                 store.bias_addr.eq(pipe.bias_addr), pipe.bias.eq(store.bias),
                 pipe.issue_valid.eq(unit.issue_valid), pipe.issue_flush.eq(unit.issue_flush),
                 pipe.issue_phase.eq(unit.issue_phase),
-                pipe.issue_restart.eq(unit.issue_restart),
+                pipe.issue_restart.eq(unit.issue_restart), pipe.issue_pass.eq(unit.issue_pass),
                 pipe.desc.eq(getattr(seq, f"udesc{u}")),
                 pipe.tap_group.eq(seq.tap_group), pipe.tap_rot.eq(seq.tap_rot),
                 pipe.top_ok.eq(unit.top_ok), pipe.bot_ok.eq(unit.bot_ok),
@@ -164,7 +173,8 @@ class DataflowEngine(wiring.Component):
             ]
         # The squeeze unit writes both line buffers; each expand unit reads its own.
         for u in (1, 2):
-            lbuf = LineBuffer(**pipes[u].line_buffer_parameters())
+            lbuf = LineBuffer(**pipes[u].line_buffer_parameters(),
+                              write_blocks=self._program.passes[0])
             m.submodules[f"line_buffer{u}"] = lbuf
             writer, reader = pipes[0], pipes[u]
             m.d.comb += [

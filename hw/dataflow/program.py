@@ -70,25 +70,29 @@ def _best_cut(left, right):
     return int(np.argmin(np.maximum(left, right)))
 
 
-def split_layer(convs, *, balance=True):
+def split_layer(convs, *, balance=True, passes=(1, 1, 1)):
     """Output-channel cut points of a layer: ``(k,)`` for a Fire layer (expand-1x1 unit takes
     expand channels ``0..k-1``), ``(a, b)`` for a plain layer (squeeze unit ``0..a-1``,
-    expand-1x1 unit ``a..b-1``, expand-3x3 unit ``b..E-1``)."""
+    expand-1x1 unit ``a..b-1``, expand-3x3 unit ``b..E-1``).
+
+    A unit's time per group is its entries times its ``passes``; the cuts minimise the
+    largest (first on ties)."""
+    ps, p1, p3 = passes
     if len(convs) == 3:
-        e1, e3 = convs[1].spec.out_channels, convs[2].spec.out_channels
+        e1 = convs[1].spec.out_channels
         if not balance:
             return (e1,)
         per = np.concatenate([channel_entry_counts(convs[1]), channel_entry_counts(convs[2])])
         cum = np.concatenate([[0], np.cumsum(per)])
-        return (_best_cut(cum, cum[-1] - cum),)
+        return (_best_cut(cum * p1, (cum[-1] - cum) * p3),)
     per = channel_entry_counts(convs[0])
     cum = np.concatenate([[0], np.cumsum(per)])
     total, best = int(cum[-1]), None
     for a in range(per.size + 1):
         rest = total - cum[a]
         mid = cum[a:] - cum[a]                  # expand-1x1 unit's work for b = a..E
-        b = a + _best_cut(mid, rest - mid)
-        cost = max(cum[a], cum[b] - cum[a], total - cum[b])
+        b = a + _best_cut(mid * p1, (rest - mid) * p3)
+        cost = max(cum[a] * ps, (cum[b] - cum[a]) * p1, (total - cum[b]) * p3)
         if best is None or cost < best[0]:
             best = (cost, a, b)
     return best[1:]
@@ -157,9 +161,18 @@ class DataflowProgram:
     balance : bool
         Even out the two expand units' work per layer (see the module docstring); False gives
         the strict split (all 1x1 on the expand-1x1 unit, all 3x3 on the expand-3x3 unit).
+    passes : (int, int, int)
+        Per unit, the passes it takes over a group's lanes (its multipliers are the group's P
+        lanes divided by this); the splits weigh each unit's work by it.
     """
 
-    def __init__(self, layers, *, code_bits=8, weight_bits=16, balance=True):
+    def __init__(self, layers, *, code_bits=8, weight_bits=16, balance=True,
+                 passes=(1, 1, 1)):
+        passes = tuple(passes)
+        if len(passes) != 3 or not all(isinstance(p, int) and not isinstance(p, bool) and
+                                       p >= 1 and not p & (p - 1) for p in passes):
+            raise ValueError(f"passes must be three powers of two, not {passes!r}")
+        self.passes = passes
         self.engine_program = EngineProgram(layers, code_bits=code_bits, weight_bits=weight_bits)
         self.code_bits = check_code_bits(code_bits)
         self.weight_bits = _check_weight_bits(weight_bits)
@@ -170,7 +183,7 @@ class DataflowProgram:
         images = [{"entries": [], "codebooks": [], "biases": []} for _ in UNITS]
         self.splits = []
         for (name, _h, _w, *convs), layer in zip(layers, self.layers):
-            cuts = split_layer(convs, balance=balance)
+            cuts = split_layer(convs, balance=balance, passes=passes)
             self.splits.append(cuts)
             add = [functools.partial(self._add, images=img) for img in images]
             if layer.is_fire:
@@ -231,10 +244,11 @@ class DataflowProgram:
         return result
 
     @classmethod
-    def from_model(cls, qmodel, layers=None, *, code_bits=8, input_size=227, balance=True):
+    def from_model(cls, qmodel, layers=None, *, code_bits=8, input_size=227, balance=True,
+                   passes=(1, 1, 1)):
         """The program of a golden ``QuantizedModel``'s Fire layers (all, or those named)."""
         return cls(fire_layers(qmodel, layers, input_size=input_size), code_bits=code_bits,
-                   weight_bits=qmodel.weight_bits, balance=balance)
+                   weight_bits=qmodel.weight_bits, balance=balance, passes=passes)
 
     def max(self, attribute, default=0):
         return self.engine_program.max(attribute, default)

@@ -70,8 +70,8 @@ class DataflowSequencer(Sequencer):
         max_ch = max(program.max("in_channels"), program.max("out_channels"))
         max_groups = (1 << 16) // lanes + 1
         self.units = [UnitSequencer(lanes=lanes, groups=groups, max_groups=max_groups,
-                                    entries=len(u.entries), drain=drain)
-                      for u in program.units]
+                                    entries=len(u.entries), drain=drain, passes=passes)
+                      for u, passes in zip(program.units, program.passes)]
         members = {
             "start": In(stream.Signature(start_layout())),
             "done": Out(1),

@@ -11,9 +11,10 @@ through the entry pipeline (``carry_context``), so entries of two groups may be 
 ``done`` counts the groups whose results are all written: the flush token of group g, delayed
 by the pipeline's latency, increments it in the cycle its last result is written.
 
-Cycles per group: ``2 + sum(count[s])`` (WAIT and SETUP, the entries, FLUSH) when ``may_start``
-is already high, so a unit with work ``n`` entries per group is busy ``n / (n + 3)`` of the
-time; the exact schedule is :mod:`hw.dataflow.cycle_model`.
+Cycles per group: ``2 + passes * (n + 1)`` (WAIT and SETUP, then per pass the ``n`` entries
+and a FLUSH) when ``may_start`` is already high. A unit of ``P / passes`` multipliers covers
+the group's P lanes in ``passes`` blocks, one after another. The exact schedule is
+:mod:`hw.dataflow.cycle_model`.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -29,8 +30,8 @@ __all__ = ["UnitSequencer"]
 class UnitSequencer(wiring.Component):
     """One unit's issue FSM.
 
-    Throughput one entry per cycle while a slot is issued; 3 cycles per group besides
-    (WAIT, SETUP, FLUSH). Latency from ``run`` to the first WAIT: 1 cycle.
+    Throughput one entry per cycle while a slot is issued; besides, per group, WAIT, SETUP and
+    one FLUSH per pass. Latency from ``run`` to the first WAIT: 1 cycle.
 
     Parameters
     ----------
@@ -44,6 +45,10 @@ class UnitSequencer(wiring.Component):
         Entries in the unit's weight store.
     drain : int
         Cycles from a flush token's issue until its results are written.
+    passes : int
+        Blocks of ``lanes / passes`` lanes the unit's multipliers cover one after another:
+        every group's entries are issued ``passes`` times, once per block, each pass ending
+        in a flush (``issue_pass`` says which block).
 
     Members
     -------
@@ -73,8 +78,9 @@ class UnitSequencer(wiring.Component):
         Per lane of group ``g``, set in SETUP.
     """
 
-    def __init__(self, *, lanes, groups, max_groups, entries, drain):
+    def __init__(self, *, lanes, groups, max_groups, entries, drain, passes=1):
         self._lanes, self._groups, self._drain = lanes, groups, drain
+        self._passes = passes
         col = range(max(lanes, 256))
         super().__init__({
             "run": In(1),
@@ -95,6 +101,7 @@ class UnitSequencer(wiring.Component):
             "issue_flush": Out(1),
             "issue_phase": Out(2),
             "issue_restart": Out(1),
+            "issue_pass": Out(range(max(2, passes))),
             "group": Out(range(groups)),
             "top_ok": Out(lanes), "bot_ok": Out(lanes),
             "left_ok": Out(lanes), "right_ok": Out(lanes),
@@ -115,7 +122,9 @@ class UnitSequencer(wiring.Component):
             self.group.eq(self.g),
             self.finished.eq((self.g == self.groups_in) & (self.done == self.groups_in)),
         ]
-        written = delay(m, self.issue_flush, self._drain, "flush_written")
+        last_pass = Signal()
+        m.d.comb += last_pass.eq(self.issue_pass == self._passes - 1)
+        written = delay(m, self.issue_flush & last_pass, self._drain, "flush_written")
         with m.If(written):
             m.d.sync += self.done.eq(self.done + 1)
         first = Mux(self.count[0] != 0, 0, Mux(self.count[1] != 0, 1,
@@ -150,8 +159,13 @@ class UnitSequencer(wiring.Component):
                         m.next = "FLUSH"
             with m.State("FLUSH"):
                 m.d.comb += self.issue_flush.eq(1)
-                m.d.sync += self.g.eq(self.g + 1)
-                m.next = "WAIT"
+                with m.If(last_pass):
+                    m.d.sync += [self.g.eq(self.g + 1), self.issue_pass.eq(0)]
+                    m.next = "WAIT"
+                with m.Else():      # the next block of the group's lanes: the same entries
+                    m.d.sync += [self.issue_pass.eq(self.issue_pass + 1), slot.eq(first)]
+                    with m.If(first != 3):
+                        m.next = "ISSUE"
         return m
 
     def _border_flags(self, m, col):

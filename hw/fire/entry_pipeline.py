@@ -81,9 +81,14 @@ class EntryPipeline(wiring.Component):
     latency = 2 * WeightStore.latency + EntryDecoder.latency + 5 + Requantizer.latency
 
     def __init__(self, program, *, lanes, groups, in_slot, sq_slot, out_slot, acc_width=32,
-                 carry_context=False):
+                 carry_context=False, unit_lanes=None):
         self._program = program
         self._lanes, self._groups = lanes, groups
+        self._unit = lanes if unit_lanes is None else unit_lanes
+        if self._unit < 1 or lanes % self._unit or (self._unit != lanes and not carry_context):
+            raise ValueError(f"Unit lanes must divide the lane count (and need a carried "
+                             f"context), not {unit_lanes!r}")
+        blocks = lanes // self._unit
         self._in_slot, self._sq_slot, self._out_slot = in_slot, sq_slot, out_slot
         self._acc_width = acc_width
         self._carry = carry_context
@@ -92,7 +97,8 @@ class EntryPipeline(wiring.Component):
             "lb_r_group": Out(range(groups)), "lb_r_rot": Out(range(lanes)),
             "lb_r_chan": Out(range(sq_slot)), "lb_r_mask": Out(unsigned(lanes)),
             "lb_r_data": In(unsigned(8 * lanes)),
-            "lb_w_en": Out(1), "lb_w_group": Out(range(groups)),
+            "lb_w_en": Out(blocks), "lb_w_group": Out(range(groups)),
+            "issue_pass": In(range(max(2, blocks))),
             "lb_w_chan": Out(range(sq_slot)), "lb_w_data": Out(unsigned(8 * lanes)),
         }
         super().__init__({**lb_ports,
@@ -110,7 +116,7 @@ class EntryPipeline(wiring.Component):
             "sq_group": In(range(groups)), "ex_group": In(range(groups)),
             "x_addr": Out(range(2 * in_slot)), "x_data": In(unsigned(8 * lanes)),
             "o_addr": Out(range(2 * out_slot)), "o_data": Out(unsigned(8 * lanes)),
-            "o_en": Out(1),
+            "o_en": Out(blocks),
         })
 
     def elaborate(self, platform):
@@ -129,14 +135,22 @@ class EntryPipeline(wiring.Component):
         q_c16, q_v_c16, q_dst_c16, q_ph_c16 = self._compute(m, c12)
         # c17 (names keep the 16 of before the select stage): write squeezed pixels or Fire
         # outputs.
+        # A unit of fewer lanes than the group writes its pass's block of the word.
+        blocks = P // self._unit
+        word = Cat(*([Cat(*q_c16)] * blocks))
+        block = Signal(blocks, name="block_c17")
+        if blocks > 1:
+            m.d.comb += block.eq(1 << delay(m, self.issue_pass, self.latency, "pass_c17"))
+        else:
+            m.d.comb += block.eq(1)
         m.d.comb += [
             lbuf.w_chan.eq(zero_extend(q_dst_c16, ceil_log2(self._sq_slot))),
             lbuf.w_group.eq(self._at(m, self.sq_group, self.latency, "sq_group_c17")),
-            lbuf.w_data.eq(Cat(*q_c16)), lbuf.w_en.eq(q_v_c16 & (q_ph_c16 == 0)),
+            lbuf.w_data.eq(word), lbuf.w_en.eq(Mux(q_v_c16 & (q_ph_c16 == 0), block, 0)),
             self.o_addr.eq(Cat(zero_extend(q_dst_c16, ceil_log2(self._out_slot)),
                                self._at(m, self.ex_group[0], self.latency, "ex_slot_c17"))),
-            self.o_data.eq(Cat(*q_c16)),
-            self.o_en.eq(q_v_c16 & (q_ph_c16 != 0)),
+            self.o_data.eq(word),
+            self.o_en.eq(Mux(q_v_c16 & (q_ph_c16 != 0), block, 0)),
         ]
         return m
 
@@ -221,15 +235,20 @@ class EntryPipeline(wiring.Component):
         # buffer's in c12; each lane takes its own pixel (squeeze) or its neighbour (expand).
         x_c12 = delay(m, self.x_data, WeightStore.latency, "x_c12")
         from_x = c12["ph"][0] == c12["ph"][1]     # squeeze or a plain layer
-        c12["act"] = [Mux(from_x, x_c12[8 * k:8 * k + 8], lbuf.r_data[8 * k:8 * k + 8])
-                      for k in range(P)]
+        x_lanes, l_lanes = x_c12, lbuf.r_data
+        if self._unit != P:     # this pass's block of the group's lanes
+            pass_c12 = delay(m, self.issue_pass, 12, "pass_c12")
+            x_lanes = x_c12.word_select(pass_c12, 8 * self._unit)
+            l_lanes = lbuf.r_data.word_select(pass_c12, 8 * self._unit)
+        c12["act"] = [Mux(from_x, x_lanes[8 * k:8 * k + 8], l_lanes[8 * k:8 * k + 8])
+                      for k in range(self._unit)]
         return c12
 
     def _compute(self, m, c12):
         """c12-c16: register the selected activations, multiply, accumulate, requantise;
         returns the c17 results and tags (named one cycle early: ``_c13`` below holds c14's
         values, and so on)."""
-        P, acc_w, d = self._lanes, self._acc_width, self.desc
+        P, acc_w, d = self._unit, self._acc_width, self.desc
         wb = self._program.weight_bits
         # The select stage: the activation mux ends in a register, not in the multiplier.
         c12 = {**{n: delay(m, v, 1, f"{n}_sel") for n, v in c12.items() if n != "act"},

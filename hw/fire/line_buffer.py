@@ -45,7 +45,8 @@ class LineBuffer(wiring.Component):
 
     Members
     -------
-    w_en : In(1)
+    w_en : In(write_blocks)
+        Bit b: write lanes ``b*P/write_blocks ..`` of the word (one bit: the whole word).
     w_group : In(range(groups))
     w_chan : In(range(channels))
     w_data : In(unsigned(8 * lanes))
@@ -58,7 +59,7 @@ class LineBuffer(wiring.Component):
     r_data : Out(unsigned(8 * lanes))
     """
 
-    def __init__(self, *, lanes, groups, channels, read_latency=2):
+    def __init__(self, *, lanes, groups, channels, read_latency=2, write_blocks=1):
         for name, value in (("Lane count", lanes), ("Group count", groups),
                             ("Channel count", channels), ("Read latency", read_latency)):
             if not isinstance(value, int) or isinstance(value, bool):
@@ -71,10 +72,13 @@ class LineBuffer(wiring.Component):
             raise ValueError(f"Group count must be at least 2, not {groups!r}")
         if read_latency < 2:
             raise ValueError(f"Read latency must be at least 2, not {read_latency!r}")
+        if write_blocks < 1 or lanes % write_blocks:
+            raise ValueError(f"Write blocks must divide the lane count, not {write_blocks!r}")
         self._lanes, self._groups, self._channels = lanes, groups, channels
+        self._blocks = write_blocks
         self.read_latency = read_latency
         super().__init__({
-            "w_en": In(1),
+            "w_en": In(write_blocks),
             "w_group": In(range(groups)),
             "w_chan": In(range(channels)),
             "w_data": In(unsigned(8 * lanes)),
@@ -94,7 +98,9 @@ class LineBuffer(wiring.Component):
             mem = Memory(shape=unsigned(8 * P), depth=D // 2 * self._channels, init=[])
             m.submodules[f"half{parity}"] = mem
             reads.append(mem.read_port())
-            writes.append(mem.write_port())
+            blocks = self._blocks
+            writes.append(mem.write_port(granularity=8 * P // blocks) if blocks > 1
+                          else mem.write_port())
 
         hi_group = Signal(range(D))
         m.d.comb += hi_group.eq(self.r_group + 1)
@@ -104,7 +110,7 @@ class LineBuffer(wiring.Component):
                 reads[parity].addr.eq(Cat(zero_extend(self.r_chan, chan_bits), own[1:])),
                 writes[parity].addr.eq(Cat(zero_extend(self.w_chan, chan_bits), self.w_group[1:])),
                 writes[parity].data.eq(self.w_data),
-                writes[parity].en.eq(self.w_en & (self.w_group[0] == parity)),
+                writes[parity].en.eq(Mux(self.w_group[0] == parity, self.w_en, 0)),
             ]
 
         # Registers after the RAM, and the request's rotation and mask, until the rotation.

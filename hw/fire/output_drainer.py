@@ -59,7 +59,9 @@ class OutputDrainer(GroupBuffer):
         The run's last beat has left (high until the next ``go``; high before the first).
     w_addr1, w_data1, w_en1, ... : as ``w_addr``, ``w_data``, ``w_en``
         With ``capacities`` (N sources, the dataflow datapath's units): source u writes its own
-        memory of ``2 * capacities[u]`` words, at ``slot * capacities[u] + local channel``.
+        memory of ``2 * capacities[u]`` words, at ``slot * capacities[u] + local channel``;
+        ``w_en{u}`` has ``write_blocks[u]`` bits, one per block of ``P / write_blocks[u]``
+        lanes (a unit with fewer lanes than the group writes one block at a time).
     bounds : In(ArrayLayout(range(channels + 1), N - 1))
         With ``capacities``: source u holds output channels ``bounds[u-1] .. bounds[u] - 1``
         (``bounds[-1]`` = 0; the last source up to ``out_channels``); steady during a run.
@@ -68,18 +70,25 @@ class OutputDrainer(GroupBuffer):
     FIFO_DEPTH = 4
     TAIL = 6
 
-    def __init__(self, *, lanes, channels_per_beat, channels, capacities=None):
+    def __init__(self, *, lanes, channels_per_beat, channels, capacities=None,
+                 write_blocks=None):
         self.check_parameters(lanes, channels_per_beat, channels)
         self._capacities = capacities
         extra = {}
         if capacities is not None:
+            self._blocks = write_blocks or (1,) * len(capacities)
             for u, cap in enumerate(capacities):
                 self.check_parameters(lanes, 1, cap)
+                if lanes % self._blocks[u]:
+                    raise ValueError(f"Write blocks must divide the lane count, not "
+                                     f"{self._blocks[u]!r}")
                 if u:
                     extra.update({f"w_addr{u}": In(range(2 * cap)),
-                                  f"w_data{u}": In(unsigned(8 * lanes)), f"w_en{u}": In(1)})
+                                  f"w_data{u}": In(unsigned(8 * lanes)),
+                                  f"w_en{u}": In(self._blocks[u])})
+            extra["w_en"] = In(self._blocks[0])
             extra["bounds"] = In(data.ArrayLayout(range(channels + 1), len(capacities) - 1))
-        super().__init__({**extra,
+        super().__init__({
             "o": Out(stream.Signature(beat_layout(channels_per_beat))),
             "go": In(1),
             "pixels": In(16),
@@ -91,6 +100,7 @@ class OutputDrainer(GroupBuffer):
             "fill": In(2),
             "full": Out(2),
             "drained": Out(1),
+            **extra,
         }, lanes=lanes, channels_per_beat=channels_per_beat, channels=channels)
 
     def elaborate(self, platform):
@@ -154,7 +164,10 @@ class OutputDrainer(GroupBuffer):
         for u, cap in enumerate(caps):
             mem = Memory(shape=unsigned(8 * self._lanes), depth=2 * cap, init=[])
             m.submodules[f"buffer{u}"] = mem
-            rd, wr = mem.read_port(), mem.write_port()
+            blocks = self._blocks[u]
+            rd = mem.read_port()
+            wr = mem.write_port(granularity=8 * self._lanes // blocks) if blocks > 1 else \
+                mem.write_port()
             suffix = str(u) if u else ""
             base = self.bounds[u - 1] if u else 0
             local = Signal(ceil_log2(cap), name=f"local{u}")
