@@ -30,16 +30,17 @@ def check_fire(engine, layer, x, convs, **kwargs):
 
 # (lanes, channels_per_beat, cin, csq, e1, e3, height, width, balance)
 CONFIGS = [
-    (1, 1, 3, 2, 2, 3, 3, 4, True),
-    (2, 3, 7, 3, 4, 2, 4, 3, False),
-    (4, 2, 6, 3, 4, 5, 5, 4, True),
-    (4, 4, 16, 4, 6, 6, 6, 7, False),
-    (8, 4, 8, 4, 4, 4, 9, 2, True),
-    (8, 8, 12, 5, 8, 8, 7, 9, False),
-    (16, 8, 10, 4, 3, 5, 5, 5, True),
-    (16, 1, 4, 2, 2, 2, 1, 20, True),
-    (32, 16, 24, 8, 8, 8, 6, 6, True),
-    (4, 8, 9, 16, 2, 14, 11, 13, True),    # squeeze ahead by many groups: line space binds
+    (1, 1, 3, 2, 2, 3, 3, 4, "all"),
+    (2, 3, 7, 3, 4, 2, 4, 3, "strict"),
+    (4, 2, 6, 3, 4, 5, 5, 4, "all"),
+    (4, 4, 16, 4, 6, 6, 6, 7, "strict"),
+    (8, 4, 8, 4, 4, 4, 9, 2, "all"),
+    (8, 8, 12, 5, 8, 8, 7, 9, "strict"),
+    (16, 8, 10, 4, 3, 5, 5, 5, "all"),
+    (16, 1, 4, 2, 2, 2, 1, 20, "all"),
+    (32, 16, 24, 8, 8, 8, 6, 6, "all"),
+    (4, 8, 9, 16, 2, 14, 11, 13, "expand"),  # squeeze ahead by many groups: line space binds
+    (4, 4, 24, 3, 6, 6, 9, 10, "all"),      # light squeeze: the squeeze unit also expands
 ]
 
 

@@ -34,42 +34,54 @@ def test_slice_keeps_every_weight_of_its_channels(seed):
         np.testing.assert_array_equal(codebook, conv.codebook)
 
 
-def test_fire_split_balances_the_expand_units():
+def test_fire_split_balances_the_units():
     rng = np.random.default_rng(3)
     convs = random_fire(rng, "f", 16, 8, 6, 10, density=0.4)
-    (strict,) = split_layer(convs, balance=False)
-    (k,) = split_layer(convs)
-    assert strict == 6
+    assert split_layer(convs, balance="strict") == (0, 6)
     work = np.concatenate([channel_entry_counts(convs[1]), channel_entry_counts(convs[2])])
+    a, k = split_layer(convs, balance="expand")
     cost = [max(work[:c].sum(), work[c:].sum()) for c in range(work.size + 1)]
-    assert cost[k] == min(cost) <= cost[strict]
+    assert a == 0 and cost[k] == min(cost) <= cost[6]
+    # "all": the squeeze unit takes expand channels after its squeeze; weighted by passes
+    head = channel_entry_counts(convs[0]).sum()
+    for passes in [(1, 1, 1), (1, 2, 2), (2, 1, 4)]:
+        a, b = split_layer(convs, passes=passes)
+        cost = {(x, y): max((head + work[:x].sum()) * passes[0], work[x:y].sum() * passes[1],
+                            work[y:].sum() * passes[2])
+                for x in range(17) for y in range(x, 17)}
+        assert cost[(a, b)] == min(cost.values())
+    with pytest.raises(ValueError, match="balance must be one of"):
+        split_layer(convs, balance=True)
 
 
 def test_plain_split_is_the_best_three_way_cut():
     rng = np.random.default_rng(4)
     conv = random_qconv(rng, Conv("p", 9, 5, 1), density=0.5)
-    a, b = split_layer([conv])
+    a, b = split_layer([conv], balance="strict")
     work = channel_entry_counts(conv)
     cost = {(x, y): max(work[:x].sum(), work[x:y].sum(), work[y:].sum())
             for x in range(10) for y in range(x, 10)}
     assert cost[(a, b)] == min(cost.values())
 
 
-@pytest.mark.parametrize("balance", [True, False])
+@pytest.mark.parametrize("balance", ["strict", "expand", "all"])
 def test_units_cover_each_layers_channels_once(balance):
     rng = np.random.default_rng(5)
-    fire = random_fire(rng, "f", 6, 3, 4, 5, density=0.5)
-    plain = random_qconv(rng, Conv("p", 7, 6, 1), density=0.5)
+    fire = random_fire(rng, "f", 4, 2, 8, 8, density=0.5)
+    plain = random_qconv(rng, Conv("p", 7, 16, 1), density=0.5)
     program = DataflowProgram([("f", 4, 4, *fire), ("p", 3, 3, plain)], balance=balance)
+    for index, channels in ((0, 16), (1, 7)):
+        ranges = [(u.layers[index].out_lo, u.layers[index].out_hi) for u in program.units]
+        assert ranges[0][0] == 0 and ranges[-1][1] == channels
+        assert all(ranges[i][1] == ranges[i + 1][0] for i in range(2))
+        assert (ranges[0][1], ranges[1][1]) == program.splits[index]
     sq, one, three = (u.layers[0] for u in program.units)
-    assert sq.slots[0].entry_count >= fire[0].codes.size and not sq.writes_out
-    assert (one.out_lo, one.out_hi, three.out_lo, three.out_hi) == \
-        (0, program.splits[0][0], program.splits[0][0], 9)
-    if not balance:
-        assert one.slots[2] is None and three.slots[1] is None
-    ranges = [(u.layers[1].out_lo, u.layers[1].out_hi) for u in program.units]
-    assert ranges[0][0] == 0 and ranges[-1][1] == 7
-    assert all(ranges[i][1] == ranges[i + 1][0] for i in range(2))
+    assert sq.slots[0].entry_count >= fire[0].codes.size and sq.reads_x
+    assert sq.dual == (sq.out_hi > 0) == sq.writes_out
+    if balance == "strict":
+        assert not sq.dual and one.slots[2] is None and three.slots[1] is None
+    if balance == "all":    # a light squeeze (4 -> 2 channels): the squeeze unit also expands
+        assert sq.dual
     # the units' stores hold exactly their sub-convolutions
     for unit in program.units:
         assert unit.entries.size >= sum(u.entry_count for u in unit.layers)

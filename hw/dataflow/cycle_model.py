@@ -45,8 +45,24 @@ class DataflowCycles:
     detail: dict = field(default_factory=dict)
 
 
+def _jobs(G, dual, lag):
+    """A unit's jobs in issue order: ``("all", g)``, or in dual mode ``("A", g)`` (squeeze) and
+    ``("B", g)`` (expand), B as soon as the A job ``lag`` groups later is issued."""
+    if not dual:
+        return [("all", g) for g in range(G)]
+    jobs, ga, gb = [], 0, 0
+    while ga < G or gb < G:
+        if gb < G and (gb + lag < ga or ga == G):
+            jobs.append(("B", gb))
+            gb += 1
+        else:
+            jobs.append(("A", ga))
+            ga += 1
+    return jobs
+
+
 def dataflow_layer_cycles(*, lanes, channels_per_beat, line_groups, in_channels, out_channels,
-                          unit_entries, fire, height, width, passes=(1, 1, 1),
+                          unit_slots, fire, height, width, dual=False, passes=(1, 1, 1),
                           drain=EntryPipeline.latency):
     """Predict one layer run.
 
@@ -57,13 +73,15 @@ def dataflow_layer_cycles(*, lanes, channels_per_beat, line_groups, in_channels,
     line_groups : int
         D of the engine (:attr:`DataflowEngine.line_groups`).
     in_channels, out_channels : int
-    unit_entries : (int, int, int)
-        Entries per group of the squeeze, expand-1x1 and expand-3x3 units in this layer.
+    unit_slots : three (int, int, int)
+        Per unit, the entries per group of its slots (squeeze, 1x1 part, 3x3 or plain part).
     fire : bool
         A Fire layer (else a plain layer: every unit reads the input and writes outputs).
+    height, width : int
+    dual : bool
+        The squeeze unit also expands (its slots 1 and 2 run as a second job per group).
     passes : (int, int, int)
         Passes of each unit over a group.
-    height, width : int
     """
     P, L, D = lanes, channels_per_beat, line_groups
     pixels = height * width
@@ -73,80 +91,94 @@ def dataflow_layer_cycles(*, lanes, channels_per_beat, line_groups, in_channels,
     npix = [min(P, pixels - g * P) for g in range(G)]
     load = [n * -(-in_channels // L) * L for n in npix]
     unload = [n * -(-out_channels // L) * L for n in npix]
-    readers = (0,) if fire else (0, 1, 2)
-    writers = (1, 2) if fire else (0, 1, 2)
-    units = [UnitCycles(n) for n in unit_entries]
-    flush = [[None] * G for _ in range(3)]          # F_u(g)
-    wait_at = [go + 3] * 3                          # WAIT cycle of each unit's next group
+    units = [UnitCycles(sum(slots)) for slots in unit_slots]
+    jobs = [_jobs(G, dual and u == 0, A + 1) for u in range(3)]
+    entries = {"all": [sum(s) for s in unit_slots], "A": [unit_slots[0][0]] * 3,
+               "B": [unit_slots[0][1] + unit_slots[0][2]] * 3}
+    flush = {}                                      # (u, kind, g) -> last FLUSH cycle
+    # Written-group events each handshake waits for: (unit, job kind) pairs.
+    readers = [(0, "A" if dual else "all")] if fire else [(u, "all") for u in range(3)]
+    writers = ([(0, "B")] if dual else []) + [(1, "all"), (2, "all")] if fire else \
+        [(u, "all") for u in range(3)]
+    squeezer = (0, "A" if dual else "all")
+    line_readers = [(1, "all"), (2, "all")] + ([(0, "B")] if dual else [])
+    wait_at = [go + 3] * 3
     full, fill, o_release = {}, {}, {}
     nxt = [0, 0, 0]
     loader_next = drainer_next = go + 1
     last_read = go
 
-    def written(u, g):
-        return flush[u][g] + drain + 1
+    def written(key, g):
+        f = flush.get((*key, g))
+        return None if f is None else f + drain + 1
 
-    def ready(u, g):
-        """(cycle from which unit u may start group g, the reason it binds) or None."""
+    def latest(events):
+        cycles = [written(key, g) for key, g in events]
+        return None if None in cycles else max(cycles, default=0)
+
+    def ready(u, kind, g):
+        """(cycle from which the job may start, the reason that binds) or None."""
         conds = []
-        if u in readers:
+        if (u, kind) in readers:
             if g not in full:
                 return None
             conds.append((full[g], "input"))
-        if u in writers and g >= 2:
+        if ((u, kind) in writers) and g >= 2:
             if g - 2 not in o_release:
                 return None
             conds.append((o_release[g - 2] + 1, "output"))
-        if fire and u:
-            need = min(g + A, G - 1)
-            if flush[0][need] is None:
+        if fire and (u or kind == "B"):
+            c = latest([(squeezer, min(g + A, G - 1))])
+            if c is None:
                 return None
-            conds.append((written(0, need), "squeezed"))
-        if fire and not u and g - D + A >= 0:
-            h = g - D + A
-            if flush[1][h] is None or flush[2][h] is None:
+            conds.append((c, "squeezed"))
+        if fire and u == 0 and kind != "B" and g - D + A >= 0:
+            c = latest([(key, g - D + A) for key in line_readers])
+            if c is None:
                 return None
-            conds.append((max(written(1, h), written(2, h)), "line_space"))
+            conds.append((c, "line_space"))
         return max(conds, default=(0, None))
 
-    while min(nxt) < G or len(fill) < G:
+    while min(n - len(j) for n, j in zip(nxt, jobs)) < 0 or len(fill) < G:
         progressed = False
-        # The loader: group g once group g-2 is released by every reader.
-        g = len(full)
-        if g < G and (g < 2 or all(flush[u][g - 2] is not None for u in readers)):
-            release = max((written(u, g - 2) for u in readers), default=go) if g >= 2 else go
-            start = max(loader_next, release + 1)
-            full[g] = start + load[g]
-            loader_next = full[g]
-            progressed = True
+        g = len(full)           # the loader: group g once g-2 is released by every reader
+        if g < G:
+            release = go if g < 2 else latest([(key, g - 2) for key in readers])
+            if release is not None:
+                full[g] = max(loader_next, release + 1) + load[g]
+                loader_next = full[g]
+                progressed = True
         for u in range(3):
-            g = nxt[u]
-            if g >= G:
+            if nxt[u] == len(jobs[u]):
                 continue
-            r = ready(u, g)
+            kind, g = jobs[u][nxt[u]]
+            r = ready(u, kind, g)
             if r is None:
                 continue
             t = max(wait_at[u], r[0])
             if t > wait_at[u]:
                 units[u].wait[r[1]] += t - wait_at[u]
-            flush[u][g] = t + 1 + passes[u] * (unit_entries[u] + 1)
-            units[u].issue += passes[u] * unit_entries[u]
-            wait_at[u] = flush[u][g] + 1
+            n = entries[kind][u]
+            flush[(u, kind, g)] = t + 1 + passes[u] * (n + 1)
+            units[u].issue += passes[u] * n
+            wait_at[u] = flush[(u, kind, g)] + 1
             nxt[u] += 1
             progressed = True
-        # The drainer: a group once every writer has written it.
-        g = len(fill)
-        if g < G and all(flush[u][g] is not None for u in writers):
-            fill[g] = max(written(u, g) for u in writers)
-            first_read = max(drainer_next, fill[g] + 1)
-            last_read = first_read + unload[g] - 1
-            o_release[g] = last_read
-            drainer_next = last_read + 1
-            progressed = True
+        g = len(fill)           # the drainer: a group once every writer has written it
+        if g < G:
+            f = latest([(key, g) for key in writers])
+            if f is not None:
+                fill[g] = f
+                first_read = max(drainer_next, f + 1)
+                last_read = first_read + unload[g] - 1
+                o_release[g] = last_read
+                drainer_next = last_read + 1
+                progressed = True
         if not progressed:
             raise AssertionError("the dataflow schedule deadlocks (line buffer too small?)")
 
-    done = max(max(written(u, G - 1) for u in range(3)), last_read + OutputDrainer.TAIL)
+    ends = [written((u, kind), g) for u in range(3) for kind, g in jobs[u][-1:]]
+    done = max(max(ends), last_read + OutputDrainer.TAIL)
     for unit in units:
         unit.overhead = done - unit.issue - sum(unit.wait.values())
     return DataflowCycles(cycles=done, groups=G, units=units,
@@ -166,6 +198,7 @@ def layer_cycles(engine_or_params, program, index, *, height=None, width=None):
     layer = program.layers[index]
     return dataflow_layer_cycles(
         **params, in_channels=layer.in_channels, out_channels=layer.out_channels,
-        unit_entries=[unit.layers[index].entry_count for unit in program.units],
-        fire=layer.is_fire, height=layer.height if height is None else height,
+        unit_slots=[tuple(0 if c is None else c.entry_count for c in unit.layers[index].slots)
+                    for unit in program.units],
+        dual=program.units[0].layers[index].dual, fire=layer.is_fire, height=layer.height if height is None else height,
         width=layer.width if width is None else width)

@@ -171,8 +171,10 @@ class DataflowEngine(wiring.Component):
                 getattr(drainer, f"w_data{suffix}").eq(pipe.o_data),
                 getattr(drainer, f"w_en{suffix}").eq(pipe.o_en),
             ]
-        # The squeeze unit writes both line buffers; each expand unit reads its own.
-        for u in (1, 2):
+        # The squeeze unit writes the line buffers; each expand unit reads its own, and so
+        # does the squeeze unit if it also expands in some layer.
+        dual = any(layer.dual for layer in self._program.units[0].layers)
+        for u in (0, 1, 2) if dual else (1, 2):
             lbuf = LineBuffer(**pipes[u].line_buffer_parameters(),
                               write_blocks=self._program.passes[0])
             m.submodules[f"line_buffer{u}"] = lbuf

@@ -36,7 +36,7 @@ import numpy as np
 from golden.codec import check_code_bits, encode_positions, entry_positions
 from hw.fire.program import EngineProgram, _check_weight_bits, fire_layers, hardware_entries
 
-__all__ = ["UNITS", "slice_conv", "channel_entry_counts", "split_layer", "UnitConv", "UnitLayer",
+__all__ = ["UNITS", "BALANCE", "slice_conv", "channel_entry_counts", "split_layer", "UnitConv", "UnitLayer",
            "UnitProgram", "DataflowProgram"]
 
 #: The three units, in their index order.
@@ -70,29 +70,41 @@ def _best_cut(left, right):
     return int(np.argmin(np.maximum(left, right)))
 
 
-def split_layer(convs, *, balance=True, passes=(1, 1, 1)):
-    """Output-channel cut points of a layer: ``(k,)`` for a Fire layer (expand-1x1 unit takes
-    expand channels ``0..k-1``), ``(a, b)`` for a plain layer (squeeze unit ``0..a-1``,
-    expand-1x1 unit ``a..b-1``, expand-3x3 unit ``b..E-1``).
+BALANCE = ("strict", "expand", "all")
 
-    A unit's time per group is its entries times its ``passes``; the cuts minimise the
-    largest (first on ties)."""
+
+def split_layer(convs, *, balance="all", passes=(1, 1, 1)):
+    """Output-channel cut points ``(a, b)`` of a layer: the squeeze unit takes output channels
+    ``0..a-1``, the expand-1x1 unit ``a..b-1``, the expand-3x3 unit ``b..E-1`` (a Fire
+    layer's output channels: its E1 1x1 channels, then its E3 3x3 channels).
+
+    ``balance``: ``"strict"`` (Fire: ``(0, E1)``, the split as specified), ``"expand"`` (Fire:
+    ``a = 0``, ``b`` evens out the expand units), ``"all"`` (the squeeze unit also takes expand
+    channels next to its squeeze). A unit's time per group is its entries times its
+    ``passes``; the cuts minimise the largest (first on ties). Plain layers are always cut
+    three ways."""
+    if balance not in BALANCE:
+        raise ValueError(f"balance must be one of {', '.join(BALANCE)}, not {balance!r}")
     ps, p1, p3 = passes
     if len(convs) == 3:
         e1 = convs[1].spec.out_channels
-        if not balance:
-            return (e1,)
+        if balance == "strict":
+            return (0, e1)
         per = np.concatenate([channel_entry_counts(convs[1]), channel_entry_counts(convs[2])])
-        cum = np.concatenate([[0], np.cumsum(per)])
-        return (_best_cut(cum * p1, (cum[-1] - cum) * p3),)
-    per = channel_entry_counts(convs[0])
+        head = int(channel_entry_counts(convs[0]).sum()) if balance == "all" else None
+    else:
+        per = channel_entry_counts(convs[0])
+        head = 0
     cum = np.concatenate([[0], np.cumsum(per)])
-    total, best = int(cum[-1]), None
+    total = int(cum[-1])
+    if head is None:
+        return (0, _best_cut(cum * p1, (total - cum) * p3))
+    best = None
     for a in range(per.size + 1):
         rest = total - cum[a]
         mid = cum[a:] - cum[a]                  # expand-1x1 unit's work for b = a..E
         b = a + _best_cut(mid * p1, (rest - mid) * p3)
-        cost = max(cum[a] * ps, (cum[b] - cum[a]) * p1, (total - cum[b]) * p3)
+        cost = max((head + cum[a]) * ps, (cum[b] - cum[a]) * p1, (total - cum[b]) * p3)
         if best is None or cost < best[0]:
             best = (cost, a, b)
     return best[1:]
@@ -122,6 +134,12 @@ class UnitLayer:
     out_hi: int
     reads_x: bool
     writes_out: bool
+
+    @property
+    def dual(self):
+        """The squeeze unit of a Fire layer also expands some channels (two jobs a group)."""
+        return self.slots[0] is not None and self.slots[0].phase == 0 and \
+            any(c is not None for c in self.slots[1:])
 
     @property
     def entry_count(self):
@@ -158,15 +176,14 @@ class DataflowProgram:
     layers : list of tuples
         As for :class:`~hw.fire.program.EngineProgram`.
     code_bits, weight_bits : int
-    balance : bool
-        Even out the two expand units' work per layer (see the module docstring); False gives
-        the strict split (all 1x1 on the expand-1x1 unit, all 3x3 on the expand-3x3 unit).
+    balance : str
+        ``"all"`` (default), ``"expand"`` or ``"strict"``: see :func:`split_layer`.
     passes : (int, int, int)
         Per unit, the passes it takes over a group's lanes (its multipliers are the group's P
         lanes divided by this); the splits weigh each unit's work by it.
     """
 
-    def __init__(self, layers, *, code_bits=8, weight_bits=16, balance=True,
+    def __init__(self, layers, *, code_bits=8, weight_bits=16, balance="all",
                  passes=(1, 1, 1)):
         passes = tuple(passes)
         if len(passes) != 3 or not all(isinstance(p, int) and not isinstance(p, bool) and
@@ -187,7 +204,7 @@ class DataflowProgram:
             self.splits.append(cuts)
             add = [functools.partial(self._add, images=img) for img in images]
             if layer.is_fire:
-                unit_layers = self._fire_units(name, convs, cuts[0], add)
+                unit_layers = self._fire_units(name, convs, cuts, add)
             else:
                 unit_layers = self._plain_units(name, convs[0], cuts, add)
             for unit, unit_layer in zip(self.units, unit_layers):
@@ -216,20 +233,21 @@ class DataflowProgram:
         images["biases"].append(np.asarray(bias, np.int64))
         return sub
 
-    def _fire_units(self, name, convs, k, add):
+    def _fire_units(self, name, convs, cuts, add):
         sq, e1c, e3c = convs
         e1, e = e1c.spec.out_channels, e1c.spec.out_channels + e3c.spec.out_channels
-        squeeze = UnitLayer(name, (add[0](sq, 0, 0, sq.spec.out_channels, 0), None, None),
-                            0, 0, reads_x=True, writes_out=False)
-        result = [squeeze]
-        for unit, (lo, hi) in ((1, (0, k)), (2, (k, e))):
+        bounds = (0, *cuts, e)
+        result = []
+        for unit in range(3):
+            lo, hi = bounds[unit], bounds[unit + 1]
             one = (lo, min(hi, e1))           # its 1x1 channels
             three = (max(lo, e1) - e1, hi - e1)  # its 3x3 channels (of the 3x3 conv)
+            slot0 = add[unit](sq, 0, 0, sq.spec.out_channels, 0) if unit == 0 else None
             slot1 = add[unit](e1c, 1, *one, 0) if one[1] > one[0] else None
             slot2 = (add[unit](e3c, 2, *three, max(0, one[1] - one[0]))
                      if three[1] > three[0] else None)
-            result.append(UnitLayer(name, (None, slot1, slot2), lo, hi, reads_x=False,
-                                    writes_out=True))
+            result.append(UnitLayer(name, (slot0, slot1, slot2), lo, hi, reads_x=unit == 0,
+                                    writes_out=hi > lo or unit > 0))
         return result
 
     def _plain_units(self, name, conv, cuts, add):
@@ -244,7 +262,7 @@ class DataflowProgram:
         return result
 
     @classmethod
-    def from_model(cls, qmodel, layers=None, *, code_bits=8, input_size=227, balance=True,
+    def from_model(cls, qmodel, layers=None, *, code_bits=8, input_size=227, balance="all",
                    passes=(1, 1, 1)):
         """The program of a golden ``QuantizedModel``'s Fire layers (all, or those named)."""
         return cls(fire_layers(qmodel, layers, input_size=input_size), code_bits=code_bits,

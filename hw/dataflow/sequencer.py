@@ -96,6 +96,7 @@ class DataflowSequencer(Sequencer):
         n_entries = max(len(u.entries) for u in self._program.units)
         r = _Registers(P, n_entries, self._drain)
         r.reads_x = Signal(3)
+        r.dual = Signal()
         r.writes_out = Signal(3)
         r.ubase = [[Signal(range(n_entries + 1), name=f"u{u}_base{s}") for s in range(3)]
                    for u in range(3)]
@@ -149,43 +150,60 @@ class DataflowSequencer(Sequencer):
                           d.cbbase[s].eq(conv.codebook_base), d.bbase[s].eq(conv.bias_base),
                           d.shift[s].eq(conv.shift), d.dbase[s].eq(conv.dbase)]
             stmts += [r.reads_x[u].eq(ul.reads_x), r.writes_out[u].eq(ul.writes_out)]
+            if u == 0:
+                stmts += [r.dual.eq(ul.dual)]
             if u:
                 stmts += [self.bounds[u - 1].eq(ul.out_lo)]
         return stmts
 
     def _unit_inputs(self, m, r):
-        """Each unit's run parameters and its ``may_start``."""
+        """Each unit's run parameters and its ``may_start`` (and the squeeze unit's
+        ``may_start_b`` for its expand job in dual mode)."""
         D = self._groups
         x_rel = Signal.like(r.groups, name="x_released")
         o_filled = Signal.like(r.groups, name="o_filled")
         r.x_rel, r.o_filled = x_rel, o_filled
-        done = [unit.done for unit in self.units]
-        exp_done = Mux(done[1] < done[2], done[1], done[2])
+        u0, u1, u2 = self.units
+        # Groups every reader of the line buffer is done with.
+        own = Mux(r.dual, u0.done_b, r.groups)
+        exp_done = Mux(u1.done < u2.done, u1.done, u2.done)
+        exp_done = Mux(exp_done < own, exp_done, own)
+
+        def x_ok(g):
+            return self.x_full.bit_select(g[0], 1) & (x_rel + 1 >= g)
+
+        def out_ok(g):
+            return ~self.o_full.bit_select(g[0], 1) & (o_filled + 1 >= g)
+
+        def squeezed(g):
+            last = Mux(g + r.reach + 1 < r.groups, g + r.reach + 1, r.groups)
+            return u0.done >= last
+
         for u, unit in enumerate(self.units):
             g = unit.g
             m.d.comb += [
                 unit.groups_in.eq(r.groups), unit.width.eq(r.width),
                 unit.pixels_above.eq(r.pixels_above), unit.col_step.eq(r.col_step),
+                unit.dual.eq(r.dual if u == 0 else 0), unit.lag.eq(r.reach + 1),
             ]
             m.d.comb += [unit.col_init[k].eq(c) for k, c in enumerate(r.col)]
             for s in range(3):
                 m.d.comb += [unit.base[s].eq(r.ubase[u][s]), unit.count[s].eq(r.ucount[u][s]),
                              unit.phase[s].eq(r.uphase[u][s])]
-            x_ok = self.x_full.bit_select(g[0], 1) & (x_rel + 1 >= g)
-            out_ok = ~self.o_full.bit_select(g[0], 1) & (o_filled + 1 >= g)
-            if u == 0:
-                line_ok = g < exp_done + D - r.reach
-            else:
-                last = Mux(g + r.reach + 1 < r.groups, g + r.reach + 1, r.groups)
-                line_ok = done[0] >= last
-            m.d.comb += unit.may_start.eq((~r.reads_x[u] | x_ok) & (~r.writes_out[u] | out_ok) &
+            line_ok = g < exp_done + D - r.reach if u == 0 else squeezed(g)
+            writes = r.writes_out[u] & ~r.dual if u == 0 else r.writes_out[u]
+            m.d.comb += unit.may_start.eq((~r.reads_x[u] | x_ok(g)) & (~writes | out_ok(g)) &
                                           (r.plain | line_ok))
+        m.d.comb += u0.may_start_b.eq(squeezed(u0.g_b) & out_ok(u0.g_b))
 
     def _joins(self, m, r):
         """Release an input slot / fill an output slot once every unit using it is done."""
-        for flag, count, pulse in ((r.reads_x, r.x_rel, self.x_release),
-                                   (r.writes_out, r.o_filled, self.o_fill)):
-            done = [Mux(flag[u], unit.done, r.groups) for u, unit in enumerate(self.units)]
+        written = [Mux(r.dual, self.units[0].done_b, self.units[0].done),
+                   self.units[1].done, self.units[2].done]
+        for flag, count, pulse, dones in (
+                (r.reads_x, r.x_rel, self.x_release, [unit.done for unit in self.units]),
+                (r.writes_out, r.o_filled, self.o_fill, written)):
+            done = [Mux(flag[u], d, r.groups) for u, d in enumerate(dones)]
             low = Mux(done[0] < done[1], done[0], done[1])
             low = Mux(low < done[2], low, done[2])
             with m.If(low > count):

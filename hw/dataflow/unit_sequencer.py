@@ -93,8 +93,14 @@ class UnitSequencer(wiring.Component):
             "col_init": In(data.ArrayLayout(col, lanes)),
             "col_step": In(range(lanes + 1)),
             "may_start": In(1),
+            "dual": In(1),
+            "lag": In(range(max_groups + 1)),
+            "may_start_b": In(1),
             "g": Out(range(max_groups + 1)),
             "done": Out(range(max_groups + 1)),
+            "g_b": Out(range(max_groups + 1)),
+            "done_b": Out(range(max_groups + 1)),
+            "job": Out(1),
             "finished": Out(1),
             "entry_addr": Out(range(max(2, entries))),
             "issue_valid": Out(1),
@@ -109,42 +115,53 @@ class UnitSequencer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        P = self._lanes
+        P, G = self._lanes, self.groups_in
         slot = Signal(2)
+        job = Signal()          # 0: job A (or the only job), 1: job B (dual mode)
         j = Signal.like(self.count[0])
         col = [Signal(range(max(P, 256)), name=f"col{k}") for k in range(P)]
+        # The slots of the running job: all in single mode; slot 0 (A) or 1, 2 (B) in dual.
+        count = [Mux(~self.dual | ~job, self.count[0], 0),
+                 Mux(~self.dual | job, self.count[1], 0),
+                 Mux(~self.dual | job, self.count[2], 0)]
+        cur = Mux(slot == 0, count[0], Mux(slot == 1, count[1], count[2]))
         base = Mux(slot == 0, self.base[0], Mux(slot == 1, self.base[1], self.base[2]))
-        count = Mux(slot == 0, self.count[0], Mux(slot == 1, self.count[1], self.count[2]))
         m.d.comb += [
             self.entry_addr.eq(base + j),
             self.issue_phase.eq(Mux(slot == 0, self.phase[0],
                                     Mux(slot == 1, self.phase[1], self.phase[2]))),
-            self.group.eq(self.g),
-            self.finished.eq((self.g == self.groups_in) & (self.done == self.groups_in)),
+            self.group.eq(Mux(job, self.g_b, self.g)),
+            self.job.eq(job),
+            self.finished.eq((self.g == G) & (self.done == G) &
+                             (~self.dual | ((self.g_b == G) & (self.done_b == G)))),
         ]
         last_pass = Signal()
         m.d.comb += last_pass.eq(self.issue_pass == self._passes - 1)
-        written = delay(m, self.issue_flush & last_pass, self._drain, "flush_written")
-        with m.If(written):
-            m.d.sync += self.done.eq(self.done + 1)
-        first = Mux(self.count[0] != 0, 0, Mux(self.count[1] != 0, 1,
-                                               Mux(self.count[2] != 0, 2, 3)))
-        following = Mux((slot < 1) & (self.count[1] != 0), 1,
-                        Mux((slot < 2) & (self.count[2] != 0), 2, 3))
+        for flag, counter, name in ((~job, self.done, "a"), (job, self.done_b, "b")):
+            written = delay(m, self.issue_flush & last_pass & flag, self._drain,
+                            f"written_{name}")
+            with m.If(written):
+                m.d.sync += counter.eq(counter + 1)
+        first = Mux(count[0] != 0, 0, Mux(count[1] != 0, 1, Mux(count[2] != 0, 2, 3)))
+        following = Mux((slot < 1) & (count[1] != 0), 1, Mux((slot < 2) & (count[2] != 0), 2, 3))
+        # Dual mode: job B (group g_b) as soon as the A job of group g_b + lag is issued.
+        want_b = self.dual & (self.g_b != G) & ((self.g_b + self.lag < self.g) | (self.g == G))
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.run):
-                    m.d.sync += [self.g.eq(0), self.done.eq(0)]
+                    m.d.sync += [self.g.eq(0), self.done.eq(0), self.g_b.eq(0),
+                                 self.done_b.eq(0), job.eq(0)]
                     m.d.sync += [c.eq(self.col_init[k]) for k, c in enumerate(col)]
                     m.next = "WAIT"
             with m.State("WAIT"):
-                m.d.sync += j.eq(0)
-                with m.If(self.g == self.groups_in):
+                m.d.sync += [j.eq(0), job.eq(want_b)]
+                with m.If(~want_b & (self.g == G)):
                     m.next = "IDLE"
-                with m.Elif(self.may_start):
+                with m.Elif(Mux(want_b, self.may_start_b, self.may_start)):
                     m.next = "SETUP"
             with m.State("SETUP"):
-                self._border_flags(m, col)
+                with m.If(~self.dual | job):
+                    self._border_flags(m, col, Mux(job, self.g_b, self.g))
                 m.d.sync += slot.eq(first)
                 with m.If(first == 3):
                     m.next = "FLUSH"
@@ -153,14 +170,18 @@ class UnitSequencer(wiring.Component):
             with m.State("ISSUE"):
                 m.d.comb += [self.issue_valid.eq(1), self.issue_restart.eq(j == 0)]
                 m.d.sync += j.eq(j + 1)
-                with m.If(j + 1 == count):
+                with m.If(j + 1 == cur):
                     m.d.sync += [j.eq(0), slot.eq(following)]
                     with m.If(following == 3):
                         m.next = "FLUSH"
             with m.State("FLUSH"):
                 m.d.comb += self.issue_flush.eq(1)
                 with m.If(last_pass):
-                    m.d.sync += [self.g.eq(self.g + 1), self.issue_pass.eq(0)]
+                    with m.If(job):
+                        m.d.sync += self.g_b.eq(self.g_b + 1)
+                    with m.Else():
+                        m.d.sync += self.g.eq(self.g + 1)
+                    m.d.sync += self.issue_pass.eq(0)
                     m.next = "WAIT"
                 with m.Else():      # the next block of the group's lanes: the same entries
                     m.d.sync += [self.issue_pass.eq(self.issue_pass + 1), slot.eq(first)]
@@ -168,12 +189,12 @@ class UnitSequencer(wiring.Component):
                         m.next = "ISSUE"
         return m
 
-    def _border_flags(self, m, col):
+    def _border_flags(self, m, col, g):
         """Per lane of group ``g``: which 3x3 neighbours lie inside the image."""
         P = self._lanes
         log_p = exact_log2(P)
         for k in range(P):
-            pixel = Cat(Const(k, log_p), self.g)
+            pixel = Cat(Const(k, log_p), g)
             m.d.sync += [
                 self.top_ok[k].eq(pixel >= self.width),
                 self.bot_ok[k].eq(pixel < self.pixels_above),
