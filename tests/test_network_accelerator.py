@@ -51,3 +51,23 @@ def test_gaps_and_back_pressure_and_two_images():
     # Without gaps the second image takes exactly the modelled cycles too.
     results = run_images(acc, images[:2])
     assert [r[1] for r in results] == [network_cycles(program, lanes=4).cycles] * 2
+
+
+@pytest.mark.parametrize("lanes,passes,balance,config", [
+    (4, (1, 1, 1), "all", 0), (8, (1, 2, 2), "all", 1), (4, (2, 1, 2), "strict", 2),
+    (16, (1, 2, 4), "expand", 3)])
+def test_whole_network_on_the_dataflow_datapath(lanes, passes, balance, config):
+    """The same networks on the dataflow datapath (conv1 and conv10 split over its three
+    units): sums bit-exact, cycles equal to the network model with the dataflow layer model."""
+    from hw.arch import Arch
+    _, beat, conv1, fires, pools, classes, pad, size = CONFIGS[config]
+    rng = np.random.default_rng(lanes * 100 + beat)
+    model = random_model(rng, tiny_network(conv1=conv1, fires=fires, pool_after=pools,
+                                           classes=classes, final_pad=pad))
+    program = NetworkProgram(model, input_size=size, channels_per_beat=beat)
+    arch = Arch("dataflow", passes, balance)
+    acc = NetworkAccelerator(program, lanes=lanes, arch=arch)
+    image = rng.integers(0, 256, (3, size, size)).astype(np.uint8)
+    got, cycles, _ = run_network(acc, image)
+    np.testing.assert_array_equal(got, model.run(image)["global_sum"])
+    assert cycles == network_cycles(program, lanes=lanes, arch=arch).cycles

@@ -63,7 +63,7 @@ def _jobs(G, dual, lag):
 
 def dataflow_layer_cycles(*, lanes, channels_per_beat, line_groups, in_channels, out_channels,
                           unit_slots, fire, height, width, dual=False, passes=(1, 1, 1),
-                          drain=EntryPipeline.latency):
+                          input_ready=None, drain=EntryPipeline.latency):
     """Predict one layer run.
 
     Parameters
@@ -82,6 +82,9 @@ def dataflow_layer_cycles(*, lanes, channels_per_beat, line_groups, in_channels,
         The squeeze unit also expands (its slots 1 and 2 run as a second job per group).
     passes : (int, int, int)
         Passes of each unit over a group.
+    input_ready : callable, optional
+        Paces the input stream as for :func:`hw.fire.cycle_model.plain_layer_cycles` (conv1's
+        patches); by default every beat is offered at once.
     """
     P, L, D = lanes, channels_per_beat, line_groups
     pixels = height * width
@@ -107,6 +110,19 @@ def dataflow_layer_cycles(*, lanes, channels_per_beat, line_groups, in_channels,
     nxt = [0, 0, 0]
     loader_next = drainer_next = go + 1
     last_read = go
+    in_beats = -(-in_channels // L)
+    pace = {"beat": 0, "taken": None}
+
+    def loaded(g, start):
+        """Cycle group g's slot is full when its loading may start in ``start``."""
+        if input_ready is None:
+            return start + load[g]
+        ready = start
+        for _ in range(npix[g] * in_beats):
+            pace["taken"] = max(ready, input_ready(pace["beat"], pace["taken"]))
+            ready = pace["taken"] + L
+            pace["beat"] += 1
+        return ready
 
     def written(key, g):
         f = flush.get((*key, g))
@@ -145,7 +161,7 @@ def dataflow_layer_cycles(*, lanes, channels_per_beat, line_groups, in_channels,
         if g < G:
             release = go if g < 2 else latest([(key, g - 2) for key in readers])
             if release is not None:
-                full[g] = max(loader_next, release + 1) + load[g]
+                full[g] = loaded(g, max(loader_next, release + 1))
                 loader_next = full[g]
                 progressed = True
         for u in range(3):
@@ -186,7 +202,8 @@ def dataflow_layer_cycles(*, lanes, channels_per_beat, line_groups, in_channels,
                           detail={"reach": A, "init": go, "line_groups": D})
 
 
-def layer_cycles(engine_or_params, program, index, *, height=None, width=None):
+def layer_cycles(engine_or_params, program, index, *, height=None, width=None,
+                 input_ready=None):
     """:func:`dataflow_layer_cycles` of layer ``index`` of a
     :class:`~hw.dataflow.program.DataflowProgram` on an engine (or a dict with ``lanes``,
     ``channels_per_beat``, ``line_groups``)."""
@@ -200,5 +217,6 @@ def layer_cycles(engine_or_params, program, index, *, height=None, width=None):
         **params, in_channels=layer.in_channels, out_channels=layer.out_channels,
         unit_slots=[tuple(0 if c is None else c.entry_count for c in unit.layers[index].slots)
                     for unit in program.units],
-        dual=program.units[0].layers[index].dual, fire=layer.is_fire, height=layer.height if height is None else height,
+        dual=program.units[0].layers[index].dual, fire=layer.is_fire, input_ready=input_ready,
+        height=layer.height if height is None else height,
         width=layer.width if width is None else width)

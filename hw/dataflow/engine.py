@@ -83,9 +83,7 @@ class DataflowEngine(wiring.Component):
         self._csq_slot = _pow2(program.max("squeeze_channels"))
         self._e_slot = _pow2(max(-(-f.out_channels // L) * L for f in program.layers))
         self._out_caps = [_pow2(program.out_capacity(u)) for u in range(3)]
-        width_max = max((f.width for f in program.fires), default=1)
-        self._reach = -(-(width_max + 1) // lanes)
-        self._s_groups = max(2, _pow2(2 * self._reach + 1 + self.SLACK))
+        self._s_groups = self.line_groups_for(program, lanes)
         super().__init__({
             "start": In(stream.Signature(start_layout())),
             "i": In(stream.Signature(beat_layout(L))),
@@ -93,6 +91,14 @@ class DataflowEngine(wiring.Component):
             "done": Out(1),
             "busy": Out(1),
         })
+
+    @classmethod
+    def line_groups_for(cls, program, lanes):
+        """D, the line buffer's groups: a power of two of at least ``2A + 1 + SLACK`` for the
+        widest Fire layer (``A = ceil((W+1)/P)``)."""
+        width_max = max((f.width for f in program.fires), default=1)
+        reach = -(-(width_max + 1) // lanes)
+        return max(2, _pow2(2 * reach + 1 + cls.SLACK))
 
     @property
     def program(self):

@@ -97,6 +97,7 @@ class DataflowSequencer(Sequencer):
         r = _Registers(P, n_entries, self._drain)
         r.reads_x = Signal(3)
         r.dual = Signal()
+        r.running = Signal()
         r.writes_out = Signal(3)
         r.ubase = [[Signal(range(n_entries + 1), name=f"u{u}_base{s}") for s in range(3)]
                    for u in range(3)]
@@ -118,6 +119,9 @@ class DataflowSequencer(Sequencer):
                 m.d.comb += [unit.run.eq(1) for unit in self.units]
                 m.next = "RUN"
             with m.State("RUN"):
+                # The slot joins count the units' written groups only from here on (until
+                # the units restart, their counters still hold the previous run's).
+                m.d.comb += r.running.eq(1)
                 with m.If(self.units[0].finished & self.units[1].finished &
                           self.units[2].finished & self.drained):
                     m.d.comb += self.done.eq(1)
@@ -206,7 +210,7 @@ class DataflowSequencer(Sequencer):
             done = [Mux(flag[u], d, r.groups) for u, d in enumerate(dones)]
             low = Mux(done[0] < done[1], done[0], done[1])
             low = Mux(low < done[2], low, done[2])
-            with m.If(low > count):
+            with m.If(r.running & (low > count)):
                 m.d.comb += pulse.eq(Mux(count[0], 0b10, 0b01))
                 m.d.sync += count.eq(count + 1)
             with m.If(self.go):

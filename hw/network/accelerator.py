@@ -18,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.blocks.layouts import beat_layout
 from hw.blocks.weight_store import DEFAULT_BANK_DEPTH
-from hw.fire.engine import FireEngine
+from hw.arch import SHARED
 from hw.network.activation_store import ActivationStore
 from hw.network.global_sum import GlobalSum, logit_layout
 from hw.network.max_pool import MaxPool
@@ -42,6 +42,9 @@ class NetworkAccelerator(wiring.Component):
         Engine lanes (multipliers), a power of two.
     acc_width, bank_depth : int
         As for :class:`~hw.fire.engine.FireEngine`.
+    arch : hw.arch.Arch
+        The engine's datapath: the shared-lane engine (default) or the dataflow one (its
+        ``lanes`` is then the group size).
 
     Members
     -------
@@ -61,13 +64,14 @@ class NetworkAccelerator(wiring.Component):
     """
 
     def __init__(self, program, *, lanes=8, acc_width=32, bank_depth=DEFAULT_BANK_DEPTH,
-                 trace=False):
+                 trace=False, arch=SHARED):
         if not isinstance(program, NetworkProgram):
             raise TypeError(f"Program must be a NetworkProgram, not {program!r}")
         self._program = program
         L = program.channels_per_beat
-        self.engine = FireEngine(program.engine_program, lanes=lanes, channels_per_beat=L,
-                                 acc_width=acc_width, bank_depth=bank_depth)
+        self.arch = arch
+        self.engine = arch.engine(program.program_for(arch), lanes=lanes, channels_per_beat=L,
+                                  acc_width=acc_width, bank_depth=bank_depth)
         self.store = ActivationStore(channels_per_beat=L, words=program.store_words)
         self._trace = trace
         ports = {

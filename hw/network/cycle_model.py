@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hw.fire.cycle_model import run_cycles
+from hw.arch import SHARED
 from hw.network.max_pool import MaxPool
 
 __all__ = ["NetworkCycles", "network_cycles", "patch_pacing"]
@@ -55,16 +55,18 @@ def patch_pacing(*, kernel, stride, width, out_width, patch_beats, channels_per_
     return ready
 
 
-def network_cycles(program, *, lanes):
+def network_cycles(program, *, lanes, arch=SHARED):
     """Predict the cycles of one image through the whole network.
 
     Parameters
     ----------
     program : NetworkProgram
     lanes : int
+    arch : hw.arch.Arch
+        The engine's datapath (shared by default).
     """
     L = program.channels_per_beat
-    eprog = program.engine_program
+    eprog = program.program_for(arch)
     result = NetworkCycles(cycles=0)
     start = LAUNCH
     for step in program.steps:
@@ -76,7 +78,8 @@ def network_cycles(program, *, lanes):
                 kernel=conv1.kernel, stride=conv1.stride, width=program.input_size,
                 out_width=step.width, patch_beats=-(-layer.in_channels // L),
                 channels_per_beat=L, image_start=0)
-        run = run_cycles(layer, lanes=lanes, channels_per_beat=L, input_ready=pacing)
+        run = arch.layer_cycles(eprog, step.layer, lanes=lanes, channels_per_beat=L,
+                                input_ready=pacing)
         result.steps.append((step.name, start, run))
         done = start + run.cycles
         last = start + run.last_beat

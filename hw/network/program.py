@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from golden.network import Conv, Fire, GlobalAvgPool, MaxPool, spatial_sizes
 from hw.blocks.params import check_int
+from hw.arch import SHARED
 from hw.fire.program import EngineProgram
 from hw.network.global_sum import padded_border_offsets
 from hw.network.max_pool import pooled_size
@@ -150,6 +151,7 @@ class NetworkProgram:
         self.store_words = max(max(s.in_words, s.out_words) for s in steps)
         self.steps = self._place(steps)
         self.layer_specs = tuple(layers)
+        self._programs = {}
         self.engine_program = EngineProgram(layers, code_bits=code_bits,
                                             weight_bits=qmodel.weight_bits)
         self.sum_offsets = padded_border_offsets(self.last, steps[-1].height, steps[-1].width)
@@ -169,10 +171,19 @@ class NetworkProgram:
     def engine_program_for(self, names):
         """The :class:`EngineProgram` of just the steps named in ``names``, in network order
         (engine layer ``k`` is the ``k``-th of them); unknown names are ignored."""
-        names = set(names)
-        return EngineProgram([spec for spec in self.layer_specs if spec[0] in names],
-                             code_bits=self.engine_program.code_bits,
-                             weight_bits=self.engine_program.weight_bits)
+        return self.program_for(SHARED, names)
+
+    def program_for(self, arch, names=None):
+        """The program of ``arch`` (:class:`hw.arch.Arch`) for the steps named in ``names``
+        (default all), in network order; made once per architecture and names."""
+        key = (arch, None if names is None else frozenset(names))
+        if arch == SHARED and names is None:
+            return self.engine_program
+        if key not in self._programs:
+            specs = [spec for spec in self.layer_specs if names is None or spec[0] in key[1]]
+            self._programs[key] = arch.program(specs, code_bits=self.engine_program.code_bits,
+                                               weight_bits=self.engine_program.weight_bits)
+        return self._programs[key]
 
     def input_shape(self, step):
         """``(height, width, channels)`` of ``step``'s input map: the image for the first step,

@@ -23,7 +23,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.blocks.layouts import beat_layout, start_layout
 from hw.blocks.weight_store import DEFAULT_BANK_DEPTH
-from hw.fire.engine import FireEngine
+from hw.arch import SHARED
 from hw.network.global_sum import GlobalSum
 from hw.network.logit_packer import LogitPacker
 from hw.network.max_pool import MaxPool, pooled_size
@@ -55,6 +55,9 @@ class StepEngine(wiring.Component):
         Engine lanes (multipliers), a power of two.
     acc_width, bank_depth : int
         As for :class:`~hw.fire.engine.FireEngine`.
+    arch : hw.arch.Arch
+        The engine's datapath: the shared-lane engine (default) or the dataflow one (its
+        ``lanes`` is then the group size).
 
     Members
     -------
@@ -84,15 +87,16 @@ class StepEngine(wiring.Component):
     """
 
     def __init__(self, program, steps, *, lanes=8, acc_width=32,
-                 bank_depth=DEFAULT_BANK_DEPTH):
+                 bank_depth=DEFAULT_BANK_DEPTH, arch=SHARED):
         if not isinstance(program, NetworkProgram):
             raise TypeError(f"Program must be a NetworkProgram, not {program!r}")
         self._program = program
         self._steps = self._select(program, steps)
         L = program.channels_per_beat
-        self.engine = FireEngine(program.engine_program_for(self.step_names), lanes=lanes,
-                                 channels_per_beat=L, acc_width=acc_width,
-                                 bank_depth=bank_depth)
+        self.arch = arch
+        self.engine = arch.engine(program.program_for(arch, self.step_names), lanes=lanes,
+                                  channels_per_beat=L, acc_width=acc_width,
+                                  bank_depth=bank_depth)
         super().__init__({
             "start": In(stream.Signature(start_layout())),
             "i": In(stream.Signature(beat_layout(L))),

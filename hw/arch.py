@@ -1,0 +1,131 @@
+"""Which Fire datapath an accelerator is built on: the shared-lane engine or the dataflow one.
+
+- ``shared`` (:class:`~hw.fire.engine.FireEngine`): P lanes (= multipliers) run squeeze,
+  expand 1x1 and expand 3x3 of a group one after another.
+- ``dataflow`` (:class:`~hw.dataflow.engine.DataflowEngine`): a squeeze PE array and expand-1x1
+  and expand-3x3 units run concurrently, each with ``P / passes[u]`` multipliers;
+  :func:`choose_dataflow` picks P and the passes for a multiplier budget.
+
+An :class:`Arch` builds the program and the engine for a list of layers, and predicts a layer
+run's cycles with the matching exact cycle model, so the network accelerator, the build flow
+and the bench take either.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from hw.blocks.weight_store import DEFAULT_BANK_DEPTH
+
+__all__ = ["ARCHS", "Arch", "SHARED", "dataflow_candidates", "choose_dataflow"]
+
+ARCHS = ("shared", "dataflow")
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A Fire datapath: ``name`` (``shared`` or ``dataflow``) and, for dataflow, each unit's
+    passes over a group and how layers are split between the units (see
+    :mod:`hw.dataflow.program`)."""
+    name: str = "shared"
+    passes: tuple = (1, 1, 1)
+    balance: str = "all"
+
+    def __post_init__(self):
+        from hw.dataflow.program import BALANCE
+        if self.name not in ARCHS:
+            raise ValueError(f"unknown architecture {self.name!r}: use shared or dataflow")
+        if self.balance not in BALANCE:
+            raise ValueError(f"balance must be one of {', '.join(BALANCE)}, not "
+                             f"{self.balance!r}")
+
+    def multipliers(self, lanes):
+        """Multipliers of the datapath with group size (lanes) ``lanes``."""
+        if self.name == "shared":
+            return lanes
+        return sum(lanes // p for p in self.passes)
+
+    def describe(self, lanes):
+        if self.name == "shared":
+            return f"shared, {lanes} lanes"
+        sq, one, three = (lanes // p for p in self.passes)
+        return (f"dataflow, {lanes}-pixel groups: squeeze {sq}, expand-1x1 {one}, "
+                f"expand-3x3 {three} multipliers")
+
+    def program(self, layer_specs, *, code_bits=8, weight_bits=16):
+        """The engine program of ``layer_specs`` (as :class:`EngineProgram` takes them)."""
+        if self.name == "shared":
+            from hw.fire.program import EngineProgram
+            return EngineProgram(layer_specs, code_bits=code_bits, weight_bits=weight_bits)
+        from hw.dataflow.program import DataflowProgram
+        return DataflowProgram(layer_specs, code_bits=code_bits, weight_bits=weight_bits,
+                               balance=self.balance, passes=self.passes)
+
+    def engine(self, program, *, lanes, channels_per_beat, acc_width=32,
+               bank_depth=DEFAULT_BANK_DEPTH):
+        """The engine for ``program`` (made by :meth:`program`)."""
+        if self.name == "shared":
+            from hw.fire.engine import FireEngine
+            cls = FireEngine
+        else:
+            from hw.dataflow.engine import DataflowEngine
+            cls = DataflowEngine
+        return cls(program, lanes=lanes, channels_per_beat=channels_per_beat,
+                   acc_width=acc_width, bank_depth=bank_depth)
+
+    def layer_cycles(self, program, index, *, lanes, channels_per_beat, height=None,
+                     width=None, input_ready=None):
+        """Exact cycles of one run of layer ``index`` of ``program``."""
+        if self.name == "shared":
+            from hw.fire.cycle_model import run_cycles
+            return run_cycles(program.layers[index], lanes=lanes,
+                              channels_per_beat=channels_per_beat, height=height, width=width,
+                              input_ready=input_ready)
+        from hw.dataflow.cycle_model import layer_cycles
+        from hw.dataflow.engine import DataflowEngine
+        params = {"lanes": lanes, "channels_per_beat": channels_per_beat,
+                  "line_groups": DataflowEngine.line_groups_for(program, lanes)}
+        return layer_cycles(params, program, index, height=height, width=width,
+                            input_ready=input_ready)
+
+
+SHARED = Arch()
+
+
+def dataflow_candidates(budget):
+    """``(lanes, passes)`` of every dataflow datapath with at most ``budget`` multipliers and
+    more than half of them: lanes a power of two, passes 1, 2 or 4 per unit."""
+    found = []
+    lanes = 1
+    while lanes <= budget:
+        for passes in itertools.product((1, 2, 4), repeat=3):
+            if any(lanes % p for p in passes):
+                continue
+            used = sum(lanes // p for p in passes)
+            if budget // 2 < used <= budget:
+                found.append((lanes, passes))
+        lanes *= 2
+    return found
+
+
+def choose_dataflow(budget, evaluate, *, balance="all"):
+    """The dataflow datapath of at most ``budget`` multipliers with the fewest cycles:
+    ``(cycles, lanes, Arch)``; ``evaluate(arch, lanes)`` gives the cycles of the work that
+    counts (fewer multipliers first on ties).
+
+    Raises
+    ------
+    ValueError
+        If no dataflow datapath fits ``budget`` (it needs at least 3 multipliers).
+    """
+    candidates = dataflow_candidates(budget)
+    if not candidates:
+        raise ValueError(f"a dataflow datapath needs at least 3 multipliers, not {budget}")
+    best = None
+    for lanes, passes in candidates:
+        arch = Arch("dataflow", passes, balance)
+        key = (evaluate(arch, lanes), arch.multipliers(lanes), lanes, passes)
+        if best is None or key < best[0]:
+            best = (key, lanes, arch)
+    return best[0][0], best[1], best[2]
