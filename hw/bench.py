@@ -36,27 +36,36 @@ from hw.network.program import NetworkProgram
 __all__ = ["bench", "bench_network", "main"]
 
 
-def _row(program, layer, model, lanes):
-    """Figures of one run of ``layer`` whose cycles are ``model`` (a LayerCycles)."""
-    pixels = layer.height * layer.width
-    counts = [c.entry_count for c in layer.convs]
+def layer_work(program, layer):
+    """``entries`` (fillers included), ``nonzero_weights`` and ``dense_weights`` of a layer
+    of an :class:`EngineProgram`."""
     code_mask = (1 << program.code_bits) - 1
     nonzero = sum(int(np.count_nonzero(
         program.entries[c.entry_base:c.entry_base + c.entry_count] & code_mask))
         for c in layer.convs)
-    dense = sum(c.out_channels * c.in_channels * c.kernel ** 2 for c in layer.convs)
+    return {"entries": sum(c.entry_count for c in layer.convs), "nonzero_weights": nonzero,
+            "dense_weights": sum(c.out_channels * c.in_channels * c.kernel ** 2
+                                 for c in layer.convs),
+            "filler_share": 1 - nonzero / sum(c.entry_count for c in layer.convs)}
+
+
+def _row(program, layer, model, lanes):
+    """Figures of one run of ``layer`` whose cycles are ``model`` (a LayerCycles)."""
+    pixels = layer.height * layer.width
+    work = layer_work(program, layer)
+    nonzero, dense = work["nonzero_weights"], work["dense_weights"]
     lane_slots = model.groups * lanes
     return {
         "layer": layer.name, "height": layer.height, "width": layer.width,
         "cycles": model.cycles, "multipliers": lanes,
-        "entries": sum(counts), "nonzero_weights": nonzero,
+        "entries": work["entries"], "nonzero_weights": nonzero,
         "nonzero_macs": pixels * nonzero, "dense_macs": pixels * dense,
         "utilisation": pixels * nonzero / (lanes * model.cycles),
         "dense_macs_per_mult_cycle": pixels * dense / (lanes * model.cycles),
         "issue_cycles": model.issue, "wait_input_cycles": model.wait_input,
         "wait_output_cycles": model.wait_output, "overhead_cycles": model.overhead,
         "idle_lane_share": 1 - pixels / lane_slots,
-        "filler_share": 1 - nonzero / sum(counts),
+        "filler_share": work["filler_share"],
     }
 
 
@@ -151,13 +160,30 @@ def _layer_span(names):
     return ", ".join(parts)
 
 
-def main(argv=None):
-    from golden import calibrate, codec, fixed
+def _budgets(text):
+    try:
+        budgets = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--multipliers takes comma-separated integers, not {text!r}") \
+            from None
+    if not budgets or min(budgets) < 3:
+        raise ValueError(f"--multipliers: every budget must be at least 3, not {text!r}")
+    return budgets
 
+
+def _parser():
     parser = argparse.ArgumentParser(prog="python -m hw.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--model", help="Deep Compression .net file (default: the embedded "
                         "synthetic model)")
-    parser.add_argument("--lanes", type=int, default=64)
+    parser.add_argument("--arch", choices=("shared", "dataflow", "both"), default="shared",
+                        help="the shared-lane engine (default), the dataflow datapath (the "
+                        "best one within --lanes multipliers), or both at every --multipliers")
+    parser.add_argument("--lanes", type=int, default=64,
+                        help="shared: lanes; dataflow: most multipliers (default 64)")
+    parser.add_argument("--multipliers", default="16,64,128,240",
+                        help="with --arch both: the multiplier budgets (default 16,64,128,240)")
+    parser.add_argument("--balance", choices=("all", "expand", "strict"), default="all",
+                        help="dataflow: how layers are split between the units (default all)")
     parser.add_argument("--channels-per-beat", type=int, default=8)
     parser.add_argument("--clock-mhz", type=float, default=100.0)
     parser.add_argument("--fire-stack", action="store_true",
@@ -166,15 +192,54 @@ def main(argv=None):
                         default="build/bench.json")
     parser.add_argument("--plots", help="write bench_cycles.png (cycles per layer, where they "
                         "go) in this directory")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _run(args, netprog, fire_program):
+    """The bench the arguments ask for: ``(text, json object, [(rows, summary)] to plot)``."""
+    from hw import bench_arch
+    common = {"clock_mhz": args.clock_mhz, "fire_program": fire_program}
+    if args.arch == "both":
+        results = bench_arch.bench_both(netprog, _budgets(args.multipliers),
+                                        channels_per_beat=args.channels_per_beat,
+                                        balance=args.balance, **common)
+        return (bench_arch.format_comparison(results),
+                {"configs": [{"summary": s, "layers": r} for r, s in results]}, results)
+    if args.arch == "dataflow":
+        rows, summary = bench_arch.bench_dataflow(netprog, args.lanes, balance=args.balance,
+                                                  channels_per_beat=args.channels_per_beat,
+                                                  **common)
+        text = bench_arch.format_dataflow_table(rows, summary)
+    elif fire_program is not None:
+        rows, summary = bench(fire_program, lanes=args.lanes,
+                              channels_per_beat=args.channels_per_beat, clock_mhz=args.clock_mhz)
+        text = format_table(rows, summary)
+    else:
+        rows, summary = bench_network(netprog, lanes=args.lanes, clock_mhz=args.clock_mhz)
+        text = format_table(rows, summary)
+    return text, {"summary": summary, "layers": rows}, [(rows, summary)]
+
+
+def main(argv=None):
+    from golden import calibrate, codec, fixed
+
+    args = _parser().parse_args(argv)
     try:
         model = codec.load(args.model)
         qmodel = fixed.quantize(model, calibrate.load_plan(model))
-        check_parameters(lanes=args.lanes, channels_per_beat=args.channels_per_beat)
-        if args.fire_stack:
-            program = EngineProgram.from_model(qmodel)
+        if args.arch == "shared":
+            check_parameters(lanes=args.lanes, channels_per_beat=args.channels_per_beat)
         else:
-            program = NetworkProgram(qmodel, channels_per_beat=args.channels_per_beat)
+            check_parameters(lanes=1, channels_per_beat=args.channels_per_beat)
+            if args.arch == "dataflow" and args.lanes < 3:
+                raise ValueError(f"a dataflow datapath needs at least 3 multipliers, not "
+                                 f"--lanes {args.lanes}")
+            _budgets(args.multipliers)
+        netprog = fire_program = None
+        if args.fire_stack:
+            fire_program = EngineProgram.from_model(qmodel)
+        else:
+            netprog = NetworkProgram(qmodel, channels_per_beat=args.channels_per_beat)
         if args.json:
             prepare_file(args.json, "--json")
         plots = make_output_dir(args.plots, "--plots") if args.plots else None
@@ -184,30 +249,28 @@ def main(argv=None):
     if args.model is None:
         print("model: the embedded synthetic SqueezeNet (pass --model for the real one)",
               file=sys.stderr)
-    if args.fire_stack:
-        rows, summary = bench(program, lanes=args.lanes,
-                              channels_per_beat=args.channels_per_beat, clock_mhz=args.clock_mhz)
-    else:
-        rows, summary = bench_network(program, lanes=args.lanes, clock_mhz=args.clock_mhz)
+    text, figures, to_plot = _run(args, netprog, fire_program)
     if args.json:
-        text = json.dumps({"model": args.model or "synthetic", "summary": summary,
-                           "layers": rows}, indent=2)
+        figures = {"model": args.model or "synthetic", **figures}
         try:
-            write_files({Path(args.json): text}, "--json")
+            write_files({Path(args.json): json.dumps(figures, indent=2)}, "--json")
         except OutputError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-    print(format_table(rows, summary))
+    print(text)
     if args.json:
         print(f"wrote {args.json}", file=sys.stderr)
     if plots is not None:
         from hw.plots import plot_bench_cycles
-        try:
-            path = plot_bench_cycles(rows, summary, plots / "bench_cycles.png")
-        except OSError as e:
-            print(f"error: cannot write {plots / 'bench_cycles.png'}: {e}", file=sys.stderr)
-            return 2
-        print(f"wrote {path}", file=sys.stderr)
+        for rows, summary in to_plot:
+            name = ("bench_cycles.png" if len(to_plot) == 1 else
+                    f"bench_cycles_{summary['arch']}_{summary['budget']}.png")
+            try:
+                path = plot_bench_cycles(rows, summary, plots / name)
+            except OSError as e:
+                print(f"error: cannot write {plots / name}: {e}", file=sys.stderr)
+                return 2
+            print(f"wrote {path}", file=sys.stderr)
     return 0
 
 

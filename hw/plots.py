@@ -29,6 +29,7 @@ _CYCLE_PARTS = (
     ("issue_cycles", "issuing entries (all lanes busy)", "#4c72b0"),
     ("wait_input_cycles", "waiting for the input loader", "#dd8452"),
     ("wait_output_cycles", "waiting for the output drainer", "#c44e52"),
+    ("wait_units_cycles", "waiting for another unit (dataflow)", "#55a868"),
     ("overhead_cycles", "control, pipeline drains", "#8c8c8c"),
 )
 
@@ -69,7 +70,9 @@ def plot_bench_cycles(rows, summary, path):
     names = [r["layer"] for r in rows]
     bottom = [0.0] * len(rows)
     for key, label, colour in _CYCLE_PARTS:
-        values = [r[key] / 1e6 for r in rows]
+        if not any(key in r for r in rows):
+            continue
+        values = [r.get(key, 0) / 1e6 for r in rows]
         ax.bar(names, values, bottom=bottom, label=label, color=colour)
         bottom = [b + v for b, v in zip(bottom, values)]
     for x, r in enumerate(rows):
@@ -79,8 +82,9 @@ def plot_bench_cycles(rows, summary, path):
     s = summary
     what = "whole network" if s.get("whole_network") else "Fire layers, each alone"
     ax.set_title(f"Where the cycles go, {what}: {s['cycles']:,} cycles, "
-                 f"{s['frames_per_second']:.1f} frames/s at {s['clock_mhz']:g} MHz, "
-                 f"{s['lanes']} lanes\n(number above a bar: utilisation on non-zero weights)",
+                 f"{s['frames_per_second']:.1f} frames/s at {s['clock_mhz']:g} MHz\n"
+                 f"{s.get('datapath', str(s['lanes']) + ' lanes')} (number above a bar: "
+                 f"utilisation on non-zero weights)",
                  fontsize=9)
     ax.tick_params(axis="x", labelrotation=45)
     ax.legend(fontsize=8)

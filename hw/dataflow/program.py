@@ -36,8 +36,8 @@ import numpy as np
 from golden.codec import check_code_bits, encode_positions, entry_positions
 from hw.fire.program import EngineProgram, _check_weight_bits, fire_layers, hardware_entries
 
-__all__ = ["UNITS", "BALANCE", "slice_conv", "channel_entry_counts", "split_layer", "UnitConv", "UnitLayer",
-           "UnitProgram", "DataflowProgram"]
+__all__ = ["UNITS", "BALANCE", "slice_conv", "channel_entry_counts", "split_layer", "UnitConv",
+           "UnitLayer", "UnitProgram", "DataflowProgram"]
 
 #: The three units, in their index order.
 UNITS = ("squeeze", "expand1x1", "expand3x3")

@@ -27,7 +27,8 @@ import numpy as np
 from golden.codec import check_code_bits, encode_positions, entry_positions
 from golden.fixed import WEIGHT_BITS_RANGE
 
-__all__ = ["hardware_entries", "fire_layers", "ConvProgram", "FireProgram", "PlainProgram", "EngineProgram"]
+__all__ = ["hardware_entries", "fire_layers", "ConvProgram", "FireProgram", "PlainProgram",
+           "EngineProgram"]
 
 
 def hardware_entries(codes, rel, out_channels, per_channel):
@@ -197,6 +198,7 @@ class EngineProgram:
             raise ValueError("An engine program needs at least one layer")
         self.code_bits = code_bits
         self.weight_bits = weight_bits
+        self.layer_specs = tuple(layers)
         images = {"entries": [], "codebooks": [], "biases": []}
         add = functools.partial(self._add, images=images)
         self.layers = []
