@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from hw.blocks.weight_store import DEFAULT_BANK_DEPTH
 
-__all__ = ["ARCHS", "Arch", "SHARED", "dataflow_candidates", "choose_dataflow"]
+__all__ = ["ARCHS", "Arch", "SHARED", "arch_of", "dataflow_candidates", "choose_dataflow"]
 
 ARCHS = ("shared", "dataflow")
 
@@ -91,6 +91,13 @@ class Arch:
 
 
 SHARED = Arch()
+
+
+def arch_of(engine_config):
+    """The :class:`Arch` an engine configuration (``board.engine`` and the build's options:
+    ``arch``, ``passes``, ``balance``) asks for."""
+    return Arch(engine_config.get("arch", "shared"), tuple(engine_config.get("passes", (1, 1, 1))),
+                engine_config.get("balance", "all"))
 
 
 def dataflow_candidates(budget):

@@ -18,7 +18,7 @@ from hw.arch import SHARED, choose_dataflow
 from hw.bench import _summary, bench, bench_network, layer_work
 from hw.network.cycle_model import network_cycles
 
-__all__ = ["dataflow_rows", "bench_dataflow", "bench_both", "format_dataflow_table",
+__all__ = ["dataflow_rows", "bench_any", "bench_dataflow", "bench_both", "format_dataflow_table",
            "format_comparison"]
 
 
@@ -102,6 +102,18 @@ def bench_dataflow(netprog, budget, *, channels_per_beat=8, clock_mhz=100.0, bal
                     "whole_network": whole})
     if whole:
         summary["activation_store_bits"] = netprog.store_bits
+    return rows, summary
+
+
+def bench_any(netprog, lanes, arch, *, clock_mhz=100.0):
+    """``(rows, summary)`` of the whole network on ``arch`` with group size ``lanes``."""
+    if arch.name == "shared":
+        return bench_network(netprog, lanes=lanes, clock_mhz=clock_mhz)
+    rows, cycles = dataflow_rows(netprog, arch, lanes)
+    summary = _summary(rows, cycles, lanes=arch.multipliers(lanes),
+                       channels_per_beat=netprog.channels_per_beat, clock_mhz=clock_mhz)
+    summary.update({"arch": "dataflow", "datapath": arch.describe(lanes), "whole_network": True,
+                    "activation_store_bits": netprog.store_bits})
     return rows, summary
 
 

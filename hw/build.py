@@ -41,7 +41,12 @@ def main(argv=None):
                         "(default: the whole network where it fits, else the longest fire2, "
                         "fire3, ... that fits, then conv1 and conv_final if they fit)")
     parser.add_argument("--out", help="output directory (default build/BOARD)")
-    parser.add_argument("--lanes", type=int, help="pixel lanes (default: the board's)")
+    parser.add_argument("--arch", choices=("shared", "dataflow"),
+                        help="the Fire datapath: the shared-lane engine or the dataflow one "
+                        "(squeeze PE array || expand-1x1 || expand-3x3 units); default: the "
+                        "board's")
+    parser.add_argument("--lanes", type=int, help="shared: pixel lanes; dataflow: most "
+                        "multipliers (default: the board's)")
     parser.add_argument("--channels-per-beat", type=int, help="stream width (default 8)")
     parser.add_argument("--code-bits", type=int, default=8,
                         help="code width of the model file, 4..8 (default 8; 6 for a "
@@ -53,7 +58,7 @@ def main(argv=None):
     try:
         build(args.board, model=args.model, layers=layers, out=args.out, lanes=args.lanes,
               channels_per_beat=args.channels_per_beat, code_bits=args.code_bits,
-              synthesize=not args.no_synth)
+              synthesize=not args.no_synth, arch=args.arch)
     except BuildError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -234,3 +234,22 @@ def test_code_bits(tmp_path, capsys):
     assert one_line_error(capsys) == ("error: cannot load the model: Code width must be an "
                                       "integer from 4 to 8, not 9")
     assert not (tmp_path / "x").exists()
+
+
+def test_dataflow_datapath_plan(tmp_path, capsys):
+    """--arch dataflow: the planner picks the datapath within --lanes multipliers; the report
+    names it and predicts as many DSPs as it has multipliers; bad values fail cleanly."""
+    out = tmp_path / "df"
+    assert build.main(["--board", "ulx3s_85f", "--arch", "dataflow", "--lanes", "16",
+                       "--no-synth", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    engine = report["engine"]
+    assert engine["arch"] == "dataflow" and engine["budget"] == 16
+    assert engine["multipliers"] == sum(engine["lanes"] // p for p in engine["passes"]) <= 16
+    assert report["resources"]["dsp"]["predicted"] == engine["multipliers"]
+    assert engine["datapath"] in (out / "report.md").read_text()
+    assert "datapath: dataflow" in capsys.readouterr().err
+    assert build.main(["--board", "arty_a7", "--arch", "dataflow", "--lanes", "2",
+                       "--no-synth", "--out", str(tmp_path / "x")]) == 2
+    assert "at least 3 multipliers" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -98,11 +98,15 @@ class NetworkStepSystem(LinkSystem):
     lanes : int
     clk_hz, baud, timeout :
         As for :class:`LinkSystem`.
+    arch : hw.arch.Arch, optional
+        The engine's datapath (default: the shared-lane engine).
     """
 
-    def __init__(self, program, steps, *, lanes, clk_hz, baud=DEFAULT_BAUD, timeout=None):
+    def __init__(self, program, steps, *, lanes, clk_hz, baud=DEFAULT_BAUD, timeout=None,
+                 arch=None):
+        from hw.arch import SHARED
         from hw.network.step_engine import StepEngine
-        engine = StepEngine(program, steps, lanes=lanes)
+        engine = StepEngine(program, steps, lanes=lanes, arch=arch or SHARED)
         names = [s.name for s in program.steps]
         layers = [(*shape, names.index(name))
                   for shape, name in zip(engine.link_layers, engine.step_names)]

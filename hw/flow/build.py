@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from boards import get_board
+from hw.arch import ARCHS, arch_of, choose_dataflow
 from hw.board.top import BoardTop
 from hw.fire.engine import check_parameters
 from hw.flow.errors import BuildError, ToolError
@@ -28,6 +29,7 @@ from hw.flow.logs import parse_nextpnr, parse_yosys_stats
 from hw.flow.outputs import make_output_dir
 from hw.flow.report import make_report, write_report
 from hw.flow.yowasp import YOWASP_ENV, first_run_note
+from hw.network.cycle_model import network_cycles
 
 __all__ = ["BuildError", "ToolError", "Steps", "build"]
 
@@ -78,7 +80,7 @@ def _open_flow(board, program, chosen, engine_config, out, steps):
     from hw.board.top import NetworkStepSystem
     platform = board.platform_class()()
     top = BoardTop(lambda clk_hz: NetworkStepSystem(program, chosen, lanes=engine_config["lanes"],
-                                                    clk_hz=clk_hz))
+                                                    clk_hz=clk_hz, arch=arch_of(engine_config)))
     options = {"synth_opts": "-dsp"} if board.family == "ice40" else {}
     plan = steps.run("elaborate", lambda: platform.build(top, name="top", do_build=False,
                                                          **options))
@@ -103,18 +105,47 @@ def _open_flow(board, program, chosen, engine_config, out, steps):
     return parse_yosys_stats(out / "top.rpt", board.family), parse_nextpnr(out / "top.tim")
 
 
-def _engine_config(board, lanes, channels_per_beat):
+def _engine_config(board, lanes, channels_per_beat, arch=None):
+    """The engine configuration: the board's, with the options given. For the dataflow
+    datapath ``lanes`` is the most multipliers (see :func:`_choose_datapath`)."""
     engine_config = dict(board.engine)
     if lanes is not None:
         engine_config["lanes"] = lanes
     if channels_per_beat is not None:
         engine_config["channels_per_beat"] = channels_per_beat
+    if arch is not None:
+        engine_config["arch"] = arch
+    engine_config.setdefault("arch", "shared")
     try:
-        check_parameters(lanes=engine_config["lanes"],
-                         channels_per_beat=engine_config["channels_per_beat"])
+        if engine_config["arch"] not in ARCHS:
+            raise ValueError(f"unknown architecture {engine_config['arch']!r}: use "
+                             f"{' or '.join(ARCHS)}")
+        if engine_config["arch"] == "dataflow":
+            check_parameters(lanes=1, channels_per_beat=engine_config["channels_per_beat"])
+            if not isinstance(engine_config["lanes"], int) or engine_config["lanes"] < 3:
+                raise ValueError(f"the dataflow datapath needs at least 3 multipliers, not "
+                                 f"--lanes {engine_config['lanes']!r}")
+        else:
+            check_parameters(lanes=engine_config["lanes"],
+                             channels_per_beat=engine_config["channels_per_beat"])
     except (TypeError, ValueError) as e:
         raise BuildError(str(e)) from None
     return engine_config
+
+
+def _choose_datapath(program, engine_config, steps):
+    """For the dataflow datapath: the group size and unit multipliers within ``lanes``
+    multipliers with the fewest cycles on the whole network (:func:`hw.arch.choose_dataflow`);
+    sets ``lanes`` (the group size), ``passes`` and ``multipliers``."""
+    if engine_config["arch"] != "dataflow":
+        engine_config["multipliers"] = engine_config["lanes"]
+        return
+    budget = engine_config["lanes"]
+    _, lanes, arch = steps.run("datapath", choose_dataflow, budget,
+                               lambda a, p: network_cycles(program, lanes=p, arch=a).cycles)
+    engine_config.update(lanes=lanes, passes=list(arch.passes), balance=arch.balance,
+                         multipliers=arch.multipliers(lanes), budget=budget)
+    say(f"datapath: {arch.describe(lanes)} (the fewest cycles within {budget} multipliers)")
 
 
 def _load_model(model, steps, code_bits=8):
@@ -185,7 +216,7 @@ def _choose_mode(board, program, engine_config, layers, steps):
 
 
 def build(board_name, *, model=None, layers=None, out=None, lanes=None, channels_per_beat=None,
-          code_bits=8, synthesize=True):
+          code_bits=8, synthesize=True, arch=None):
     """Run the whole build and return the report dictionary (also written to ``out``).
 
     Raises
@@ -199,7 +230,7 @@ def build(board_name, *, model=None, layers=None, out=None, lanes=None, channels
         board = get_board(board_name)
     except KeyError as e:
         raise BuildError(str(e).strip("'\"") + "; choose one with --board") from None
-    engine_config = _engine_config(board, lanes, channels_per_beat)
+    engine_config = _engine_config(board, lanes, channels_per_beat, arch)
     out = Path(out or Path("build") / board.name)
     steps = Steps()
     qmodel = _load_model(model, steps, code_bits)
@@ -207,6 +238,7 @@ def build(board_name, *, model=None, layers=None, out=None, lanes=None, channels
         program = network_program(qmodel, engine_config, code_bits)
     except ValueError as e:
         raise BuildError(f"the model's network cannot run on the accelerator: {e}") from None
+    _choose_datapath(program, engine_config, steps)
     plan, mode = _choose_mode(board, program, engine_config, layers, steps)
     whole = plan is not None
     names = [s.name for s in program.steps]

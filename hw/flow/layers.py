@@ -16,6 +16,7 @@ saying how many bits and block-RAM sites it needs and the device has.
 
 from __future__ import annotations
 
+from hw.arch import arch_of
 from hw.board.top import NetworkStepSystem
 from hw.flow.errors import BuildError
 from hw.flow.memories import design_memories
@@ -31,7 +32,7 @@ NETWORK_INPUT_SIZE = 227
 def network_system(program, engine_config):
     """The whole-network design that is synthesised and planned."""
     from hw.network.accelerator import NetworkAccelerator
-    return NetworkAccelerator(program, lanes=engine_config["lanes"])
+    return NetworkAccelerator(program, lanes=engine_config["lanes"], arch=arch_of(engine_config))
 
 
 def network_program(qmodel, engine_config, code_bits=8):
@@ -52,7 +53,7 @@ def step_system(board, program, names, engine_config):
     """The host-driven design (the steps ``names`` on a StepEngine, link, UART) that is
     synthesised and planned; its UART divisor from the board's clock (100 MHz if unknown)."""
     return NetworkStepSystem(program, names, lanes=engine_config["lanes"],
-                             clk_hz=board.clock_hz or 100e6)
+                             clk_hz=board.clock_hz or 100e6, arch=arch_of(engine_config))
 
 
 def plan_steps(board, program, names, engine_config):

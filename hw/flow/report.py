@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from hw.fire.cycle_model import fire_cycles
+from hw.arch import arch_of
 from hw.network.cycle_model import network_cycles
 from hw.flow.outputs import write_files
 from hw.flow.synth import bram_cells
@@ -13,13 +13,14 @@ __all__ = ["frames_per_second", "make_report", "write_report", "report_markdown"
 
 
 def frames_per_second(program, engine_config, fmax_mhz):
-    """(frames per second, cycles) of the Fire layers built, one image, at ``fmax_mhz``;
-    ``None`` without an Fmax."""
+    """(frames per second, cycles) of the Fire layers built (``program``: the engine program
+    of the engine's datapath), one image, at ``fmax_mhz``; ``None`` without an Fmax."""
     if not fmax_mhz:
         return None
-    cycles = sum(fire_cycles(fire, lanes=engine_config["lanes"],
-                             channels_per_beat=engine_config["channels_per_beat"]).cycles
-                 for fire in program.fires)
+    arch = arch_of(engine_config)
+    cycles = sum(arch.layer_cycles(program, k, lanes=engine_config["lanes"],
+                                   channels_per_beat=engine_config["channels_per_beat"]).cycles
+                 for k, layer in enumerate(program.layers) if layer.is_fire)
     return fmax_mhz * 1e6 / cycles, cycles
 
 
@@ -31,6 +32,8 @@ def make_report(board, engine_config, qmodel, chosen, left_out, program, plan, s
 
     ``program`` is the NetworkProgram; ``mode["mode"]`` is ``network`` or ``host-driven``."""
     network = program if mode["mode"] == "network" else None
+    arch = arch_of(engine_config)
+    arch_program = program.program_for(arch, None if network is not None else chosen)
     program = (program.engine_program if network is not None else
                program.engine_program_for(chosen))
     dev = board.device
@@ -45,18 +48,19 @@ def make_report(board, engine_config, qmodel, chosen, left_out, program, plan, s
         "bram": {"used": used_sites, "available": dev.bram_sites, "predicted": plan.sites,
                  "primitives_used": (synth or {}).get("bram"),
                  "primitives_predicted": plan.primitives},
-        "dsp": {"used": (synth or {}).get("dsp"), "available": dev.dsps, "predicted": lanes},
+        "dsp": {"used": (synth or {}).get("dsp"), "available": dev.dsps,
+                "predicted": arch.multipliers(lanes)},
     }
     if lut_key in util:
         resources["lut"]["placed"] = util[lut_key][0]
     if ff_key in util and ff_key != lut_key:
         resources["ff"]["placed"] = util[ff_key][0]
     if network is not None:
-        cycles = network_cycles(network, lanes=lanes).cycles
+        cycles = network_cycles(network, lanes=lanes, arch=arch).cycles
         fps = (pnr["fmax_mhz"] * 1e6 / cycles, cycles) if pnr["fmax_mhz"] else None
     else:
         cycles = None
-        fps = frames_per_second(program, engine_config, pnr["fmax_mhz"])
+        fps = frames_per_second(arch_program, engine_config, pnr["fmax_mhz"])
     rows = []
     for fire in program.layers:
         bits = sum(c.entry_count for c in fire.convs) * program.entry_width
@@ -68,7 +72,8 @@ def make_report(board, engine_config, qmodel, chosen, left_out, program, plan, s
         "family": dev.family,
         "model": model or "synthetic",
         "engine": {**engine_config, "weight_bits": qmodel.weight_bits,
-                   "code_bits": program.code_bits, "clock_hz": board.clock_hz},
+                   "code_bits": program.code_bits, "clock_hz": board.clock_hz,
+                   "datapath": arch.describe(lanes)},
         "mode": mode,
         "network_cycles": cycles,
         "frames_per_second_at_100mhz": round(100e6 / cycles, 2) if cycles else None,
@@ -102,9 +107,9 @@ def write_report(report, out, program=None):
     lane count), all or none (OutputError if one cannot be written)."""
     files = {}
     if program is not None:
-        from hw.bench import bench_network
+        from hw.bench_arch import bench_any
         from hw.plots import plot_bench_cycles, plot_resources
-        rows, summary = bench_network(program, lanes=report["engine"]["lanes"])
+        rows, summary = bench_any(program, report["engine"]["lanes"], arch_of(report["engine"]))
         files = {out / "resources.png": plot_resources(report, None),
                  out / "cycles.png": plot_bench_cycles(rows, summary, None)}
         report = {**report, "plots": [path.name for path in files]}
@@ -126,7 +131,8 @@ def report_markdown(r):
     lines = [
         f"# Build report: {r['board']} ({r['device']})",
         "",
-        f"Engine: {e['lanes']} lanes, {e['channels_per_beat']} channels per beat, "
+        f"Engine: {e.get('datapath', str(e['lanes']) + ' lanes')}, "
+        f"{e['channels_per_beat']} channels per beat, "
         f"{e['weight_bits']}-bit weights, {e['code_bits']}-bit codes. Model: {r['model']}.",
         "",
         ("Mode: **the whole network on chip** (weights and activations)" if
