@@ -18,9 +18,8 @@ import numpy as np
 from golden import calibrate, codec, fixed, preprocess
 from golden.codec import entry_positions
 from golden.network import Conv, Fire, MaxPool
-from hw.fire.cycle_model import fire_cycles
-from hw.fire.engine import FireEngine
-from hw.fire.program import EngineProgram, hardware_entries
+from hw.arch import SHARED
+from hw.fire.program import hardware_entries
 
 from . import toolchain
 
@@ -103,22 +102,24 @@ class EngineCase:
     channels_per_beat: int
     fires: list           # (name, height, width, squeeze, expand1x1, expand3x3)
     runs: list            # dicts: layer, x (C,H,W) uint8; expected/cycles are filled in
+    arch: object = SHARED  # hw.arch.Arch: the shared-lane engine or the dataflow datapath
 
     def program(self):
-        return EngineProgram(self.fires)
+        return self.arch.program(self.fires)
 
     def key(self):
-        parts = [self.lanes, self.channels_per_beat]
+        parts = [self.lanes, self.channels_per_beat, self.arch]
         for name, h, w, *convs in self.fires:
             parts += [name, h, w]
             for c in convs:
                 parts += [c.spec, c.codebook, c.codes, c.rel, c.bias, c.shift]
-        return toolchain.digest("hw.fire.engine", *parts)
+        module = "hw.dataflow.engine" if self.arch.name == "dataflow" else "hw.fire.engine"
+        return toolchain.digest(module, *parts)
 
     def verilog(self):
         return toolchain.verilog(
-            lambda: FireEngine(self.program(), lanes=self.lanes,
-                               channels_per_beat=self.channels_per_beat),
+            lambda: self.arch.engine(self.program(), lanes=self.lanes,
+                                     channels_per_beat=self.channels_per_beat),
             "fire_engine", self.key())
 
     def write(self, path, **extra_meta):
@@ -127,7 +128,7 @@ class EngineCase:
         arrays, runs = {}, []
         for index, run in enumerate(self.runs):
             layer = run["layer"]
-            fire = program.fires[layer]
+            fire = program.layers[layer]
             name, _, _, sq, e1, e3 = self.fires[layer]
             x = np.asarray(run["x"], np.uint8)
             _, height, width = x.shape
@@ -135,21 +136,23 @@ class EngineCase:
             if "check" in run:
                 # The Fire input and output are taken from the golden network run: they agree.
                 np.testing.assert_array_equal(expected, run["check"])
-            cycles = fire_cycles(fire, lanes=self.lanes, channels_per_beat=self.channels_per_beat,
-                                 height=height, width=width).cycles
+            cycles = self.arch.layer_cycles(program, layer, lanes=self.lanes,
+                                            channels_per_beat=self.channels_per_beat,
+                                            height=height, width=width).cycles
             arrays[f"x{index}"] = x
             arrays[f"expected{index}"] = expected
             runs.append({"name": name, "layer": layer, "height": height, "width": width,
                          "in_channels": fire.in_channels, "out_channels": fire.out_channels,
                          "cycles": cycles})
-        meta = {"case": self.name, "lanes": self.lanes,
+        meta = {"case": self.name, "lanes": self.lanes, "arch": self.arch.name,
                 "channels_per_beat": self.channels_per_beat, "layers": len(self.fires),
                 "runs": runs, **extra_meta}
         return write_case(path, meta, **arrays)
 
 
-def real_layer_case(names, *, lanes=16, channels_per_beat=8):
-    """Full-size Fire layers of the model, each fed its golden input for the chelsea image."""
+def real_layer_case(names, *, lanes=16, channels_per_beat=8, arch=SHARED):
+    """Full-size Fire layers of the model, each fed its golden input for the chelsea image, on
+    ``arch`` (:class:`hw.arch.Arch`) with group size ``lanes``."""
     m = model()
     fires, runs = [], []
     for index, name in enumerate(names):
@@ -157,8 +160,9 @@ def real_layer_case(names, *, lanes=16, channels_per_beat=8):
         _, height, width = x.shape
         fires.append((name, height, width, *m.fires[name][1:]))
         runs.append({"layer": index, "x": x, "check": m.activations[name]})
-    return EngineCase(f"{m.label}-{'-'.join(names)}-P{lanes}-L{channels_per_beat}", lanes,
-                      channels_per_beat, fires, runs)
+    tag = "" if arch == SHARED else f"-{arch.name}{''.join(map(str, arch.passes))}"
+    return EngineCase(f"{m.label}-{'-'.join(names)}-P{lanes}-L{channels_per_beat}{tag}", lanes,
+                      channels_per_beat, fires, runs, arch)
 
 
 def random_layer_case(seed, *, lanes, channels_per_beat, shapes, density=0.4, extreme=False,

@@ -20,6 +20,7 @@ import zlib
 import numpy as np
 import pytest
 
+from hw.arch import Arch
 from sim import cases, toolchain
 
 TB = "sim.tb_fire_engine"
@@ -147,6 +148,25 @@ def test_real_layers(sim, layers, scenario, test_id):
     toolchain.require(sim)
     _announce_model()
     case = cases.real_layer_case(layers, lanes=LANES, channels_per_beat=BEAT)
+    last = len(layers) - 1
+    run_case(sim, test_id, case, testcase=REAL_ALL if scenario == "all" else IDEAL,
+             stall_runs=[last], reset_run=last, reset_fraction=(0.05, 0.3), **REAL_GAPS)
+
+
+#: The dataflow datapath of the full-size runs: 16-pixel groups, a squeeze PE array of 16
+#: multipliers, expand units of 8 each (32 in all).
+DATAFLOW = Arch("dataflow", (1, 2, 2))
+
+
+@pytest.mark.parametrize("sim,layers,scenario",
+                         _real_params(DEFAULT_REAL, lambda sim: [DEFAULT_REAL[sim][0]]))
+def test_real_layers_dataflow(sim, layers, scenario, test_id):
+    """The same full-size fire5 and fire9 on the dataflow datapath (squeeze PE array ||
+    expand-1x1 || expand-3x3 units): bit-exact, cycle-exact with hw.dataflow.cycle_model,
+    random stalls and a reset in the middle of the last layer."""
+    toolchain.require(sim)
+    _announce_model()
+    case = cases.real_layer_case(layers, lanes=LANES, channels_per_beat=BEAT, arch=DATAFLOW)
     last = len(layers) - 1
     run_case(sim, test_id, case, testcase=REAL_ALL if scenario == "all" else IDEAL,
              stall_runs=[last], reset_run=last, reset_fraction=(0.05, 0.3), **REAL_GAPS)
