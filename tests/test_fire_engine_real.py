@@ -34,21 +34,27 @@ def real():
     return qmodel, inputs
 
 
-@pytest.mark.parametrize("layer,corner", [
+CROPS = [
     ("fire2", "top-left"), ("fire3", "bottom-right"), ("fire4", "top-right"),
     ("fire5", "bottom-left"), ("fire6", "top-left"), ("fire7", "bottom-right"),
     # The two largest (50 s each in the Amaranth simulator) run with -m slow, to keep the
     # default suite under 15 minutes; fire8 and fire9 also run whole in the cocotb slow suite.
     pytest.param("fire8", "top-right", marks=pytest.mark.slow),
     pytest.param("fire9", "bottom-left", marks=pytest.mark.slow),
-])
-def test_real_fire_layer_crop(real, layer, corner):
-    qmodel, inputs = real
-    x_full = inputs[layer]
+]
+
+
+def crop(x_full, corner):
     _, height, width = x_full.shape
     rows = slice(0, 3) if corner.startswith("top") else slice(height - 3, height)
     cols = slice(0, 5) if corner.endswith("left") else slice(width - 5, width)
-    x = np.ascontiguousarray(x_full[:, rows, cols])
+    return np.ascontiguousarray(x_full[:, rows, cols])
+
+
+@pytest.mark.parametrize("layer,corner", CROPS)
+def test_real_fire_layer_crop(real, layer, corner):
+    qmodel, inputs = real
+    x = crop(inputs[layer], corner)
     program = EngineProgram.from_model(qmodel, [layer])
     engine = FireEngine(program, lanes=16, channels_per_beat=8)
     name, sq, e1, e3 = next(f for f in qmodel.fires if f[0] == layer)
@@ -57,3 +63,23 @@ def test_real_fire_layer_crop(real, layer, corner):
     np.testing.assert_array_equal(got, expected)
     fire = program.fires[0]
     assert cycles == fire_cycles(fire, lanes=16, channels_per_beat=8, height=3, width=5).cycles
+
+
+@pytest.mark.parametrize("layer,corner", CROPS)
+def test_real_fire_layer_crop_dataflow(real, layer, corner):
+    """The same crops on the dataflow datapath (16-pixel groups: squeeze PE array 16,
+    expand units 8 + 8 multipliers; the real layers' channel split): bit-exact, cycles as
+    hw.dataflow.cycle_model predicts."""
+    from hw.dataflow.cycle_model import layer_cycles
+    from hw.dataflow.engine import DataflowEngine
+    from hw.dataflow.program import DataflowProgram
+
+    qmodel, inputs = real
+    x = crop(inputs[layer], corner)
+    program = DataflowProgram.from_model(qmodel, [layer], passes=(1, 2, 2))
+    engine = DataflowEngine(program, lanes=16, channels_per_beat=8)
+    name, sq, e1, e3 = next(f for f in qmodel.fires if f[0] == layer)
+    expected = fixed.fire(x, sq, e1, e3)
+    got, cycles, _ = run_layer(engine, 0, x, expected.shape[0])
+    np.testing.assert_array_equal(got, expected)
+    assert cycles == layer_cycles(engine, program, 0, height=3, width=5).cycles

@@ -86,120 +86,146 @@ def dataflow_layer_cycles(*, lanes, channels_per_beat, line_groups, in_channels,
         Paces the input stream as for :func:`hw.fire.cycle_model.plain_layer_cycles` (conv1's
         patches); by default every beat is offered at once.
     """
-    P, L, D = lanes, channels_per_beat, line_groups
-    pixels = height * width
-    G = -(-pixels // P)
-    A = (width + P) // P if fire else 0
-    go = 2 + max(height, P // width)
-    npix = [min(P, pixels - g * P) for g in range(G)]
-    load = [n * -(-in_channels // L) * L for n in npix]
-    unload = [n * -(-out_channels // L) * L for n in npix]
-    units = [UnitCycles(sum(slots)) for slots in unit_slots]
-    jobs = [_jobs(G, dual and u == 0, A + 1) for u in range(3)]
-    entries = {"all": [sum(s) for s in unit_slots], "A": [unit_slots[0][0]] * 3,
-               "B": [unit_slots[0][1] + unit_slots[0][2]] * 3}
-    flush = {}                                      # (u, kind, g) -> last FLUSH cycle
-    # Written-group events each handshake waits for: (unit, job kind) pairs.
-    readers = [(0, "A" if dual else "all")] if fire else [(u, "all") for u in range(3)]
-    writers = ([(0, "B")] if dual else []) + [(1, "all"), (2, "all")] if fire else \
-        [(u, "all") for u in range(3)]
-    squeezer = (0, "A" if dual else "all")
-    line_readers = [(1, "all"), (2, "all")] + ([(0, "B")] if dual else [])
-    wait_at = [go + 3] * 3
-    full, fill, o_release = {}, {}, {}
-    nxt = [0, 0, 0]
-    loader_next = drainer_next = go + 1
-    last_read = go
-    in_beats = -(-in_channels // L)
-    pace = {"beat": 0, "taken": None}
-
-    def loaded(g, start):
-        """Cycle group g's slot is full when its loading may start in ``start``."""
-        if input_ready is None:
-            return start + load[g]
-        ready = start
-        for _ in range(npix[g] * in_beats):
-            pace["taken"] = max(ready, input_ready(pace["beat"], pace["taken"]))
-            ready = pace["taken"] + L
-            pace["beat"] += 1
-        return ready
-
-    def written(key, g):
-        f = flush.get((*key, g))
-        return None if f is None else f + drain + 1
-
-    def latest(events):
-        cycles = [written(key, g) for key, g in events]
-        return None if None in cycles else max(cycles, default=0)
-
-    def ready(u, kind, g):
-        """(cycle from which the job may start, the reason that binds) or None."""
-        conds = []
-        if (u, kind) in readers:
-            if g not in full:
-                return None
-            conds.append((full[g], "input"))
-        if ((u, kind) in writers) and g >= 2:
-            if g - 2 not in o_release:
-                return None
-            conds.append((o_release[g - 2] + 1, "output"))
-        if fire and (u or kind == "B"):
-            c = latest([(squeezer, min(g + A, G - 1))])
-            if c is None:
-                return None
-            conds.append((c, "squeezed"))
-        if fire and u == 0 and kind != "B" and g - D + A >= 0:
-            c = latest([(key, g - D + A) for key in line_readers])
-            if c is None:
-                return None
-            conds.append((c, "line_space"))
-        return max(conds, default=(0, None))
-
-    while min(n - len(j) for n, j in zip(nxt, jobs)) < 0 or len(fill) < G:
-        progressed = False
-        g = len(full)           # the loader: group g once g-2 is released by every reader
-        if g < G:
-            release = go if g < 2 else latest([(key, g - 2) for key in readers])
-            if release is not None:
-                full[g] = loaded(g, max(loader_next, release + 1))
-                loader_next = full[g]
-                progressed = True
-        for u in range(3):
-            if nxt[u] == len(jobs[u]):
-                continue
-            kind, g = jobs[u][nxt[u]]
-            r = ready(u, kind, g)
-            if r is None:
-                continue
-            t = max(wait_at[u], r[0])
-            if t > wait_at[u]:
-                units[u].wait[r[1]] += t - wait_at[u]
-            n = entries[kind][u]
-            flush[(u, kind, g)] = t + 1 + passes[u] * (n + 1)
-            units[u].issue += passes[u] * n
-            wait_at[u] = flush[(u, kind, g)] + 1
-            nxt[u] += 1
-            progressed = True
-        g = len(fill)           # the drainer: a group once every writer has written it
-        if g < G:
-            f = latest([(key, g) for key in writers])
-            if f is not None:
-                fill[g] = f
-                first_read = max(drainer_next, f + 1)
-                last_read = first_read + unload[g] - 1
-                o_release[g] = last_read
-                drainer_next = last_read + 1
-                progressed = True
+    run = _Replay(lanes=lanes, channels_per_beat=channels_per_beat, line_groups=line_groups,
+                  in_channels=in_channels, out_channels=out_channels, unit_slots=unit_slots,
+                  fire=fire, height=height, width=width, dual=dual, passes=passes,
+                  input_ready=input_ready, drain=drain)
+    while not run.finished():
+        progressed = run.loader() | any([run.unit(u) for u in range(3)]) | run.drainer()
         if not progressed:
             raise AssertionError("the dataflow schedule deadlocks (line buffer too small?)")
+    return run.result()
 
-    ends = [written((u, kind), g) for u in range(3) for kind, g in jobs[u][-1:]]
-    done = max(max(ends), last_read + OutputDrainer.TAIL)
-    for unit in units:
-        unit.overhead = done - unit.issue - sum(unit.wait.values())
-    return DataflowCycles(cycles=done, groups=G, units=units,
-                          last_beat=last_read + OutputDrainer.TAIL - 1,
-                          detail={"reach": A, "init": go, "line_groups": D})
+
+class _Replay:
+    """The state of one replayed run (see :func:`dataflow_layer_cycles`): each step method
+    schedules the next event it can (a group loaded, a unit's job, a group drained) once
+    everything it waits for is known, and says whether it did."""
+
+    def __init__(self, *, lanes, channels_per_beat, line_groups, in_channels, out_channels,
+                 unit_slots, fire, height, width, dual, passes, input_ready, drain):
+        P, L = lanes, channels_per_beat
+        pixels = height * width
+        self.G = G = -(-pixels // P)
+        self.A = (width + P) // P if fire else 0
+        self.D, self.L, self.fire, self.passes, self.drain = line_groups, L, fire, passes, drain
+        self.go = 2 + max(height, P // width)
+        self.npix = [min(P, pixels - g * P) for g in range(G)]
+        self.in_beats = -(-in_channels // L)
+        self.unload = [n * -(-out_channels // L) * L for n in self.npix]
+        self.units = [UnitCycles(sum(slots)) for slots in unit_slots]
+        self.jobs = [_jobs(G, dual and u == 0, self.A + 1) for u in range(3)]
+        self.entries = {"all": [sum(s) for s in unit_slots], "A": [unit_slots[0][0]] * 3,
+                        "B": [unit_slots[0][1] + unit_slots[0][2]] * 3}
+        self.flush = {}                             # (u, kind, g) -> last FLUSH cycle
+        # Whose written groups each handshake waits for: (unit, job kind) pairs.
+        both = [(u, "all") for u in range(3)]
+        self.readers = [(0, "A" if dual else "all")] if fire else both
+        self.writers = ([(0, "B")] if dual else []) + both[1:] if fire else both
+        self.squeezer = (0, "A" if dual else "all")
+        self.line_readers = both[1:] + ([(0, "B")] if dual else [])
+        self.wait_at = [self.go + 3] * 3
+        self.full, self.fill, self.o_release = {}, {}, {}
+        self.nxt = [0, 0, 0]
+        self.loader_next = self.drainer_next = self.go + 1
+        self.last_read = self.go
+        self.input_ready = input_ready
+        self.pace = {"beat": 0, "taken": None}
+
+    def finished(self):
+        return all(n == len(j) for n, j in zip(self.nxt, self.jobs)) and len(self.fill) == self.G
+
+    def written(self, key, g):
+        f = self.flush.get((*key, g))
+        return None if f is None else f + self.drain + 1
+
+    def latest(self, events):
+        cycles = [self.written(key, g) for key, g in events]
+        return None if None in cycles else max(cycles, default=0)
+
+    def loader(self):
+        """Group g is loaded once group g-2 is released by every reader."""
+        g = len(self.full)
+        if g >= self.G:
+            return False
+        release = self.go if g < 2 else self.latest([(key, g - 2) for key in self.readers])
+        if release is None:
+            return False
+        start = max(self.loader_next, release + 1)
+        if self.input_ready is None:
+            self.full[g] = start + self.npix[g] * self.in_beats * self.L
+        else:
+            ready, pace = start, self.pace
+            for _ in range(self.npix[g] * self.in_beats):
+                pace["taken"] = max(ready, self.input_ready(pace["beat"], pace["taken"]))
+                ready = pace["taken"] + self.L
+                pace["beat"] += 1
+            self.full[g] = ready
+        self.loader_next = self.full[g]
+        return True
+
+    def ready(self, u, kind, g):
+        """(cycle from which the job may start, the reason that binds) or None."""
+        conds = []
+        if (u, kind) in self.readers:
+            if g not in self.full:
+                return None
+            conds.append((self.full[g], "input"))
+        if (u, kind) in self.writers and g >= 2:
+            if g - 2 not in self.o_release:
+                return None
+            conds.append((self.o_release[g - 2] + 1, "output"))
+        if self.fire and (u or kind == "B"):
+            conds.append((self.latest([(self.squeezer, min(g + self.A, self.G - 1))]),
+                          "squeezed"))
+        if self.fire and u == 0 and kind != "B" and g - self.D + self.A >= 0:
+            h = g - self.D + self.A
+            conds.append((self.latest([(key, h) for key in self.line_readers]), "line_space"))
+        if any(c is None for c, _ in conds):
+            return None
+        return max(conds, default=(0, None))
+
+    def unit(self, u):
+        """Unit u's next job, once its conditions are known."""
+        if self.nxt[u] == len(self.jobs[u]):
+            return False
+        kind, g = self.jobs[u][self.nxt[u]]
+        r = self.ready(u, kind, g)
+        if r is None:
+            return False
+        t = max(self.wait_at[u], r[0])
+        if t > self.wait_at[u]:
+            self.units[u].wait[r[1]] += t - self.wait_at[u]
+        n = self.entries[kind][u]
+        self.flush[(u, kind, g)] = t + 1 + self.passes[u] * (n + 1)
+        self.units[u].issue += self.passes[u] * n
+        self.wait_at[u] = self.flush[(u, kind, g)] + 1
+        self.nxt[u] += 1
+        return True
+
+    def drainer(self):
+        """Group g is drained once every writer has written it."""
+        g = len(self.fill)
+        if g >= self.G:
+            return False
+        f = self.latest([(key, g) for key in self.writers])
+        if f is None:
+            return False
+        self.fill[g] = f
+        first_read = max(self.drainer_next, f + 1)
+        self.last_read = first_read + self.unload[g] - 1
+        self.o_release[g] = self.last_read
+        self.drainer_next = self.last_read + 1
+        return True
+
+    def result(self):
+        ends = [self.written((u, kind), g) for u in range(3) for kind, g in self.jobs[u][-1:]]
+        done = max(max(ends), self.last_read + OutputDrainer.TAIL)
+        for unit in self.units:
+            unit.overhead = done - unit.issue - sum(unit.wait.values())
+        return DataflowCycles(cycles=done, groups=self.G, units=self.units,
+                              last_beat=self.last_read + OutputDrainer.TAIL - 1,
+                              detail={"reach": self.A, "init": self.go, "line_groups": self.D})
 
 
 def layer_cycles(engine_or_params, program, index, *, height=None, width=None,

@@ -7,11 +7,15 @@ Structure (``--arch dataflow``; see :mod:`hw.dataflow.program` for how work is s
   codebook, multiply, accumulate, requantise; latency 17, one entry per cycle) with its own
   :class:`~hw.blocks.weight_store.WeightStore` holding only its sub-convolutions, and its own
   :class:`~hw.dataflow.unit_sequencer.UnitSequencer`. 3P multipliers in all.
+- Unit u has ``P / passes[u]`` multipliers (``program.passes``) and covers a group's P pixels
+  in that many passes, writing one block of the group's word at a time.
 - The **squeeze PE array** reads the input buffer and writes squeezed pixels into the line
   buffers; the **expand-1x1** and **expand-3x3 units** each read their own copy of the line
-  buffer (:class:`~hw.fire.line_buffer.LineBuffer`, both written by the squeeze unit: one
+  buffer (:class:`~hw.fire.line_buffer.LineBuffer`, all written by the squeeze unit: one
   read port each) and write their own output memory of the
-  :class:`~hw.fire.output_drainer.OutputDrainer`, which sends the channels in order.
+  :class:`~hw.fire.output_drainer.OutputDrainer`, which sends the channels in order. Where a
+  layer's squeeze is light the squeeze PE array also expands some channels (a third
+  line-buffer copy, its own output memory; see :mod:`hw.dataflow.program`).
 - They run concurrently: the squeeze unit works ``A`` or more groups ahead of the expand units,
   and the two expand units work on the same group at once, each on its own channels. A plain
   layer (conv1 on patches, conv10) splits its output channels over the three units, which all

@@ -7,18 +7,23 @@ its own weight store, entry decoder, lanes, accumulators and requantisers:
 - the **expand-1x1 unit** (unit 1) and the **expand-3x3 unit** (unit 2) run the expand
   convolutions from the line buffer into their own output memories.
 
-How a layer's output channels are split between the units (:func:`split_layer`):
+How a layer's output channels are split between the units (:func:`split_layer`; cut points
+``(a, b)``: the squeeze unit takes output channels ``0..a-1``, the expand-1x1 unit ``a..b-1``,
+the expand-3x3 unit ``b..E-1``):
 
 - **Fire layer.** The expand outputs are channels ``0..E-1`` (the ``E1`` 1x1 channels, then the
-  ``E3`` 3x3 channels). The expand-1x1 unit takes channels ``0..k-1``, the expand-3x3 unit
-  ``k..E-1``. ``k = E1`` is the split as specified (1x1 on one unit, 3x3 on the other). With
-  ``balance=True`` (the default) ``k`` is chosen per layer to even out the two units' entry
-  counts: the expand-1x1 unit then also runs the first 3x3 channels (``k > E1``), or the 3x3
-  unit the last 1x1 channels (``k < E1``). The cost: both expand units read the line buffer
-  through the 3x3 tap rotation and padding logic, not just the 3x3 unit.
+  ``E3`` 3x3 channels). ``balance="strict"`` is the split as specified: ``(0, E1)``, all 1x1 on
+  the expand-1x1 unit, all 3x3 on the expand-3x3 unit. ``"expand"`` moves the cut between the
+  two expand units to even out their entry counts: the expand-1x1 unit then also runs the
+  first 3x3 channels, or the 3x3 unit the last 1x1 channels; the cost is that both expand
+  units read the line buffer through the 3x3 tap rotation and padding logic. ``"all"`` (the
+  default) also lets the squeeze PE array take the first expand channels after its squeeze,
+  in layers where its squeeze is light: it then runs two jobs a group (squeeze group ``g``,
+  expand group ``g - A - 1``) and needs its own line-buffer copy and output memory. A unit's
+  work is weighed by its passes (its multipliers are the group's lanes divided by them).
 - **Plain layer** (conv1 on patches, conv10): one 1x1 convolution; its output channels are cut
-  into three ranges, one per unit, chosen to even out the entry counts, and every unit reads
-  the input buffer and writes its own output memory.
+  into three ranges, one per unit, chosen to even out the work, and every unit reads the
+  input buffer and writes its own output memory.
 
 A sub-convolution is the original's entries for a range of output channels, re-encoded from
 position 0 of the range (:func:`slice_conv`), so every unit decodes exactly as the shared

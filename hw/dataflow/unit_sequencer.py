@@ -11,6 +11,12 @@ through the entry pipeline (``carry_context``), so entries of two groups may be 
 ``done`` counts the groups whose results are all written: the flush token of group g, delayed
 by the pipeline's latency, increments it in the cycle its last result is written.
 
+*Dual mode* (``dual``; the squeeze PE array of a Fire layer that also expands channels): two
+jobs per group, A (slot 0, the squeeze, group ``g``) and B (slots 1 and 2, its expand channels,
+group ``g_b``), each with its own ``may_start`` and written counter (``done``, ``done_b``). Job B
+of group ``g_b`` runs as soon as job A of group ``g_b + lag`` has been issued (``lag = A + 1``),
+so the two alternate; border flags follow job B's groups.
+
 Cycles per group: ``2 + passes * (n + 1)`` (WAIT and SETUP, then per pass the ``n`` entries
 and a FLUSH) when ``may_start`` is already high. A unit of ``P / passes`` multipliers covers
 the group's P lanes in ``passes`` blocks, one after another. The exact schedule is

@@ -60,6 +60,14 @@ class EntryPipeline(wiring.Component):
         of two).
     acc_width : int
         Accumulator width.
+    carry_context : bool
+        The dataflow datapath's units: the group numbers, the border flags and the pass
+        travel with every entry (the unit's sequencer moves on to the next group without
+        waiting for the pipeline to drain), and the line buffer is outside (``lb_*`` ports).
+    unit_lanes : int
+        With ``carry_context``: multipliers, ``lanes`` or a divisor of it; the unit covers the
+        group's lanes in ``lanes / unit_lanes`` passes (``issue_pass``), writing one block of
+        the word at a time (``o_en``, ``lb_w_en`` have a bit per block).
 
     Members
     -------
