@@ -134,8 +134,13 @@ class DataflowEngine(wiring.Component):
         P, L, D = self._lanes, self._beat, self._s_groups
         m.submodules.sequencer = seq = DataflowSequencer(
             self._program, lanes=P, channels_per_beat=L, groups=D, drain=self.DRAIN)
+        # Every unit reads the input buffer in a plain layer; in a Fire layer only the squeeze
+        # unit does, so a program of Fire layers needs one read port (each port beyond the
+        # first is a copy of the memory).
+        plain = any(not layer.is_fire for layer in self._program.layers)
         m.submodules.loader = loader = InputLoader(lanes=P, channels_per_beat=L,
-                                                   channels=self._cin_slot, read_ports=3)
+                                                   channels=self._cin_slot,
+                                                   read_ports=3 if plain else 1)
         m.submodules.drainer = drainer = OutputDrainer(
             lanes=P, channels_per_beat=L, channels=self._e_slot, capacities=self._out_caps,
             write_blocks=self._program.passes)
@@ -175,8 +180,11 @@ class DataflowEngine(wiring.Component):
                 pipe.top_ok.eq(unit.top_ok), pipe.bot_ok.eq(unit.bot_ok),
                 pipe.left_ok.eq(unit.left_ok), pipe.right_ok.eq(unit.right_ok),
                 pipe.sq_group.eq(unit.group), pipe.ex_group.eq(unit.group),
-                getattr(loader, f"r_addr{suffix}").eq(pipe.x_addr),
-                pipe.x_data.eq(getattr(loader, f"r_data{suffix}")),
+            ]
+            if u == 0 or plain:
+                m.d.comb += [getattr(loader, f"r_addr{suffix}").eq(pipe.x_addr),
+                             pipe.x_data.eq(getattr(loader, f"r_data{suffix}"))]
+            m.d.comb += [
                 getattr(drainer, f"w_addr{suffix}").eq(pipe.o_addr),
                 getattr(drainer, f"w_data{suffix}").eq(pipe.o_data),
                 getattr(drainer, f"w_en{suffix}").eq(pipe.o_en),

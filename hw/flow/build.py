@@ -198,7 +198,8 @@ def _choose_mode(board, program, engine_config, layers, steps):
     plan = steps.run("plan_network", plan_network, board, program, engine_config)
     dev = board.device
     budget = int(board.bram_budget * dev.bram_sites)
-    weights = sum(r.bits for r in plan.rows if "/weight_store/" in f"/{r.name}/")
+    # the shared engine's weight_store, the dataflow units' weight_store0..2
+    weights = sum(r.bits for r in plan.rows if re.search(r"/weight_store\d*/", f"/{r.name}/"))
     need = (f"the whole network needs {plan.bits_used:,} bits of memory (weights {weights:,}, "
             f"activation store {program.store_bits:,}, engine and other buffers "
             f"{plan.bits_used - weights - program.store_bits:,}) in {plan.sites} block-RAM "

@@ -5,6 +5,7 @@ covers every memory synthesis will see: the weight store's banks, the engine's b
 inside the host link.
 """
 
+import dataclasses
 import math
 
 from amaranth.hdl import Fragment, Shape
@@ -45,7 +46,8 @@ def design_memories(elaboratable, platform=None):
     """``[MemorySpec]`` of every memory in ``elaboratable``, named by hierarchy path.
 
     A RAM's ``granularity`` is its write port's enable granularity (``None`` for a
-    whole-word enable). A ROM's ``const_lanes`` counts the bit columns of its initial contents
+    whole-word enable). A memory with N read ports counts N times (``name#readK`` for the
+    copies), as synthesis duplicates it. A ROM's ``const_lanes`` counts the bit columns of its initial contents
     that are the same in every word (Yosys removes those before mapping).
     """
     found = []
@@ -55,9 +57,14 @@ def design_memories(elaboratable, platform=None):
             data = fragment._data
             width = Shape.cast(data.shape).width
             ram = bool(fragment._write_ports)
-            found.append(MemorySpec("/".join(path), width, data.depth, write_port=ram,
-                                    granularity=_granularity(fragment, width) if ram else None,
-                                    const_lanes=0 if ram else _const_lanes(data, width)))
+            spec = MemorySpec("/".join(path), width, data.depth, write_port=ram,
+                              granularity=_granularity(fragment, width) if ram else None,
+                              const_lanes=0 if ram else _const_lanes(data, width))
+            found.append(spec)
+            # A block RAM has one read port beside the write port: Yosys' memory_libmap gives
+            # each further read port its own copy of the memory.
+            for n in range(1, len(fragment._read_ports)):
+                found.append(dataclasses.replace(spec, name=f"{spec.name}#read{n}"))
         for sub, name, *_ in fragment.subfragments:
             walk(sub, path + (str(name),))
 
