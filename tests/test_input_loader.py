@@ -11,7 +11,7 @@ from testkit.simulate import simulate
 
 
 def run_loader(lanes, beat, slot, pixels, beats, *, seed, valid_prob=0.6, hold=(0, 12),
-               name="loader"):
+               name="loader", read_ports=1):
     """Stream ``pixels`` random pixels of ``beats`` beats; return (expected, got) per group.
 
     The consumer waits for each group's slot to be full, keeps it a random number of cycles in
@@ -19,7 +19,9 @@ def run_loader(lanes, beat, slot, pixels, beats, *, seed, valid_prob=0.6, hold=(
     releases it.
     """
     rng = np.random.default_rng(seed)
-    dut = InputLoader(lanes=lanes, channels_per_beat=beat, channels=slot)
+    dut = InputLoader(lanes=lanes, channels_per_beat=beat, channels=slot, read_ports=read_ports)
+    ports = [(dut.r_addr, dut.r_data)] + [(getattr(dut, f"r_addr{n}"), getattr(dut, f"r_data{n}"))
+                                          for n in range(1, read_ports)]
     data = rng.integers(0, 256, (pixels, beats * beat))
     groups = -(-pixels // lanes)
     got = {}
@@ -41,12 +43,16 @@ def run_loader(lanes, beat, slot, pixels, beats, *, seed, valid_prob=0.6, hold=(
                 await ctx.tick()
             for _ in range(int(rng.integers(*hold))):
                 await ctx.tick()
-            words = []
-            for c in range(beats * beat):
-                ctx.set(dut.r_addr, s * slot + c)
+            n = beats * beat
+            words = [[None] * n for _ in ports]
+            for c in range(n):          # port p reads the channels rotated by p
+                for p, (addr, _) in enumerate(ports):
+                    ctx.set(addr, s * slot + (c + p) % n)
                 await ctx.tick()
-                words.append(ctx.get(dut.r_data))
-            got[g] = words
+                for p, (_, data_out) in enumerate(ports):
+                    words[p][(c + p) % n] = ctx.get(data_out)
+            got[g] = words[0]
+            assert all(w == words[0] for w in words), "read ports disagree"
             ctx.set(dut.release, 1 << s)
             await ctx.tick()
             ctx.set(dut.release, 0)
@@ -68,6 +74,10 @@ def run_loader(lanes, beat, slot, pixels, beats, *, seed, valid_prob=0.6, hold=(
 def test_groups_land_in_slots(lanes, beat, slot, pixels, beats, request):
     run_loader(lanes, beat, slot, pixels, beats, seed=lanes * 7 + pixels,
                name=request.node.name)
+
+
+def test_extra_read_ports(request):
+    run_loader(4, 2, 8, 11, 3, seed=5, name=request.node.name, read_ports=3)
 
 
 def test_full_ready_without_gaps(request):

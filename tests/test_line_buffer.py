@@ -8,23 +8,31 @@ from amaranth.sim import Simulator
 from hw.fire.line_buffer import LineBuffer
 
 
-@pytest.mark.parametrize("lanes,groups,channels,latency", [(4, 4, 8, 2), (8, 8, 4, 5), (1, 2, 2, 3)])
-def test_shifted_reads(lanes, groups, channels, latency):
+@pytest.mark.parametrize("lanes,groups,channels,latency,blocks", [
+    (4, 4, 8, 2, 1), (8, 8, 4, 5, 1), (1, 2, 2, 3, 1),
+    (8, 4, 4, 5, 2), (4, 4, 2, 2, 4)])     # written one block of lanes at a time
+def test_shifted_reads(lanes, groups, channels, latency, blocks):
     rng = np.random.default_rng(lanes + groups)
-    dut = LineBuffer(lanes=lanes, groups=groups, channels=channels, read_latency=latency)
+    dut = LineBuffer(lanes=lanes, groups=groups, channels=channels, read_latency=latency,
+                     write_blocks=blocks)
     store = rng.integers(0, 256, (groups, channels, lanes))
     requests = [(int(rng.integers(groups)), int(rng.integers(lanes)), int(rng.integers(channels)),
                  int(rng.integers(1 << lanes))) for _ in range(60)]
     got = []
 
     async def bench(ctx):
+        width = 8 * lanes // blocks
         for g in range(groups):
             for c in range(channels):
-                ctx.set(dut.w_en, 1)
-                ctx.set(dut.w_group, g)
-                ctx.set(dut.w_chan, c)
-                ctx.set(dut.w_data, sum(int(v) << (8 * k) for k, v in enumerate(store[g, c])))
-                await ctx.tick()
+                word = sum(int(v) << (8 * k) for k, v in enumerate(store[g, c]))
+                for b in range(blocks):     # this block's lanes, junk in the others
+                    mask = ((1 << width) - 1) << (b * width)
+                    junk = int.from_bytes(rng.bytes(lanes), "little") & ~mask
+                    ctx.set(dut.w_en, 1 << b)
+                    ctx.set(dut.w_group, g)
+                    ctx.set(dut.w_chan, c)
+                    ctx.set(dut.w_data, word & mask | junk)
+                    await ctx.tick()
         ctx.set(dut.w_en, 0)
         outputs = []
         for group, rot, chan, mask in requests + [(0, 0, 0, 0)] * latency:

@@ -130,3 +130,58 @@ def test_parameter_errors(kwargs, exc, message):
     args = {"lanes": 4, "channels_per_beat": 2, "channels": 8, **kwargs}
     with pytest.raises(exc, match=message):
         OutputDrainer(**args)
+
+
+@pytest.mark.parametrize("bounds,blocks", [((2, 5), (1, 2, 1)), ((0, 3), (2, 1, 4)),
+                                           ((6, 6), (1, 1, 1))])
+def test_sources_each_hold_their_channels(bounds, blocks, request):
+    """Three sources (the dataflow units) each write their own memory, at local channel
+    addresses, some in blocks of lanes; the beats come out as one raster stream."""
+    lanes, beat, slot, pixels, channels = 4, 2, 8, 9, 7
+    caps = (8, 4, 8)
+    rng = np.random.default_rng(sum(bounds))
+    dut = OutputDrainer(lanes=lanes, channels_per_beat=beat, channels=slot, capacities=caps,
+                        write_blocks=blocks)
+    results = rng.integers(0, 256, (pixels, channels))
+    beats = -(-channels // beat)
+    edges = (0, *bounds, channels)
+    got = []
+
+    async def producer(ctx):
+        ctx.set(dut.pixels, pixels)
+        ctx.set(dut.out_channels, channels)
+        ctx.set(dut.beats, beats)
+        ctx.set(dut.bounds[0], bounds[0])
+        ctx.set(dut.bounds[1], bounds[1])
+        ctx.set(dut.go, 1)
+        await ctx.tick()
+        ctx.set(dut.go, 0)
+        for g in range(-(-pixels // lanes)):
+            s = g % 2
+            while (ctx.get(dut.full) >> s) & 1:
+                await ctx.tick()
+            for u in range(3):
+                sfx = str(u) if u else ""
+                for c in range(edges[u], edges[u + 1]):
+                    word = sum(int(results[g * lanes + k, c]) << (8 * k) for k in range(lanes)
+                               if g * lanes + k < pixels)
+                    bits = 8 * lanes // blocks[u]
+                    for b in range(blocks[u]):      # one block of lanes per write, junk around
+                        mask = ((1 << bits) - 1) << (b * bits)
+                        junk = int(rng.integers(0, 1 << 30)) * 0x1_0000_0001 & ~mask
+                        ctx.set(getattr(dut, f"w_addr{sfx}"), s * caps[u] + c - edges[u])
+                        ctx.set(getattr(dut, f"w_data{sfx}"),
+                                (word & mask | junk) & ((1 << 8 * lanes) - 1))
+                        ctx.set(getattr(dut, f"w_en{sfx}"), 1 << b)
+                        await ctx.tick()
+                    ctx.set(getattr(dut, f"w_en{sfx}"), 0)
+            ctx.set(dut.fill, 1 << s)
+            await ctx.tick()
+            ctx.set(dut.fill, 0)
+
+    async def consumer(ctx):
+        await ctx.tick()
+        got.extend(await receive_until_last(ctx, dut.o, rng, ready_prob=0.7))
+
+    simulate(dut, producer, consumer, name=request.node.name, deadline_cycles=5000)
+    assert got == expected_beats(results, beat, beats)
