@@ -11,7 +11,10 @@ conv1 7x7/2, pools after conv1, fire4 and fire8, conv10 with pad 1) this compute
 - its float32 size: parameters (weights and biases) x 4 bytes in MiB (2**20 bytes), the unit
   that reproduces the paper's 4.8 MB of SqueezeNet (1,248,424 parameters; 4.99 in 10**6) and
   its 13 and 24 MB; the paper's 7.6, 19, 5.7 and 21 MB come out as 7.50, 18.47, 5.64 and
-  20.33 (within 3.5%; in 10**6 bytes the sizes are up to 4.8% off, 13.6 for 13);
+  20.33 (within 3.5%; in 10**6 bytes the sizes are up to 4.8% off, 13.6 for 13). No counting
+  convention gives all seven printed sizes: parameter counts grow by the same amount for
+  each SR step of 0.25, the printed ones do not (13 -> 19 -> 24), and rounding e3 up or down,
+  leaving biases out or counting 10**6-byte MB all miss some (``tests/test_explore.py``);
 - a synthetic compressed model at the real model's per-layer densities
   (:func:`golden.synthetic.synthetic_model`): its ``.net`` file size and its weight-store entry
   bits (stored entries, fillers included, x (code bits + 4));
