@@ -103,3 +103,15 @@ def test_step_name_errors():
         StepEngine(program, "fire2")
     with pytest.raises(TypeError, match="^Program must be a NetworkProgram, not None$"):
         StepEngine(None, ["fire2"])
+
+
+def test_dataflow_datapath_steps():
+    """The host-driven step engine on the dataflow datapath: every step, with gaps and
+    back-pressure, bit-exact (the design ``hw.build --arch dataflow`` makes for small boards)."""
+    from hw.arch import Arch
+    program, cases = _case(5, pool_after=("conv1", "fire2"))
+    names = [s.name for s in program.steps]
+    dut = StepEngine(program, names, lanes=4, arch=Arch("dataflow", (1, 2, 2)))
+    runs = [(k, cases[k][0]) for k in range(len(names))] + [(1, cases[1][0])]
+    results = run_steps(dut, runs, valid_prob=0.6, ready_prob=0.5, seed=2)
+    _check(dut, results, runs, cases)
