@@ -40,6 +40,9 @@ from hw.fire.sequencer import descriptor_layout
 
 __all__ = ["EntryPipeline"]
 
+#: The cycle an entry's tap, destination and padding are decided in (c6 in the table above).
+_C6 = WeightStore.latency + EntryDecoder.latency
+
 
 class EntryPipeline(wiring.Component):
     """Decode, multiply on P lanes, accumulate, requantise and write one entry per cycle.
@@ -207,15 +210,15 @@ class EntryPipeline(wiring.Component):
         m.d.comb += dst.eq(dec.o_out + Mux(ph_c6 == 0, d.dbase[0],
                                            Mux(ph_c6 == 1, d.dbase[1], d.dbase[2])))
         tap_ok = Signal(P)
-        ok = {n: self._at(m, getattr(self, n), 6, f"{n}_c6")
+        ok = {n: self._at(m, getattr(self, n), _C6, f"{n}_c6")
               for n in ("top_ok", "bot_ok", "left_ok", "right_ok")}
         for k in range(P):
             m.d.comb += tap_ok[k].eq(
                 ((ky != 0) | ok["top_ok"][k]) & ((ky != 2) | ok["bot_ok"][k]) &
                 ((kx != 0) | ok["left_ok"][k]) & ((kx != 2) | ok["right_ok"][k]))
         c7 = {"group": Signal.like(self.ex_group, name="lo_group_c7"),
-              "slot": self._at(m, self.sq_group[0], 7, "sq_slot_c7")}
-        m.d.sync += c7["group"].eq(self._at(m, self.ex_group, 6, "ex_group_c6") + tap_group)
+              "slot": self._at(m, self.sq_group[0], _C6 + 1, "sq_slot_c7")}
+        m.d.sync += c7["group"].eq(self._at(m, self.ex_group, _C6, "ex_group_c6") + tap_group)
         for s, n in ((dec.o_c, "chan"), (dec.o_code, "code"), (dec.o_out, "out"),
                      (dec.o_valid, "v"), (dec.o_first, "first"), (ph_c6, "ph"), (fl_c6, "fl"),
                      (dst, "dst"), (tap_rot, "rot"), (tap_ok, "ok")):
@@ -245,7 +248,7 @@ class EntryPipeline(wiring.Component):
         from_x = c12["ph"][0] == c12["ph"][1]     # squeeze or a plain layer
         x_lanes, l_lanes = x_c12, lbuf.r_data
         if self._unit != P:     # this pass's block of the group's lanes
-            pass_c12 = delay(m, self.issue_pass, 12, "pass_c12")
+            pass_c12 = delay(m, self.issue_pass, _C6 + 2 + WeightStore.latency, "pass_c12")
             x_lanes = x_c12.word_select(pass_c12, 8 * self._unit)
             l_lanes = lbuf.r_data.word_select(pass_c12, 8 * self._unit)
         c12["act"] = [Mux(from_x, x_lanes[8 * k:8 * k + 8], l_lanes[8 * k:8 * k + 8])
