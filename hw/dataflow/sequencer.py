@@ -12,8 +12,10 @@ group ``g`` (``may_start``) when:
   is free (group g-2 was filled and drained);
 - expand units of a Fire layer: the squeezed groups up to ``g + A`` (``A = ceil((W+1)/P)``)
   are written, or all of them at the end of the map;
-- the squeeze unit of a Fire layer: both expand units are done with every group that still
-  reads the line-buffer slot group g overwrites (``g < min(done1, done2) + D - A``).
+- the squeeze unit of a Fire layer: every unit that expands (both expand units, and the
+  squeeze unit's own expand job in dual mode) is done with every group that still reads the
+  line-buffer slot group g overwrites (``g < min(done1, done2[, done_b0]) + D - A``); in dual
+  mode its expand job (``may_start_b``) waits like an expand unit.
 
 An input slot is released when every unit reading it has written its results for that group,
 an output slot filled when every unit writing it has (counters of written groups, so units may
@@ -53,9 +55,11 @@ class DataflowSequencer(Sequencer):
     -------
     start, done, busy, go, pixels, tap_group, tap_rot :
         As the shared :class:`~hw.fire.sequencer.Sequencer`'s.
-    desc : Out(descriptor_layout) for unit 0's descriptor (cin, beats, e of the layer).
-    u0, u1, u2 : the units' issue ports (see :class:`UnitSequencer`) and ``udesc{u}``, each
-        unit's descriptor.
+    desc : Out(descriptor_layout)
+        The layer's channels and beats (for the loader and the drainer).
+    udesc0, udesc1, udesc2 : Out(descriptor_layout)
+        Each unit's descriptor (its codebook, bias and destination bases); the units' issue
+        FSMs are :attr:`units` (their ports go to the entry pipelines).
     x_full : In(2); x_release : Out(2); o_full : In(2); o_fill : Out(2); drained : In(1)
         The loader's and the drainer's handshakes.
     bounds : Out(ArrayLayout, 2)
