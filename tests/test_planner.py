@@ -326,6 +326,44 @@ def test_const_lane_rom_matches_yosys(family, tmp_path):
     assert res.bram_cells == plan.cells, res.cells
 
 
+class _MultiReadRam(wiring.Component):
+    """A RAM with one write port and ``reads`` read ports (the dataflow input buffer)."""
+
+    def __init__(self, width, depth, reads):
+        self._shape = (width, depth, reads)
+        ports = {"w_addr": In(range(depth)), "w_data": In(width), "w_en": In(1)}
+        for n in range(reads):
+            ports.update({f"r_addr{n}": In(range(depth)), f"r_data{n}": Out(width)})
+        super().__init__(ports)
+
+    def elaborate(self, platform):
+        width, depth, reads = self._shape
+        m = Module()
+        m.submodules.ram = ram = memory.Memory(shape=unsigned(width), depth=depth, init=[])
+        wr = ram.write_port()
+        m.d.comb += [wr.addr.eq(self.w_addr), wr.data.eq(self.w_data), wr.en.eq(self.w_en)]
+        for n in range(reads):
+            rd = ram.read_port()
+            m.d.comb += [rd.addr.eq(getattr(self, f"r_addr{n}")),
+                         getattr(self, f"r_data{n}").eq(rd.data)]
+        return m
+
+
+@needs_yosys
+@pytest.mark.toolchain
+@pytest.mark.parametrize("family, width, depth, reads", [
+    ("xc7", 64, 512, 3), ("xc7", 256, 128, 2), ("ecp5", 64, 512, 3), ("ecp5", 128, 256, 2)])
+def test_read_ports_beyond_the_first_copy_the_memory(family, width, depth, reads, tmp_path):
+    dut = _MultiReadRam(width, depth, reads)
+    specs = design_memories(dut)
+    assert len(specs) == reads
+    plan = plan_memories(specs, DEVICE[family])
+    single = plan_memories([MemorySpec("m", width, depth, True)], DEVICE[family])
+    assert plan.primitives == reads * single.primitives
+    res = synthesize(dut, family, workdir=tmp_path, quiet=True)
+    assert res.bram_cells == plan.cells, res.cells
+
+
 def _small_fire_system():
     # One Fire layer with ~800 sparse entries; 8 lanes, 4 channels a beat. The input buffer
     # (64 bits x 128, byte enables) and the output buffer are block RAM on xc7 and ecp5.
