@@ -151,7 +151,8 @@ class EntryPipeline(wiring.Component):
         word = Cat(*([Cat(*q_c16)] * blocks))
         block = Signal(blocks, name="block_c17")
         if blocks > 1:
-            m.d.comb += block.eq(1 << delay(m, self.issue_pass, self.latency, "pass_c17"))
+            pass_c17 = delay(m, self.issue_pass, self.latency, "pass_c17")
+            m.d.comb += block.eq(Cat(*(pass_c17 == b for b in range(blocks))))
         else:
             m.d.comb += block.eq(1)
         m.d.comb += [
@@ -249,8 +250,14 @@ class EntryPipeline(wiring.Component):
         x_lanes, l_lanes = x_c12, lbuf.r_data
         if self._unit != P:     # this pass's block of the group's lanes
             pass_c12 = delay(m, self.issue_pass, _C6 + 2 + WeightStore.latency, "pass_c12")
-            x_lanes = x_c12.word_select(pass_c12, 8 * self._unit)
-            l_lanes = lbuf.r_data.word_select(pass_c12, 8 * self._unit)
+            # This pass's block of the group's lanes, a case per block.
+            x_lanes, l_lanes = Signal(8 * self._unit), Signal(8 * self._unit)
+            width = 8 * self._unit
+            with m.Switch(pass_c12):
+                for b in range(P // self._unit):
+                    with m.Case(b):
+                        m.d.comb += [x_lanes.eq(x_c12[b * width:(b + 1) * width]),
+                                     l_lanes.eq(lbuf.r_data[b * width:(b + 1) * width])]
         c12["act"] = [Mux(from_x, x_lanes[8 * k:8 * k + 8], l_lanes[8 * k:8 * k + 8])
                       for k in range(self._unit)]
         return c12

@@ -93,28 +93,30 @@ class LineBuffer(wiring.Component):
         m = Module()
         P, D = self._lanes, self._groups
         chan_bits = ceil_log2(self._channels)
-        reads, writes = [], []
-        for parity in range(2):
-            mem = Memory(shape=unsigned(8 * P), depth=D // 2 * self._channels, init=[])
-            m.submodules[f"half{parity}"] = mem
-            reads.append(mem.read_port())
-            blocks = self._blocks
-            writes.append(mem.write_port(granularity=8 * P // blocks) if blocks > 1
-                          else mem.write_port())
-
         hi_group = Signal(range(D))
         m.d.comb += hi_group.eq(self.r_group + 1)
+        # Each half is one memory per block of lanes written together (plain memories, no
+        # write-enable granularity).
+        blocks = self._blocks
+        width = 8 * P // blocks
+        data = []
         for parity in range(2):
             own = Mux(self.r_group[0] == parity, self.r_group, hi_group)
-            m.d.comb += [
-                reads[parity].addr.eq(Cat(zero_extend(self.r_chan, chan_bits), own[1:])),
-                writes[parity].addr.eq(Cat(zero_extend(self.w_chan, chan_bits), self.w_group[1:])),
-                writes[parity].data.eq(self.w_data),
-                writes[parity].en.eq(Mux(self.w_group[0] == parity, self.w_en, 0)),
-            ]
+            words = []
+            for b in range(blocks):
+                mem = Memory(shape=unsigned(width), depth=D // 2 * self._channels, init=[])
+                m.submodules[f"half{parity}" + (f"_{b}" if blocks > 1 else "")] = mem
+                rd, wr = mem.read_port(), mem.write_port()
+                m.d.comb += [
+                    rd.addr.eq(Cat(zero_extend(self.r_chan, chan_bits), own[1:])),
+                    wr.addr.eq(Cat(zero_extend(self.w_chan, chan_bits), self.w_group[1:])),
+                    wr.data.eq(self.w_data[b * width:(b + 1) * width]),
+                    wr.en.eq(self.w_en[b] & (self.w_group[0] == parity)),
+                ]
+                words.append(rd.data)
+            data.append(Cat(*words))
 
         # Registers after the RAM, and the request's rotation and mask, until the rotation.
-        data = [r.data for r in reads]
         lo_odd, rot, mask = self.r_group[0], self.r_rot, self.r_mask
         for n in range(self.read_latency - 1):
             delayed = [Signal(8 * P, name=f"half{p}_d{n}") for p in range(2)]

@@ -157,28 +157,35 @@ class OutputDrainer(GroupBuffer):
         return m
 
     def _sources(self, m, chan, slot):
-        """One memory per source; returns the read data of the source of the channel read a
-        cycle before (the select is registered with the RAM's output)."""
+        """One memory per source, and per block of lanes for a source written a block at a
+        time; returns the read data of the source of the channel read a cycle before (the
+        select is registered with the RAM's output).
+
+        Blocks are separate memories, not one memory with a write enable per block: with those,
+        Yosys's ECP5 flow (the pinned YoWASP build) left two flip-flops driving one net of the
+        host-driven dataflow design, or failed an assertion in ABC."""
         caps = self._capacities
         reads = []
         for u, cap in enumerate(caps):
-            mem = Memory(shape=unsigned(8 * self._lanes), depth=2 * cap, init=[])
-            m.submodules[f"buffer{u}"] = mem
             blocks = self._blocks[u]
-            rd = mem.read_port()
-            wr = mem.write_port(granularity=8 * self._lanes // blocks) if blocks > 1 else \
-                mem.write_port()
+            width = 8 * self._lanes // blocks
             suffix = str(u) if u else ""
             base = self.bounds[u - 1] if u else 0
             local = Signal(ceil_log2(cap), name=f"local{u}")
-            m.d.comb += [
-                local.eq(chan - base),
-                wr.addr.eq(getattr(self, f"w_addr{suffix}")),
-                wr.data.eq(getattr(self, f"w_data{suffix}")),
-                wr.en.eq(getattr(self, f"w_en{suffix}")),
-                rd.addr.eq(Cat(local, slot)),
-            ]
-            reads.append(rd.data)
+            m.d.comb += local.eq(chan - base)
+            words = []
+            for b in range(blocks):
+                mem = Memory(shape=unsigned(width), depth=2 * cap, init=[])
+                m.submodules[f"buffer{u}" + (f"_{b}" if blocks > 1 else "")] = mem
+                rd, wr = mem.read_port(), mem.write_port()
+                m.d.comb += [
+                    wr.addr.eq(getattr(self, f"w_addr{suffix}")),
+                    wr.data.eq(getattr(self, f"w_data{suffix}")[b * width:(b + 1) * width]),
+                    wr.en.eq(getattr(self, f"w_en{suffix}")[b]),
+                    rd.addr.eq(Cat(local, slot)),
+                ]
+                words.append(rd.data)
+            reads.append(Cat(*words))
         source = Signal(range(len(caps)))
         m.d.comb += source.eq(sum((chan >= b).as_unsigned() for b in self.bounds))
         return Array(reads)[delay(m, source, 1, "source_rd")]
