@@ -65,7 +65,7 @@ def test_issue_order_timing_and_done(counts, hold, passes):
     last_flush = log["flush"][passes - 1::passes]
     wait_at = 1
     for g, flush in enumerate(last_flush):
-        start = wait_at + hold[g]
+        start = wait_at + max(1, hold[g])     # SETTLE first: WAIT from wait_at + 1
         order = [(s, i) for s in range(3) for i in range(counts[s])]
         expect = [(start + 2 + p * (n + 1) + j, g, p, base[s] + i, phase[s], int(i == 0))
                   for p in range(passes) for j, (s, i) in enumerate(order)]

@@ -6,11 +6,13 @@ the level of their handshakes, with the input stream always valid and the output
 ready. Cycle 0 is the ``start`` transfer; the result is the cycle ``done`` is high. The tests
 assert equality with simulation.
 
-Per unit and group ``g``: the unit enters WAIT in cycle ``w``; ``may_start`` holds from cycle
-``r`` (the latest of its conditions), so SETUP is in ``t + 1`` with ``t = max(w, r)``; then,
-for each of its ``p`` passes, its ``n`` entries and a FLUSH: the last FLUSH is in
-``F = t + 1 + p * (n + 1)`` and WAIT for ``g + 1`` in ``F + 1``. Its results for ``g`` are
-counted as written from ``F + drain + 1``.
+Per unit and group ``g``: the unit enters SETTLE in cycle ``w`` (WAIT from ``w + 1``); its
+start condition holds from cycle ``r`` (the latest of its conditions) and reaches it
+registered a cycle later, so it leaves WAIT in ``t = max(w, r) + 1`` and SETUP is in ``t + 1``;
+then, for each of its ``p`` passes, its ``n`` entries and a FLUSH: the last FLUSH is in
+``F = t + 1 + p * (n + 1)`` and SETTLE for ``g + 1`` in ``F + 1``. Its results for ``g`` are
+counted as written from ``F + drain + 1``; the (registered) slot release or fill follows a
+cycle after the last unit's.
 """
 
 from __future__ import annotations
@@ -151,7 +153,7 @@ class _Replay:
         release = self.go if g < 2 else self.latest([(key, g - 2) for key in self.readers])
         if release is None:
             return False
-        start = max(self.loader_next, release + 1)
+        start = max(self.loader_next, release + 1 + (g >= 2))     # the pulse is registered
         if self.input_ready is None:
             self.full[g] = start + self.npix[g] * self.in_beats * self.L
         else:
@@ -193,9 +195,9 @@ class _Replay:
         r = self.ready(u, kind, g)
         if r is None:
             return False
-        t = max(self.wait_at[u], r[0])
-        if t > self.wait_at[u]:
-            self.units[u].wait[r[1]] += t - self.wait_at[u]
+        t = max(self.wait_at[u], r[0]) + 1
+        if r[0] > self.wait_at[u]:
+            self.units[u].wait[r[1]] += r[0] - self.wait_at[u]
         n = self.entries[kind][u]
         self.flush[(u, kind, g)] = t + 1 + self.passes[u] * (n + 1)
         self.units[u].issue += self.passes[u] * n
@@ -211,6 +213,7 @@ class _Replay:
         f = self.latest([(key, g) for key in self.writers])
         if f is None:
             return False
+        f += 1                                      # the fill pulse is registered
         self.fill[g] = f
         first_read = max(self.drainer_next, f + 1)
         self.last_read = first_read + self.unload[g] - 1

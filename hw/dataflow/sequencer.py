@@ -19,7 +19,9 @@ group ``g`` (``may_start``) when:
 
 An input slot is released when every unit reading it has written its results for that group,
 an output slot filled when every unit writing it has (counters of written groups, so units may
-be several groups apart). ``done`` pulses once every unit has finished and the drainer has sent
+be several groups apart). ``may_start`` and the release and fill pulses are registered: each
+ends the counters' adds and compares in a flip-flop (on ECP5 that chain, from the counters
+into a unit's FSM, was the critical path at 70 MHz). ``done`` pulses once every unit has finished and the drainer has sent
 the last beat.
 """
 
@@ -168,9 +170,12 @@ class DataflowSequencer(Sequencer):
         """Each unit's run parameters and its ``may_start`` (and the squeeze unit's
         ``may_start_b`` for its expand job in dual mode)."""
         D = self._groups
-        x_rel = Signal.like(r.groups, name="x_released")
-        o_filled = Signal.like(r.groups, name="o_filled")
-        r.x_rel, r.o_filled = x_rel, o_filled
+        # The join counters (see _joins) and their values a cycle later, when the slot flags
+        # the registered pulses change have changed too.
+        r.x_rel = Signal.like(r.groups, name="x_released")
+        r.o_filled = Signal.like(r.groups, name="o_filled")
+        x_rel, o_filled = (Signal.like(r.groups, name=f"{n}_seen") for n in ("x_rel", "o_fill"))
+        m.d.sync += [x_rel.eq(r.x_rel), o_filled.eq(r.o_filled)]
         u0, u1, u2 = self.units
         # Groups every reader of the line buffer is done with.
         own = Mux(r.dual, u0.done_b, r.groups)
@@ -200,9 +205,10 @@ class DataflowSequencer(Sequencer):
                              unit.phase[s].eq(r.uphase[u][s])]
             line_ok = g < exp_done + D - r.reach if u == 0 else squeezed(g)
             writes = r.writes_out[u] & ~r.dual if u == 0 else r.writes_out[u]
-            m.d.comb += unit.may_start.eq((~r.reads_x[u] | x_ok(g)) & (~writes | out_ok(g)) &
+            # Registered: the counters' adds and compares end in a flip-flop, not in the FSMs.
+            m.d.sync += unit.may_start.eq((~r.reads_x[u] | x_ok(g)) & (~writes | out_ok(g)) &
                                           (r.plain | line_ok))
-        m.d.comb += u0.may_start_b.eq(squeezed(u0.g_b) & out_ok(u0.g_b))
+        m.d.sync += u0.may_start_b.eq(squeezed(u0.g_b) & out_ok(u0.g_b))
 
     def _joins(self, m, r):
         """Release an input slot / fill an output slot once every unit using it is done."""
@@ -214,8 +220,9 @@ class DataflowSequencer(Sequencer):
             done = [Mux(flag[u], d, r.groups) for u, d in enumerate(dones)]
             low = Mux(done[0] < done[1], done[0], done[1])
             low = Mux(low < done[2], low, done[2])
-            with m.If(r.running & (low > count)):
-                m.d.comb += pulse.eq(Mux(count[0], 0b10, 0b01))
-                m.d.sync += count.eq(count + 1)
+            with m.If(r.running & (low > count)):    # the pulse is registered, a cycle later
+                m.d.sync += [pulse.eq(Mux(count[0], 0b10, 0b01)), count.eq(count + 1)]
+            with m.Else():
+                m.d.sync += pulse.eq(0)
             with m.If(self.go):
                 m.d.sync += count.eq(0)

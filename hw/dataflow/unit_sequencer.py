@@ -17,8 +17,8 @@ group ``g_b``), each with its own ``may_start`` and written counter (``done``, `
 of group ``g_b`` runs as soon as job A of group ``g_b + lag`` has been issued (``lag = A + 1``),
 so the two alternate; border flags follow job B's groups.
 
-Cycles per group: ``2 + passes * (n + 1)`` (WAIT and SETUP, then per pass the ``n`` entries
-and a FLUSH) when ``may_start`` is already high. A unit of ``P / passes`` multipliers covers
+Cycles per group: ``3 + passes * (n + 1)`` (SETTLE, WAIT and SETUP, then per pass the ``n``
+entries and a FLUSH) when ``may_start`` is already high. A unit of ``P / passes`` multipliers covers
 the group's P lanes in ``passes`` blocks, one after another. The exact schedule is
 :mod:`hw.dataflow.cycle_model`.
 """
@@ -36,8 +36,8 @@ __all__ = ["UnitSequencer"]
 class UnitSequencer(wiring.Component):
     """One unit's issue FSM.
 
-    Throughput one entry per cycle while a slot is issued; besides, per group, WAIT, SETUP and
-    one FLUSH per pass. Latency from ``run`` to the first WAIT: 1 cycle.
+    Throughput one entry per cycle while a slot is issued; besides, per group, SETTLE, WAIT,
+    SETUP and one FLUSH per pass. Latency from ``run`` to the first WAIT: 2 cycles.
 
     Parameters
     ----------
@@ -69,7 +69,8 @@ class UnitSequencer(wiring.Component):
         Row width and ``H*W - W``; ``col_init`` (per lane ``k mod W``), ``col_step``
         (``P mod W``): for the border flags.
     may_start : In(1)
-        The datapath allows group ``g`` to start (combinational from ``g``).
+        The datapath allowed group ``g`` to start in the cycle before (registered by the
+        sequencer, so a unit spends one SETTLE cycle after each group change).
     g : Out(range(max_groups + 1))
         The group the unit is at (G once it has issued every group).
     done : Out(range(max_groups + 1))
@@ -158,7 +159,10 @@ class UnitSequencer(wiring.Component):
                     m.d.sync += [self.g.eq(0), self.done.eq(0), self.g_b.eq(0),
                                  self.done_b.eq(0), job.eq(0)]
                     m.d.sync += [c.eq(self.col_init[k]) for k, c in enumerate(col)]
-                    m.next = "WAIT"
+                    m.next = "SETTLE"
+            with m.State("SETTLE"):
+                # may_start is registered: it speaks of the group of the cycle before.
+                m.next = "WAIT"
             with m.State("WAIT"):
                 m.d.sync += [j.eq(0), job.eq(want_b)]
                 with m.If(~want_b & (self.g == G)):
@@ -188,7 +192,7 @@ class UnitSequencer(wiring.Component):
                     with m.Else():
                         m.d.sync += self.g.eq(self.g + 1)
                     m.d.sync += self.issue_pass.eq(0)
-                    m.next = "WAIT"
+                    m.next = "SETTLE"
                 with m.Else():      # the next block of the group's lanes: the same entries
                     m.d.sync += [self.issue_pass.eq(self.issue_pass + 1), slot.eq(first)]
                     with m.If(first != 3):
