@@ -7,8 +7,9 @@ whole network). :class:`BoardTop` puts one on an amaranth-boards platform (its U
 LED).
 """
 
-from amaranth.hdl import Elaboratable, Module
+from amaranth.hdl import Elaboratable, Module, Shape
 from amaranth.lib import io, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out, connect
 
 from hw.fire.engine import FireEngine
@@ -56,7 +57,17 @@ class LinkSystem(wiring.Component):
         m.submodules.link = link = self.link
         connect(m, link.start, engine.start)
         connect(m, link.i, engine.i)
-        connect(m, engine.o, link.o)
+        # A two-beat FIFO between the engine's output and the link: the UART transmitter's
+        # ready reached the engine's drainer (through the max-pool) combinationally, the
+        # ECP5 critical path of the host-driven design at 74 MHz.
+        width = Shape.cast(engine.o.payload.shape()).width
+        m.submodules.out_fifo = fifo = SyncFIFOBuffered(width=width, depth=2)
+        m.d.comb += [
+            fifo.w_data.eq(engine.o.payload), fifo.w_en.eq(engine.o.valid),
+            engine.o.ready.eq(fifo.w_rdy),
+            link.o.payload.eq(fifo.r_data), link.o.valid.eq(fifo.r_rdy),
+            fifo.r_en.eq(link.o.ready),
+        ]
         m.d.comb += [
             link.done.eq(engine.done),
             link.rx.eq(self.rx),
