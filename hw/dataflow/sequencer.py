@@ -19,10 +19,11 @@ group ``g`` (``may_start``) when:
 
 An input slot is released when every unit reading it has written its results for that group,
 an output slot filled when every unit writing it has (counters of written groups, so units may
-be several groups apart). ``may_start`` and the release and fill pulses are registered: each
-ends the counters' adds and compares in a flip-flop (on ECP5 that chain, from the counters
-into a unit's FSM, was the critical path at 70 MHz). ``done`` pulses once every unit has finished and the drainer has sent
-the last beat.
+be several groups apart). ``may_start`` and the release and fill pulses are registered, and
+the counters are compared side by side rather than through a minimum: on ECP5 the chain from
+the counters into a unit's FSM was the critical path at 70 MHz, then the minimum of three into
+the fill pulse at 73 MHz. ``done`` pulses once every unit has finished and the drainer has
+sent the last beat.
 """
 
 from amaranth.hdl import Module, Mux, Signal, unsigned
@@ -177,10 +178,13 @@ class DataflowSequencer(Sequencer):
         x_rel, o_filled = (Signal.like(r.groups, name=f"{n}_seen") for n in ("x_rel", "o_fill"))
         m.d.sync += [x_rel.eq(r.x_rel), o_filled.eq(r.o_filled)]
         u0, u1, u2 = self.units
-        # Groups every reader of the line buffer is done with.
-        own = Mux(r.dual, u0.done_b, r.groups)
-        exp_done = Mux(u1.done < u2.done, u1.done, u2.done)
-        exp_done = Mux(exp_done < own, exp_done, own)
+
+        def line_free(g):
+            """Every unit reading the line buffer is done with the groups that read the slot
+            group g overwrites: ``g < done + D - A`` for each (compares side by side, not
+            through a minimum, to keep the path short)."""
+            return ((g + r.reach < u1.done + D) & (g + r.reach < u2.done + D) &
+                    (~r.dual | (g + r.reach < u0.done_b + D)))
 
         def x_ok(g):
             return self.x_full.bit_select(g[0], 1) & (x_rel + 1 >= g)
@@ -189,8 +193,8 @@ class DataflowSequencer(Sequencer):
             return ~self.o_full.bit_select(g[0], 1) & (o_filled + 1 >= g)
 
         def squeezed(g):
-            last = Mux(g + r.reach + 1 < r.groups, g + r.reach + 1, r.groups)
-            return u0.done >= last
+            """The squeezed groups up to ``g + A`` are written (all of them at the map's end)."""
+            return (u0.done >= g + r.reach + 1) | (u0.done >= r.groups)
 
         for u, unit in enumerate(self.units):
             g = unit.g
@@ -203,7 +207,7 @@ class DataflowSequencer(Sequencer):
             for s in range(3):
                 m.d.comb += [unit.base[s].eq(r.ubase[u][s]), unit.count[s].eq(r.ucount[u][s]),
                              unit.phase[s].eq(r.uphase[u][s])]
-            line_ok = g < exp_done + D - r.reach if u == 0 else squeezed(g)
+            line_ok = line_free(g) if u == 0 else squeezed(g)
             writes = r.writes_out[u] & ~r.dual if u == 0 else r.writes_out[u]
             # Registered: the counters' adds and compares end in a flip-flop, not in the FSMs.
             m.d.sync += unit.may_start.eq((~r.reads_x[u] | x_ok(g)) & (~writes | out_ok(g)) &
@@ -217,10 +221,12 @@ class DataflowSequencer(Sequencer):
         for flag, count, pulse, dones in (
                 (r.reads_x, r.x_rel, self.x_release, [unit.done for unit in self.units]),
                 (r.writes_out, r.o_filled, self.o_fill, written)):
-            done = [Mux(flag[u], d, r.groups) for u, d in enumerate(dones)]
-            low = Mux(done[0] < done[1], done[0], done[1])
-            low = Mux(low < done[2], low, done[2])
-            with m.If(r.running & (low > count)):    # the pulse is registered, a cycle later
+            # Every unit using the slot has written the group (side by side compares; an
+            # earlier minimum of three was the ECP5 critical path).
+            ready = Signal(name=f"{pulse.name}_ready")
+            m.d.comb += ready.eq((~flag[0] | (dones[0] > count)) & (~flag[1] | (dones[1] > count)) &
+                                 (~flag[2] | (dones[2] > count)))
+            with m.If(r.running & ready):    # the pulse is registered, a cycle later
                 m.d.sync += [pulse.eq(Mux(count[0], 0b10, 0b01)), count.eq(count + 1)]
             with m.Else():
                 m.d.sync += pulse.eq(0)
