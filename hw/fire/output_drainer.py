@@ -147,7 +147,7 @@ class OutputDrainer(GroupBuffer):
             delay(m, s, 2, n) for s, n in (
                 (issue, "rd_v"), (lane, "rd_lane"), (chan >= self.out_channels, "rd_pad"),
                 ((pixel == 0) & (chan == 0), "rd_first"), (last_pixel & last_chan, "rd_last")))
-        data = delay(m, read_data, 1, "rd_data")
+        data = delay(m, read_data, 1, "rd_data") if self._capacities is None else read_data
         m.d.sync += inflight.eq(inflight + issue - rd_v)
         picked = Mux(rd_pad, 0, data.word_select(rd_lane, 8))
         m.d.comb += [fifo.w_en.eq(rd_v), fifo.w_data.eq(Cat(picked, rd_first, rd_last))]
@@ -158,8 +158,9 @@ class OutputDrainer(GroupBuffer):
 
     def _sources(self, m, chan, slot):
         """One memory per source, and per block of lanes for a source written a block at a
-        time; returns the read data of the source of the channel read a cycle before (the
-        select is registered with the RAM's output).
+        time; returns the word read two cycles before: each source's RAM output is
+        registered, then the source is selected (a select before the register was the ECP5
+        critical path: block-RAM clock-to-out, routing across the chip, then the mux).
 
         Blocks are separate memories, not one memory with a write enable per block: with those,
         Yosys's ECP5 flow (the pinned YoWASP build) left two flip-flops driving one net of the
@@ -185,10 +186,10 @@ class OutputDrainer(GroupBuffer):
                     rd.addr.eq(Cat(local, slot)),
                 ]
                 words.append(rd.data)
-            reads.append(Cat(*words))
+            reads.append(delay(m, Cat(*words), 1, f"rd_data{u}"))
         source = Signal(range(len(caps)))
         m.d.comb += source.eq(sum((chan >= b).as_unsigned() for b in self.bounds))
-        return Array(reads)[delay(m, source, 1, "source_rd")]
+        return Array(reads)[delay(m, source, 2, "source_rd")]
 
     def _pack(self, m, fifo, L):
         """Bytes from the FIFO into beats: A assembles, B (``o``) is the output register.
