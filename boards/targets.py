@@ -95,8 +95,13 @@ class Board:
         return getattr(importlib.import_module(module), cls)
 
 
-def _engine(lanes):
-    return {"lanes": lanes, "channels_per_beat": 8}
+def _engine(lanes, arch="shared"):
+    # The shared-lane engine is every board's default: measured against the dataflow datapath
+    # (hw.build --arch dataflow) with the same multipliers it holds more layers on the Arty
+    # A7-35T (conv1..fire5 against conv1..fire3: the dataflow's three line-buffer copies and
+    # output memories take block RAM) and clocks higher on the ULX3S (92.0 against 87.2 MHz,
+    # 2 % fewer cycles on fire2..fire5); see the README's table.
+    return {"lanes": lanes, "channels_per_beat": 8, "arch": arch}
 
 
 BOARDS = {b.name: b for b in (

@@ -57,7 +57,7 @@ def test_virtex7_is_the_papers_8_5_megabytes():
 def test_default_engine(name, lanes):
     board = get_board(name)
     # The weight width is the model's (its quantisation plan), not the board's.
-    assert board.engine == {"lanes": lanes, "channels_per_beat": 8}
+    assert board.engine == {"lanes": lanes, "channels_per_beat": 8, "arch": "shared"}
     # One hard multiplier per lane, within the device's budget.
     assert board.engine["lanes"] <= board.device.dsps
 
