@@ -65,13 +65,7 @@ def test_real_fire_layer_crop(real, layer, corner):
     assert cycles == fire_cycles(fire, lanes=16, channels_per_beat=8, height=3, width=5).cycles
 
 
-# The dataflow crops take longer in the Amaranth simulator (three pipelines; fire6 and fire7
-# 26 s each): fire2..fire5 in the default suite, fire6..fire9 with -m slow.
-CROPS_DATAFLOW = CROPS[:4] + [pytest.param(*c, marks=pytest.mark.slow) for c in CROPS[4:6]] + \
-    CROPS[6:]
-
-
-@pytest.mark.parametrize("layer,corner", CROPS_DATAFLOW)
+@pytest.mark.parametrize("layer,corner", CROPS)
 def test_real_fire_layer_crop_dataflow(real, layer, corner):
     """The same crops on the dataflow datapath (16-pixel groups: squeeze PE array 16,
     expand units 8 + 8 multipliers; the real layers' channel split): bit-exact, cycles as
