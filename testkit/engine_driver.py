@@ -85,3 +85,16 @@ def run_layer(engine, layer, x, out_channels, *, valid_prob=1.0, ready_prob=1.0,
         sim.run()
     got = from_beats(np.array(out, np.uint8), out_channels, height, width)
     return got, result["cycles"], framing
+
+
+def check_fire_layer(engine, layer, x, convs, **kwargs):
+    """Run Fire layer ``layer`` on ``engine`` (:func:`run_layer`), assert its output equals
+    ``golden.fixed.fire`` of ``x`` and ``convs`` and that the run is framed once (``first`` on
+    its first beat, ``last`` on its last); return the cycles."""
+    from golden.fixed import fire
+    expected = fire(x, *convs)
+    got, cycles, framing = run_layer(engine, layer, x, expected.shape[0], **kwargs)
+    np.testing.assert_array_equal(got, expected)
+    assert framing[0][0] == 1 and framing[-1][1] == 1
+    assert sum(f for f, _ in framing) == 1 and sum(last for _, last in framing) == 1
+    return cycles

@@ -9,23 +9,14 @@ import numpy as np
 import pytest
 
 from golden.fixed import conv1x1
-from golden.fixed import fire as golden_fire
 from golden.network import Conv
 from hw.dataflow.cycle_model import layer_cycles
 from hw.dataflow.engine import DataflowEngine
 from hw.dataflow.program import DataflowProgram
 
+from testkit.engine_driver import check_fire_layer as check_fire
 from testkit.engine_driver import run_layer
 from testkit.fire_cases import random_fire, random_qconv
-
-
-def check_fire(engine, layer, x, convs, **kwargs):
-    expected = golden_fire(x, *convs)
-    got, cycles, framing = run_layer(engine, layer, x, expected.shape[0], **kwargs)
-    np.testing.assert_array_equal(got, expected)
-    assert framing[0][0] == 1 and framing[-1][1] == 1
-    assert sum(f for f, _ in framing) == 1 and sum(last for _, last in framing) == 1
-    return cycles
 
 
 # (lanes, channels_per_beat, cin, csq, e1, e3, height, width, balance)

@@ -4,11 +4,11 @@
 import numpy as np
 import pytest
 
-from golden.fixed import fire as golden_fire
 from hw.fire.cycle_model import fire_cycles
 from hw.fire.engine import FireEngine
 from hw.fire.program import EngineProgram
 
+from testkit.engine_driver import check_fire_layer as check
 from testkit.engine_driver import run_layer
 from testkit.fire_cases import random_fire
 
@@ -17,15 +17,6 @@ def predicted(engine, layer, height, width):
     return fire_cycles(engine.program.fires[layer], lanes=engine.lanes,
                        channels_per_beat=engine.channels_per_beat, height=height,
                        width=width).cycles
-
-
-def check(engine, layer, x, convs, **kwargs):
-    expected = golden_fire(x, *convs)
-    got, cycles, framing = run_layer(engine, layer, x, expected.shape[0], **kwargs)
-    np.testing.assert_array_equal(got, expected)
-    assert framing[0][0] == 1 and framing[-1][1] == 1
-    assert sum(f for f, _ in framing) == 1 and sum(last for _, last in framing) == 1
-    return cycles
 
 
 # (lanes, channels_per_beat, cin, csq, e1, e3, height, width)

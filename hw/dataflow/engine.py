@@ -26,15 +26,15 @@ both. Cycle counts are predicted exactly by :mod:`hw.dataflow.cycle_model`.
 """
 
 from amaranth.hdl import Module
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out, connect, flipped
+from amaranth.lib import wiring
+from amaranth.lib.wiring import connect, flipped
 from amaranth.utils import ceil_log2
 
-from hw.blocks.layouts import beat_layout, start_layout
+from hw.blocks.layouts import engine_members
 from hw.blocks.weight_store import DEFAULT_BANK_DEPTH, WeightStore
 from hw.dataflow.program import DataflowProgram
 from hw.dataflow.sequencer import DataflowSequencer
-from hw.fire.engine import check_parameters
+from hw.fire.engine import buffer_slots, check_layers, check_parameters, line_groups
 from hw.fire.entry_pipeline import EntryPipeline
 from hw.fire.input_loader import InputLoader
 from hw.fire.line_buffer import LineBuffer
@@ -71,38 +71,23 @@ class DataflowEngine(wiring.Component):
         if not isinstance(program, DataflowProgram):
             raise TypeError(f"Program must be a DataflowProgram, not {program!r}")
         check_parameters(lanes=lanes, channels_per_beat=channels_per_beat, acc_width=acc_width)
-        if len(program.layers) > 16:
-            raise ValueError(f"The engine holds at most 16 layers, not {len(program.layers)}")
-        for layer in program.layers:
-            if layer.height * layer.width > 65535 or layer.width > 255 or layer.height > 255:
-                raise ValueError(f"{layer.name}: {layer.height}x{layer.width} is larger than the "
-                                 f"engine's 255x255 (65,535 pixel) limit")
+        check_layers(program)
         if any(lanes % p for p in program.passes):
             raise ValueError(f"{lanes} lanes cannot be split into {program.passes} passes")
         self._program = program
         self.weight_stores = [WeightStore(unit, bank_depth=bank_depth) for unit in program.units]
         self._lanes, self._beat, self._acc_width = lanes, channels_per_beat, acc_width
         L = channels_per_beat
-        self._cin_slot = _pow2(max(-(-f.in_channels // L) * L for f in program.layers))
-        self._csq_slot = _pow2(program.max("squeeze_channels"))
-        self._e_slot = _pow2(max(-(-f.out_channels // L) * L for f in program.layers))
+        self._cin_slot, self._csq_slot, self._e_slot = buffer_slots(program, L)
         self._out_caps = [_pow2(program.out_capacity(u)) for u in range(3)]
         self._s_groups = self.line_groups_for(program, lanes)
-        super().__init__({
-            "start": In(stream.Signature(start_layout())),
-            "i": In(stream.Signature(beat_layout(L))),
-            "o": Out(stream.Signature(beat_layout(L))),
-            "done": Out(1),
-            "busy": Out(1),
-        })
+        super().__init__(engine_members(L))
 
     @classmethod
     def line_groups_for(cls, program, lanes):
         """D, the line buffer's groups: a power of two of at least ``2A + 1 + SLACK`` for the
         widest Fire layer (``A = ceil((W+1)/P)``)."""
-        width_max = max((f.width for f in program.fires), default=1)
-        reach = -(-(width_max + 1) // lanes)
-        return max(2, _pow2(2 * reach + 1 + cls.SLACK))
+        return line_groups(program, lanes, cls.SLACK)
 
     @property
     def program(self):

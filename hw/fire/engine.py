@@ -28,11 +28,11 @@ drainer. Cycle counts of a whole layer are predicted exactly by :mod:`hw.fire.cy
 """
 
 from amaranth.hdl import Module
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out, connect, flipped
+from amaranth.lib import wiring
+from amaranth.lib.wiring import connect, flipped
 from amaranth.utils import ceil_log2
 
-from hw.blocks.layouts import beat_layout, start_layout
+from hw.blocks.layouts import engine_members
 from hw.blocks.weight_store import DEFAULT_BANK_DEPTH, WeightStore
 from hw.fire.entry_pipeline import EntryPipeline
 from hw.fire.input_loader import InputLoader
@@ -40,7 +40,7 @@ from hw.fire.output_drainer import OutputDrainer
 from hw.fire.program import EngineProgram
 from hw.fire.sequencer import Sequencer
 
-__all__ = ["FireEngine", "check_parameters"]
+__all__ = ["FireEngine", "check_parameters", "check_layers", "buffer_slots", "line_groups"]
 
 
 def _pow2(n):
@@ -61,6 +61,34 @@ def check_parameters(*, lanes, channels_per_beat, acc_width=32):
         raise TypeError(f"Accumulator width must be an integer, not {acc_width!r}")
     if not 24 <= acc_width <= 48:
         raise ValueError(f"Accumulator width must be from 24 to 48, not {acc_width!r}")
+
+
+def check_layers(program):
+    """``ValueError`` unless an engine can hold ``program``'s layers (at most 16, each at most
+    255 x 255 and 65,535 pixels)."""
+    if len(program.layers) > 16:
+        raise ValueError(f"The engine holds at most 16 layers, not {len(program.layers)}")
+    for layer in program.layers:
+        if layer.height * layer.width > 65535 or layer.width > 255 or layer.height > 255:
+            raise ValueError(f"{layer.name}: {layer.height}x{layer.width} is larger than the "
+                             f"engine's 255x255 (65,535 pixel) limit")
+
+
+def buffer_slots(program, channels_per_beat):
+    """Words per group slot of the input buffer, the line buffer and the output buffer: powers
+    of two of the widest layer's whole beats (input, output) and squeeze channels."""
+    L = channels_per_beat
+    return (_pow2(max(-(-f.in_channels // L) * L for f in program.layers)),
+            _pow2(program.max("squeeze_channels")),
+            _pow2(max(-(-f.out_channels // L) * L for f in program.layers)))
+
+
+def line_groups(program, lanes, slack=0):
+    """D, the line buffer's groups: a power of two of at least ``2A + 1 + slack`` for the
+    widest Fire layer (``A = ceil((W+1)/P)``; only Fire layers use the line buffer)."""
+    width_max = max((f.width for f in program.fires), default=1)
+    reach = -(-(width_max + 1) // lanes)
+    return max(2, _pow2(2 * reach + 1 + slack))
 
 
 class FireEngine(wiring.Component):
@@ -112,32 +140,16 @@ class FireEngine(wiring.Component):
             raise TypeError(f"Program must be an EngineProgram, not {program!r}")
         check_parameters(lanes=lanes, channels_per_beat=channels_per_beat,
                          acc_width=acc_width)
-        if len(program.layers) > 16:
-            raise ValueError(f"The engine holds at most 16 layers, not {len(program.layers)}")
-        for layer in program.layers:
-            if layer.height * layer.width > 65535 or layer.width > 255 or layer.height > 255:
-                raise ValueError(f"{layer.name}: {layer.height}x{layer.width} is larger than the "
-                                 f"engine's 255x255 (65,535 pixel) limit")
+        check_layers(program)
         self._program = program
         self.weight_store = WeightStore(program, bank_depth=bank_depth)
         self._lanes = lanes
         self._beat = channels_per_beat
         self._acc_width = acc_width
         L = channels_per_beat
-        self._cin_slot = _pow2(max(-(-f.in_channels // L) * L for f in program.layers))
-        self._csq_slot = _pow2(program.max("squeeze_channels"))
-        self._e_slot = _pow2(max(-(-f.out_channels // L) * L for f in program.layers))
-        # Only Fire layers use the line buffer.
-        width_max = max((f.width for f in program.fires), default=1)
-        self._reach = -(-(width_max + 1) // lanes)          # A for the widest layer
-        self._s_groups = max(2, _pow2(2 * self._reach + 1))  # D
-        super().__init__({
-            "start": In(stream.Signature(start_layout())),
-            "i": In(stream.Signature(beat_layout(L))),
-            "o": Out(stream.Signature(beat_layout(L))),
-            "done": Out(1),
-            "busy": Out(1),
-        })
+        self._cin_slot, self._csq_slot, self._e_slot = buffer_slots(program, L)
+        self._s_groups = line_groups(program, lanes)     # D
+        super().__init__(engine_members(L))
 
     @property
     def program(self):

@@ -18,10 +18,9 @@ sum and logit packer when the last network step is chosen.
 import contextlib
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import wiring
 
-from hw.blocks.layouts import beat_layout, start_layout
+from hw.blocks.layouts import engine_members
 from hw.blocks.weight_store import DEFAULT_BANK_DEPTH
 from hw.arch import SHARED
 from hw.network.global_sum import GlobalSum
@@ -97,13 +96,7 @@ class StepEngine(wiring.Component):
         self.engine = arch.engine(program.program_for(arch, self.step_names), lanes=lanes,
                                   channels_per_beat=L, acc_width=acc_width,
                                   bank_depth=bank_depth)
-        super().__init__({
-            "start": In(stream.Signature(start_layout())),
-            "i": In(stream.Signature(beat_layout(L))),
-            "o": Out(stream.Signature(beat_layout(L))),
-            "done": Out(1),
-            "busy": Out(1),
-        })
+        super().__init__(engine_members(L))
 
     @staticmethod
     def _select(program, steps):
