@@ -4,8 +4,8 @@ default engine configuration sized to its multipliers.
 ``lanes`` is the number of multiply-accumulate lanes of the Fire engine, one hard multiplier
 each (uint8 activation x int16 codebook entry fits DSP48E1, MULT18X18D and SB_MAC16); it is a
 power of two within the DSP budget that leaves multipliers spare for address arithmetic and
-requantisation (arty_a7 64 of 90, xc7vx1140t 1,024 of 3,360), and fewer where block RAM
-or routing is the limit (see the comments below).
+requantisation (arty_a7 64 of 90), and fewer where block RAM, routing or the synthesis tools
+are the limit (see the comments below).
 """
 
 from __future__ import annotations
@@ -125,8 +125,13 @@ BOARDS = {b.name: b for b in (
     # buffers double and it needs 381.
     Board("xc7a200t", "Artix-7 200T, synthesis only", get_device("xc7a200t"),
           None, None, _engine(64)),
+    # 128 of 3,360 multipliers: with 1,024 lanes Yosys (YoWASP, a WebAssembly build with a
+    # 4 GB address space) died after 602 s ("thrown Wasm exception" in SHARE); with 128 the
+    # whole network synthesises in 7 min 23 s (1.3 GB), 381 block-RAM sites. More lanes buy
+    # little today: the one-channel-per-cycle loader and drainer hold the whole network to
+    # 0.54 utilisation at 128 lanes (6.32 M cycles; 7.67 M at 64).
     Board("xc7vx1140t", "Virtex-7 XC7VX1140T (largest Virtex-7), synthesis only",
-          get_device("xc7vx1140t"), None, None, _engine(1024)),
+          get_device("xc7vx1140t"), None, None, _engine(128)),
 )}
 
 

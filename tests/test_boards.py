@@ -52,7 +52,7 @@ def test_virtex7_is_the_papers_8_5_megabytes():
 
 @pytest.mark.parametrize("name, lanes", [
     ("arty_a7", 64), ("arty_a7_100", 128), ("ulx3s_85f", 16), ("icebreaker", 2),
-    ("xc7a200t", 64), ("xc7vx1140t", 1024),
+    ("xc7a200t", 64), ("xc7vx1140t", 128),
 ])
 def test_default_engine(name, lanes):
     board = get_board(name)
