@@ -71,18 +71,25 @@ class UnitSequencer(wiring.Component):
     may_start : In(1)
         The datapath allowed group ``g`` to start in the cycle before (registered by the
         sequencer, so a unit spends one SETTLE cycle after each group change).
+    dual, lag : In(1), In(range(max_groups + 1))
+        Dual mode (see the module docstring) and its lag between jobs A and B.
+    may_start_b : In(1)
+        As ``may_start``, for job B's group ``g_b``.
     g : Out(range(max_groups + 1))
-        The group the unit is at (G once it has issued every group).
+        The group the unit is at (G once it has issued every group); job A's in dual mode.
     done : Out(range(max_groups + 1))
-        Groups whose results are all written.
+        Groups whose results are all written (job A's in dual mode).
+    g_b, done_b : Out(range(max_groups + 1))
+        Job B's group and written groups (dual mode only).
     finished : Out(1)
-        ``g == done == G``: the unit has nothing in flight.
-    entry_addr, issue_valid, issue_flush, issue_phase, issue_restart : Out
-        To the weight store and the entry pipeline, as from the shared engine's sequencer.
+        ``g == done == G`` (and ``g_b == done_b == G`` in dual mode): nothing in flight.
+    entry_addr, issue_valid, issue_flush, issue_phase, issue_restart, issue_pass : Out
+        To the weight store and the entry pipeline, as from the shared engine's sequencer,
+        and the block of lanes this pass covers.
     group : Out(range(D))
-        ``g mod D``, as issued.
+        The group of the running job, as issued (mod D).
     top_ok, bot_ok, left_ok, right_ok : Out(P)
-        Per lane of group ``g``, set in SETUP.
+        Per lane of the group being expanded, set in SETUP.
     """
 
     def __init__(self, *, lanes, groups, max_groups, entries, drain, passes=1):
@@ -107,7 +114,6 @@ class UnitSequencer(wiring.Component):
             "done": Out(range(max_groups + 1)),
             "g_b": Out(range(max_groups + 1)),
             "done_b": Out(range(max_groups + 1)),
-            "job": Out(1),
             "finished": Out(1),
             "entry_addr": Out(range(max(2, entries))),
             "issue_valid": Out(1),
@@ -138,7 +144,6 @@ class UnitSequencer(wiring.Component):
             self.issue_phase.eq(Mux(slot == 0, self.phase[0],
                                     Mux(slot == 1, self.phase[1], self.phase[2]))),
             self.group.eq(Mux(job, self.g_b, self.g)),
-            self.job.eq(job),
             self.finished.eq((self.g == G) & (self.done == G) &
                              (~self.dual | ((self.g_b == G) & (self.done_b == G)))),
         ]
