@@ -25,12 +25,14 @@ ARCHS = ("shared", "dataflow")
 
 @dataclass(frozen=True)
 class Arch:
-    """A Fire datapath: ``name`` (``shared`` or ``dataflow``) and, for dataflow, each unit's
+    """A Fire datapath: ``name`` (``shared`` or ``dataflow``); for dataflow, each unit's
     passes over a group and how layers are split between the units (see
-    :mod:`hw.dataflow.program`)."""
+    :mod:`hw.dataflow.program`); for shared, ``channels_per_cycle`` (W), the channels of a pixel
+    its input loader and output drainer move per cycle."""
     name: str = "shared"
     passes: tuple = (1, 1, 1)
     balance: str = "all"
+    channels_per_cycle: int = 1
 
     def __post_init__(self):
         from hw.dataflow.program import BALANCE
@@ -39,6 +41,11 @@ class Arch:
         if self.balance not in BALANCE:
             raise ValueError(f"balance must be one of {', '.join(BALANCE)}, not "
                              f"{self.balance!r}")
+        W = self.channels_per_cycle
+        if isinstance(W, bool) or not isinstance(W, int) or W < 1 or W & (W - 1):
+            raise ValueError(f"channels per cycle must be a power of two, not {W!r}")
+        if W > 1 and self.name != "shared":
+            raise ValueError("channels per cycle above 1 is built for the shared engine only")
 
     def multipliers(self, lanes):
         """Multipliers of the datapath with group size (lanes) ``lanes``."""
@@ -46,9 +53,16 @@ class Arch:
             return lanes
         return sum(lanes // p for p in self.passes)
 
+    @property
+    def base(self):
+        """The architecture without its loader/drainer width (what a program depends on)."""
+        return Arch(self.name, self.passes, self.balance)
+
     def describe(self, lanes):
         if self.name == "shared":
-            return f"shared, {lanes} lanes"
+            wide = (f", {self.channels_per_cycle} channels per cycle in and out"
+                    if self.channels_per_cycle > 1 else "")
+            return f"shared, {lanes} lanes{wide}"
         sq, one, three = (lanes // p for p in self.passes)
         return (f"dataflow, {lanes}-pixel groups: squeeze {sq}, expand-1x1 {one}, "
                 f"expand-3x3 {three} multipliers")
@@ -67,12 +81,12 @@ class Arch:
         """The engine for ``program`` (made by :meth:`program`)."""
         if self.name == "shared":
             from hw.fire.engine import FireEngine
-            cls = FireEngine
-        else:
-            from hw.dataflow.engine import DataflowEngine
-            cls = DataflowEngine
-        return cls(program, lanes=lanes, channels_per_beat=channels_per_beat,
-                   acc_width=acc_width, bank_depth=bank_depth)
+            return FireEngine(program, lanes=lanes, channels_per_beat=channels_per_beat,
+                              acc_width=acc_width, bank_depth=bank_depth,
+                              channels_per_cycle=self.channels_per_cycle)
+        from hw.dataflow.engine import DataflowEngine
+        return DataflowEngine(program, lanes=lanes, channels_per_beat=channels_per_beat,
+                              acc_width=acc_width, bank_depth=bank_depth)
 
     def layer_cycles(self, program, index, *, lanes, channels_per_beat, height=None,
                      width=None, input_ready=None):
@@ -81,7 +95,8 @@ class Arch:
             from hw.fire.cycle_model import run_cycles
             return run_cycles(program.layers[index], lanes=lanes,
                               channels_per_beat=channels_per_beat, height=height, width=width,
-                              input_ready=input_ready)
+                              input_ready=input_ready,
+                              channels_per_cycle=self.channels_per_cycle)
         from hw.dataflow.cycle_model import layer_cycles
         from hw.dataflow.engine import DataflowEngine
         params = {"lanes": lanes, "channels_per_beat": channels_per_beat,
@@ -95,9 +110,9 @@ SHARED = Arch()
 
 def arch_of(engine_config):
     """The :class:`Arch` an engine configuration (``board.engine`` and the build's options:
-    ``arch``, ``passes``, ``balance``) asks for."""
+    ``arch``, ``passes``, ``balance``, ``channels_per_cycle``) asks for."""
     return Arch(engine_config.get("arch", "shared"), tuple(engine_config.get("passes", (1, 1, 1))),
-                engine_config.get("balance", "all"))
+                engine_config.get("balance", "all"), engine_config.get("channels_per_cycle", 1))
 
 
 def dataflow_candidates(budget):

@@ -26,11 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from hw.arch import SHARED, Arch
 from hw.fire.cycle_model import run_cycles
 from hw.fire.engine import check_parameters
 from hw.fire.program import EngineProgram
 from hw.flow.outputs import OutputError, make_output_dir, prepare_file, write_files
-from hw.network.cycle_model import network_cycles
+from hw.network.cycle_model import check_channels_per_cycle, network_cycles
 from hw.network.program import NetworkProgram
 
 __all__ = ["bench", "bench_network", "main"]
@@ -69,19 +70,21 @@ def _row(program, layer, model, lanes):
     }
 
 
-def bench(program, *, lanes, channels_per_beat, clock_mhz=100.0):
+def bench(program, *, lanes, channels_per_beat, clock_mhz=100.0, channels_per_cycle=1):
     """Rows of per-layer figures and a summary, every Fire layer of ``program`` run alone."""
-    rows = [_row(program, fire, run_cycles(fire, lanes=lanes,
-                                           channels_per_beat=channels_per_beat), lanes)
+    rows = [_row(program, fire, run_cycles(fire, lanes=lanes, channels_per_beat=channels_per_beat,
+                                           channels_per_cycle=channels_per_cycle), lanes)
             for fire in program.fires]
-    return rows, _summary(rows, sum(r["cycles"] for r in rows), lanes=lanes,
-                          channels_per_beat=channels_per_beat, clock_mhz=clock_mhz)
+    summary = _summary(rows, sum(r["cycles"] for r in rows), lanes=lanes,
+                       channels_per_beat=channels_per_beat, clock_mhz=clock_mhz)
+    summary["channels_per_cycle"] = channels_per_cycle
+    return rows, summary
 
 
-def bench_network(netprog, *, lanes, clock_mhz=100.0):
+def bench_network(netprog, *, lanes, clock_mhz=100.0, arch=SHARED):
     """Rows per step of the whole network (conv1 paced by the patch streamer) and a summary
     whose ``cycles`` is one image, start to done."""
-    model = network_cycles(netprog, lanes=lanes)
+    model = network_cycles(netprog, lanes=lanes, arch=arch)
     program = netprog.engine_program
     rows = []
     for step, (_, start, run) in zip(netprog.steps, model.steps):
@@ -93,6 +96,7 @@ def bench_network(netprog, *, lanes, clock_mhz=100.0):
                        channels_per_beat=netprog.channels_per_beat, clock_mhz=clock_mhz)
     summary["activation_store_bits"] = netprog.store_bits
     summary["whole_network"] = True
+    summary["channels_per_cycle"] = arch.channels_per_cycle
     return rows, summary
 
 
@@ -185,6 +189,10 @@ def _parser():
     parser.add_argument("--balance", choices=("all", "expand", "strict"), default="all",
                         help="dataflow: how layers are split between the units (default all)")
     parser.add_argument("--channels-per-beat", type=int, default=8)
+    parser.add_argument("--channels-per-cycle", type=int, default=1,
+                        help="shared: channels of a pixel the input loader and output drainer "
+                        "move per cycle, W (default 1; a power of two dividing "
+                        "--channels-per-beat, which must be at least 3 W for a whole network)")
     parser.add_argument("--clock-mhz", type=float, default=100.0)
     parser.add_argument("--fire-stack", action="store_true",
                         help="bench the Fire layers alone instead of the whole network")
@@ -212,10 +220,12 @@ def _run(args, netprog, fire_program):
         text = bench_arch.format_dataflow_table(rows, summary)
     elif fire_program is not None:
         rows, summary = bench(fire_program, lanes=args.lanes,
-                              channels_per_beat=args.channels_per_beat, clock_mhz=args.clock_mhz)
+                              channels_per_beat=args.channels_per_beat, clock_mhz=args.clock_mhz,
+                              channels_per_cycle=args.channels_per_cycle)
         text = format_table(rows, summary)
     else:
-        rows, summary = bench_network(netprog, lanes=args.lanes, clock_mhz=args.clock_mhz)
+        rows, summary = bench_network(netprog, lanes=args.lanes, clock_mhz=args.clock_mhz,
+                                      arch=Arch(channels_per_cycle=args.channels_per_cycle))
         text = format_table(rows, summary)
     return text, {"summary": summary, "layers": rows}, [(rows, summary)]
 
@@ -229,6 +239,10 @@ def main(argv=None):
         qmodel = fixed.quantize(model, calibrate.load_plan(model))
         if args.arch == "shared":
             check_parameters(lanes=args.lanes, channels_per_beat=args.channels_per_beat)
+            check_channels_per_cycle(args.lanes, args.channels_per_beat, args.channels_per_cycle,
+                                     network=not args.fire_stack)
+        elif args.channels_per_cycle != 1:
+            raise ValueError("--channels-per-cycle is for the shared engine (--arch shared)")
         else:
             check_parameters(lanes=1, channels_per_beat=args.channels_per_beat)
             if args.arch == "dataflow" and args.lanes < 3:

@@ -16,7 +16,7 @@ from testkit.fire_cases import random_fire
 def predicted(engine, layer, height, width):
     return fire_cycles(engine.program.fires[layer], lanes=engine.lanes,
                        channels_per_beat=engine.channels_per_beat, height=height,
-                       width=width).cycles
+                       width=width, channels_per_cycle=engine.channels_per_cycle).cycles
 
 
 # (lanes, channels_per_beat, cin, csq, e1, e3, height, width)
@@ -43,6 +43,32 @@ def test_random_layers_bit_exact_and_cycles(lanes, beat, cin, csq, e1, e3, heigh
     x = rng.integers(0, 256, (cin, height, width)).astype(np.uint8)
     cycles = check(engine, 0, x, convs)
     assert cycles == predicted(engine, 0, height, width)
+
+
+# (lanes, channels_per_beat, channels_per_cycle, cin, csq, e1, e3, height, width)
+WIDE = [
+    (4, 4, 2, 6, 3, 4, 5, 5, 4),
+    (8, 8, 8, 12, 5, 8, 8, 7, 9),
+    (16, 8, 4, 20, 4, 6, 10, 5, 6),
+    (4, 6, 2, 11, 3, 2, 7, 4, 4),
+]
+
+
+@pytest.mark.parametrize("lanes,beat,per_cycle,cin,csq,e1,e3,height,width", WIDE)
+def test_several_channels_per_cycle(lanes, beat, per_cycle, cin, csq, e1, e3, height, width):
+    """W channels per cycle in the loader and the drainer: bit-exact, cycles as modelled, and
+    fewer cycles than with one channel per cycle; exact again with stalls."""
+    rng = np.random.default_rng(lanes * 10 + per_cycle)
+    convs = random_fire(rng, "fireV", cin, csq, e1, e3, density=0.2)
+    program = EngineProgram([("fireV", height, width, *convs)])
+    engine = FireEngine(program, lanes=lanes, channels_per_beat=beat,
+                        channels_per_cycle=per_cycle)
+    x = rng.integers(0, 256, (cin, height, width)).astype(np.uint8)
+    cycles = check(engine, 0, x, convs)
+    assert cycles == predicted(engine, 0, height, width)
+    narrow = FireEngine(program, lanes=lanes, channels_per_beat=beat)
+    assert cycles < predicted(narrow, 0, height, width)
+    check(engine, 0, x, convs, valid_prob=0.5, ready_prob=0.5, seed=4)
 
 
 def test_two_layers_and_crop_smaller_than_program():
@@ -106,6 +132,8 @@ def test_unknown_layer_is_rejected_with_done():
     ({"channels_per_beat": "8"}, TypeError, "Channels per beat must be an integer"),
     ({"acc_width": 16}, ValueError, "Accumulator width must be from 24 to 48, not 16"),
     ({"acc_width": 32.0}, TypeError, "Accumulator width must be an integer, not 32.0"),
+    ({"channels_per_cycle": 16}, ValueError, "Channels per cycle must divide the channels per "
+                                             r"beat \(8\) and be at most the lane count"),
 ])
 def test_parameter_errors(kwargs, exc, message):
     rng = np.random.default_rng(0)
@@ -116,12 +144,13 @@ def test_parameter_errors(kwargs, exc, message):
         FireEngine(object())
 
 
-# (lanes, channels_per_beat, in_channels, out_channels, height, width)
-PLAIN = [(4, 4, 10, 6, 3, 5), (8, 3, 27, 12, 4, 4), (2, 8, 5, 20, 2, 3), (16, 8, 147, 9, 3, 7)]
+# (lanes, channels_per_beat, in_channels, out_channels, height, width, channels_per_cycle)
+PLAIN = [(4, 4, 10, 6, 3, 5, 1), (8, 3, 27, 12, 4, 4, 1), (2, 8, 5, 20, 2, 3, 1),
+         (16, 8, 147, 9, 3, 7, 1), (8, 4, 27, 12, 4, 4, 4), (16, 8, 147, 9, 3, 7, 8)]
 
 
-@pytest.mark.parametrize("lanes,beat,cin,cout,height,width", PLAIN)
-def test_plain_layer_bit_exact_and_cycles(lanes, beat, cin, cout, height, width):
+@pytest.mark.parametrize("lanes,beat,cin,cout,height,width,per_cycle", PLAIN)
+def test_plain_layer_bit_exact_and_cycles(lanes, beat, cin, cout, height, width, per_cycle):
     """A plain 1x1 layer (conv1 on patches, conv10) in a program with a Fire layer before it:
     bit-exact with golden conv1x1, cycles as the plain-layer model; the program's Fire layer
     still exact; the plain layer with gaps and back-pressure. (Plain and Fire runs one after
@@ -135,12 +164,14 @@ def test_plain_layer_bit_exact_and_cycles(lanes, beat, cin, cout, height, width)
     fire = random_fire(rng, "fireA", 6, 3, 4, 4, density=0.5)
     plain = random_qconv(rng, Conv("convP", cout, cin, 1), density=0.5)
     program = EngineProgram([("fireA", 5, 5, *fire), ("convP", height, width, plain)])
-    engine = FireEngine(program, lanes=lanes, channels_per_beat=beat)
+    engine = FireEngine(program, lanes=lanes, channels_per_beat=beat,
+                        channels_per_cycle=per_cycle)
     x = rng.integers(0, 256, (cin, height, width)).astype(np.uint8)
     got, cycles, framing = run_layer(engine, 1, x, cout)
     np.testing.assert_array_equal(got, conv1x1(x, plain))
     assert framing[0][0] == 1 and framing[-1][1] == 1
-    assert cycles == run_cycles(program.layers[1], lanes=lanes, channels_per_beat=beat).cycles
+    assert cycles == run_cycles(program.layers[1], lanes=lanes, channels_per_beat=beat,
+                                channels_per_cycle=per_cycle).cycles
     x_fire = rng.integers(0, 256, (6, 5, 5)).astype(np.uint8)
     assert check(engine, 0, x_fire, fire) == predicted(engine, 0, 5, 5)
     got, _, _ = run_layer(engine, 1, x, cout, valid_prob=0.5, ready_prob=0.4, seed=3)

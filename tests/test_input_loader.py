@@ -11,7 +11,7 @@ from testkit.simulate import simulate
 
 
 def run_loader(lanes, beat, slot, pixels, beats, *, seed, valid_prob=0.6, hold=(0, 12),
-               name="loader", read_ports=1):
+               name="loader", read_ports=1, per_cycle=1):
     """Stream ``pixels`` random pixels of ``beats`` beats; return (expected, got) per group.
 
     The consumer waits for each group's slot to be full, keeps it a random number of cycles in
@@ -19,7 +19,8 @@ def run_loader(lanes, beat, slot, pixels, beats, *, seed, valid_prob=0.6, hold=(
     releases it.
     """
     rng = np.random.default_rng(seed)
-    dut = InputLoader(lanes=lanes, channels_per_beat=beat, channels=slot, read_ports=read_ports)
+    dut = InputLoader(lanes=lanes, channels_per_beat=beat, channels=slot, read_ports=read_ports,
+                      channels_per_cycle=per_cycle)
     ports = [(dut.r_addr, dut.r_data)] + [(getattr(dut, f"r_addr{n}"), getattr(dut, f"r_data{n}"))
                                           for n in range(1, read_ports)]
     data = rng.integers(0, 256, (pixels, beats * beat))
@@ -80,6 +81,37 @@ def test_extra_read_ports(request):
     run_loader(4, 2, 8, 11, 3, seed=5, name=request.node.name, read_ports=3)
 
 
+@pytest.mark.parametrize("lanes,beat,slot,pixels,beats,per_cycle", [
+    (4, 4, 8, 11, 2, 2), (8, 8, 16, 19, 2, 8), (8, 4, 8, 9, 2, 4), (2, 6, 8, 5, 1, 2),
+])
+def test_several_channels_per_cycle(lanes, beat, slot, pixels, beats, per_cycle, request):
+    """W > 1: the skewed banks; read ports and gaps as above."""
+    run_loader(lanes, beat, slot, pixels, beats, seed=pixels, name=request.node.name,
+               per_cycle=per_cycle, read_ports=2)
+
+
+def test_beat_every_cycle_at_full_width():
+    """W = L: with the stream always valid a beat is taken every cycle of a group."""
+    from testkit.simulate import simulate as sim
+    dut = InputLoader(lanes=4, channels_per_beat=4, channels=8, channels_per_cycle=4)
+    taken = []
+
+    async def bench(ctx):
+        ctx.set(dut.pixels, 4)
+        ctx.set(dut.beats, 2)
+        ctx.set(dut.go, 1)
+        await ctx.tick()
+        ctx.set(dut.go, 0)
+        ctx.set(dut.i.valid, 1)
+        for cycle in range(12):
+            if ctx.get(dut.i.ready):
+                taken.append(cycle)
+            await ctx.tick()
+
+    sim(dut, bench, name="loader_full_width")
+    assert taken == list(range(8))
+
+
 def test_full_ready_without_gaps(request):
     run_loader(4, 2, 8, 13, 4, seed=3, valid_prob=1.0, hold=(0, 1), name=request.node.name)
 
@@ -90,6 +122,9 @@ def test_full_ready_without_gaps(request):
     ({"channels": 12}, ValueError, "Channel count must be a power of two, not 12"),
     ({"channels_per_beat": 16}, ValueError, "Channels per beat must be from 1 to 8, not 16"),
     ({"channels_per_beat": "2"}, TypeError, "Channels per beat must be an integer, not '2'"),
+    ({"channels_per_cycle": 3}, ValueError, "Channels per cycle must be a power of two, not 3"),
+    ({"channels_per_cycle": 4}, ValueError, "Channels per cycle must divide the channels per "
+                                            r"beat \(2\)"),
 ])
 def test_parameter_errors(kwargs, exc, message):
     args = {"lanes": 4, "channels_per_beat": 2, "channels": 8, **kwargs}

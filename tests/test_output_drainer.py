@@ -23,10 +23,11 @@ def expected_beats(results, beat, beats):
 
 
 def run_drainer(lanes, beat, slot, pixels, channels, *, seed, ready_prob=0.6, gap=(0, 8),
-                name="drainer"):
+                name="drainer", per_cycle=1):
     rng = np.random.default_rng(seed)
     beats = -(-channels // beat)
-    dut = OutputDrainer(lanes=lanes, channels_per_beat=beat, channels=slot)
+    dut = OutputDrainer(lanes=lanes, channels_per_beat=beat, channels=slot,
+                        channels_per_cycle=per_cycle)
     results = rng.integers(0, 256, (pixels, channels))
     groups = -(-pixels // lanes)
     got = []
@@ -89,6 +90,17 @@ def run_drainer(lanes, beat, slot, pixels, channels, *, seed, ready_prob=0.6, ga
 def test_groups_drain_in_raster_order(lanes, beat, slot, pixels, channels, request):
     run_drainer(lanes, beat, slot, pixels, channels, seed=lanes * 5 + pixels,
                 name=request.node.name)
+
+
+@pytest.mark.parametrize("lanes,beat,slot,pixels,channels,per_cycle", [
+    (4, 4, 8, 11, 7, 2), (8, 8, 16, 19, 16, 8), (8, 4, 8, 9, 5, 4), (2, 6, 8, 5, 6, 2),
+])
+def test_several_channels_per_cycle(lanes, beat, slot, pixels, channels, per_cycle, request):
+    """W > 1: the skewed banks, padding inside a chunk, back-pressure."""
+    run_drainer(lanes, beat, slot, pixels, channels, seed=pixels, name=request.node.name,
+                per_cycle=per_cycle)
+    run_drainer(lanes, beat, slot, pixels, channels, seed=pixels + 1, ready_prob=1.0,
+                gap=(0, 1), name=request.node.name + "_ready", per_cycle=per_cycle)
 
 
 def test_always_ready(request):

@@ -31,13 +31,15 @@ class LayerCycles:
 
 
 def layer_cycles(*, lanes, channels_per_beat, in_channels, out_channels, entry_counts,
-                 height, width, drain=EntryPipeline.latency):
+                 height, width, drain=EntryPipeline.latency, channels_per_cycle=1):
     """Predict the cycles of one Fire layer run.
 
     Parameters
     ----------
     lanes, channels_per_beat : int
         Engine parameters P and L.
+    channels_per_cycle : int
+        W, channels the loader and the drainer move per cycle (a beat takes L / W cycles).
     in_channels, out_channels : int
         Cin and E1 + E3 of the layer.
     entry_counts : (int, int, int)
@@ -54,8 +56,9 @@ def layer_cycles(*, lanes, channels_per_beat, in_channels, out_channels, entry_c
     reach = (width + P) // P
     go = 2 + max(height, P // width)
     npix = [min(P, pixels - g * P) for g in range(groups)]
-    load = [n * -(-in_channels // L) * L for n in npix]
-    unload = [n * -(-out_channels // L) * L for n in npix]
+    beat_cycles = L // channels_per_cycle
+    load = [n * -(-in_channels // L) * beat_cycles for n in npix]
+    unload = [n * -(-out_channels // L) * beat_cycles for n in npix]
 
     result = LayerCycles(cycles=0, groups=groups)
     x_release = {}      # group -> cycle its input slot was released
@@ -109,7 +112,8 @@ def _finish(result, cyc, last_read, *, reach, init):
 
 
 def plain_layer_cycles(*, lanes, channels_per_beat, in_channels, out_channels, entries,
-                       height, width, drain=EntryPipeline.latency, input_ready=None):
+                       height, width, drain=EntryPipeline.latency, input_ready=None,
+                       channels_per_cycle=1):
     """Predict the cycles of one plain-layer run (one 1x1 convolution, phase 3).
 
     Parameters are those of :func:`layer_cycles`, with ``entries`` the convolution's hardware
@@ -123,7 +127,8 @@ def plain_layer_cycles(*, lanes, channels_per_beat, in_channels, out_channels, e
     go = 2 + max(height, P // width)
     in_beats = -(-in_channels // L)
     npix = [min(P, pixels - g * P) for g in range(groups)]
-    unload = [n * -(-out_channels // L) * L for n in npix]
+    beat_cycles = L // channels_per_cycle
+    unload = [n * -(-out_channels // L) * beat_cycles for n in npix]
 
     result = LayerCycles(cycles=0, groups=groups)
     x_release, o_release = {}, {}
@@ -135,12 +140,12 @@ def plain_layer_cycles(*, lanes, channels_per_beat, in_channels, out_channels, e
     for g in range(groups):
         start = max(loader_next, x_release.get(g - 2, go) + 1)
         if input_ready is None:
-            full = start + npix[g] * in_beats * L
+            full = start + npix[g] * in_beats * beat_cycles
         else:
             ready = start
             for _ in range(npix[g] * in_beats):
                 taken = max(ready, input_ready(beat, taken))
-                ready = taken + L
+                ready = taken + beat_cycles
                 beat += 1
             full = ready
         loader_next = full
@@ -160,21 +165,24 @@ def plain_layer_cycles(*, lanes, channels_per_beat, in_channels, out_channels, e
     return _finish(result, cyc, last_read, reach=0, init=go)
 
 
-def run_cycles(layer, *, lanes, channels_per_beat, height=None, width=None, input_ready=None):
+def run_cycles(layer, *, lanes, channels_per_beat, height=None, width=None, input_ready=None,
+               channels_per_cycle=1):
     """Cycles of one run of any layer of an :class:`~hw.fire.program.EngineProgram`."""
     if layer.is_fire:
         if input_ready is not None:
             raise ValueError("a paced input is modelled for plain layers only")
         return fire_cycles(layer, lanes=lanes, channels_per_beat=channels_per_beat,
-                           height=height, width=width)
+                           height=height, width=width, channels_per_cycle=channels_per_cycle)
     return plain_layer_cycles(
         lanes=lanes, channels_per_beat=channels_per_beat, in_channels=layer.in_channels,
         out_channels=layer.out_channels, entries=layer.conv.entry_count,
         height=layer.height if height is None else height,
-        width=layer.width if width is None else width, input_ready=input_ready)
+        width=layer.width if width is None else width, input_ready=input_ready,
+        channels_per_cycle=channels_per_cycle)
 
 
-def fire_cycles(fire, *, lanes, channels_per_beat, height=None, width=None):
+def fire_cycles(fire, *, lanes, channels_per_beat, height=None, width=None,
+                channels_per_cycle=1):
     """:func:`layer_cycles` of one :class:`~hw.fire.program.FireProgram` run.
 
     ``height``/``width`` default to the layer's own size (a cropped run passes its own).
@@ -183,4 +191,4 @@ def fire_cycles(fire, *, lanes, channels_per_beat, height=None, width=None):
         lanes=lanes, channels_per_beat=channels_per_beat, in_channels=fire.in_channels,
         out_channels=fire.out_channels, entry_counts=[c.entry_count for c in fire.convs],
         height=fire.height if height is None else height,
-        width=fire.width if width is None else width)
+        width=fire.width if width is None else width, channels_per_cycle=channels_per_cycle)

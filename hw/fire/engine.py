@@ -16,9 +16,9 @@ Design (see also ``../shared/DESIGN-NOTES.md``, "pixel lanes, broadcast weights"
   in a :class:`~hw.fire.line_buffer.LineBuffer` of ``D`` groups (``D`` a power of two >= 2A+1) that
   hands every lane its 3x3 neighbour in one read; per-lane border flags give the zero padding.
 - An :class:`~hw.fire.input_loader.InputLoader` fills a double-buffered group buffer from the
-  ``i`` stream (one channel per cycle) while the lanes compute; an
+  ``i`` stream (W channels per cycle) while the lanes compute; an
   :class:`~hw.fire.output_drainer.OutputDrainer` empties a double-buffered result buffer to the
-  ``o`` stream (one channel per cycle).
+  ``o`` stream (W channels per cycle).
 
 The engine only wires its components: the :class:`~hw.fire.sequencer.Sequencer` (descriptors,
 run setup, entry issue), the :class:`~hw.blocks.weight_store.WeightStore`, the
@@ -105,6 +105,10 @@ class FireEngine(wiring.Component):
         Channels per beat of the ``i`` and ``o`` streams (L), 1 to 64.
     acc_width : int
         Accumulator width (the golden model wraps at 32 bits).
+    channels_per_cycle : int
+        W, channels of a pixel the input loader stores and the output drainer sends per cycle:
+        a power of two dividing L, at most P (1 by default; the skewed buffers of
+        :mod:`hw.fire.group_buffer` take no more block RAM, and add a W-way lane rotation).
 
     Members
     -------
@@ -115,7 +119,7 @@ class FireEngine(wiring.Component):
         the next cycle and nothing is read or written.
     i : In(stream.Signature(beat_layout(L)))
         Input activations in raster order; each pixel's ``in_channels`` in ``ceil(Cin/L)``
-        beats, zero padded. One channel is stored per cycle (a beat every L cycles).
+        beats, zero padded. W channels are stored per cycle (a beat every L / W cycles).
         ``first``/``last`` are not needed and are ignored.
     o : Out(stream.Signature(beat_layout(L)))
         Output pixels in raster order (a Fire layer's expand 1x1 channels first),
@@ -135,12 +139,15 @@ class FireEngine(wiring.Component):
     DRAIN = EntryPipeline.latency
 
     def __init__(self, program, *, lanes=8, channels_per_beat=8, acc_width=32,
-                 bank_depth=DEFAULT_BANK_DEPTH):
+                 bank_depth=DEFAULT_BANK_DEPTH, channels_per_cycle=1):
         if not isinstance(program, EngineProgram):
             raise TypeError(f"Program must be an EngineProgram, not {program!r}")
         check_parameters(lanes=lanes, channels_per_beat=channels_per_beat,
                          acc_width=acc_width)
         check_layers(program)
+        InputLoader.check_parameters(lanes, channels_per_beat, _pow2(channels_per_beat),
+                                     channels_per_cycle)
+        self._per_cycle = channels_per_cycle
         self._program = program
         self.weight_store = WeightStore(program, bank_depth=bank_depth)
         self._lanes = lanes
@@ -163,6 +170,10 @@ class FireEngine(wiring.Component):
     def channels_per_beat(self):
         return self._beat
 
+    @property
+    def channels_per_cycle(self):
+        return self._per_cycle
+
     def elaborate(self, platform):
         m = Module()
         P, L, D = self._lanes, self._beat, self._s_groups
@@ -172,10 +183,11 @@ class FireEngine(wiring.Component):
         m.submodules.pipeline = pipe = EntryPipeline(
             self._program, lanes=P, groups=D, in_slot=self._cin_slot, sq_slot=self._csq_slot,
             out_slot=self._e_slot, acc_width=self._acc_width)
-        m.submodules.loader = loader = InputLoader(lanes=P, channels_per_beat=L,
-                                                   channels=self._cin_slot)
-        m.submodules.drainer = drainer = OutputDrainer(lanes=P, channels_per_beat=L,
-                                                       channels=self._e_slot)
+        W = self._per_cycle
+        m.submodules.loader = loader = InputLoader(
+            lanes=P, channels_per_beat=L, channels=self._cin_slot, channels_per_cycle=W)
+        m.submodules.drainer = drainer = OutputDrainer(
+            lanes=P, channels_per_beat=L, channels=self._e_slot, channels_per_cycle=W)
         connect(m, flipped(self.start), seq.start)
         connect(m, flipped(self.i), loader.i)
         connect(m, drainer.o, flipped(self.o))

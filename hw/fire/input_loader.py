@@ -1,4 +1,4 @@
-"""Input loader: fills a double-buffered group buffer from the input stream, a channel a cycle.
+"""Input loader: fills a double-buffered group buffer from the input stream, W channels a cycle.
 
 The Fire engine's lanes each own one pixel of a group of P consecutive raster pixels. The
 loader takes pixels from the ``i`` stream (``beats`` beats of L channels each, zero padded) and
@@ -9,7 +9,7 @@ its buffer. When a group is complete (P pixels, or the run's last pixel) its slo
 buffer is a two-deep queue of groups.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -22,17 +22,18 @@ __all__ = ["InputLoader"]
 
 
 class InputLoader(GroupBuffer):
-    """Stream -> double-buffered group buffer, one channel per cycle.
+    """Stream -> double-buffered group buffer, W channels per cycle.
 
-    Throughput one channel per cycle: a beat of L channels is accepted every L cycles (``i.ready``
-    is high only when the previous beat's bytes are all written). Latency: a group's slot is
-    ``full`` the cycle after its last channel is written; ``r_data`` is the word at ``r_addr``
-    one cycle before (a synchronous block-RAM read).
+    Throughput W channels per cycle: a beat of L channels is accepted every L / W cycles
+    (``i.ready`` is high only when the previous beat's bytes are all written). Latency: a
+    group's slot is ``full`` the cycle after its last channel is written; ``r_data`` is the word
+    at ``r_addr`` one cycle before (a synchronous block-RAM read; with W > 1 its lanes then pass
+    a W-way rotation, no register).
 
     Parameters
     ----------
-    lanes, channels_per_beat, channels : int
-        P, L (of ``i``) and words per slot, as for
+    lanes, channels_per_beat, channels, channels_per_cycle : int
+        P, L (of ``i``), words per slot and W, as for
         :class:`~hw.fire.group_buffer.GroupBuffer`.
 
     Members
@@ -56,8 +57,9 @@ class InputLoader(GroupBuffer):
         Further read ports, ``read_ports - 1`` of them (the dataflow datapath's units).
     """
 
-    def __init__(self, *, lanes, channels_per_beat, channels, read_ports=1):
-        self.check_parameters(lanes, channels_per_beat, channels)
+    def __init__(self, *, lanes, channels_per_beat, channels, read_ports=1,
+                 channels_per_cycle=1):
+        self.check_parameters(lanes, channels_per_beat, channels, channels_per_cycle)
         self._read_ports = read_ports
         extra = {}
         for n in range(1, read_ports):
@@ -72,17 +74,13 @@ class InputLoader(GroupBuffer):
             "release": In(2),
             "r_addr": In(range(2 * channels)),
             "r_data": Out(unsigned(8 * lanes)),
-        }, lanes=lanes, channels_per_beat=channels_per_beat, channels=channels)
+        }, lanes=lanes, channels_per_beat=channels_per_beat, channels=channels,
+           channels_per_cycle=channels_per_cycle)
 
     def elaborate(self, platform):
         m = Module()
-        P, L, slot_words = self._lanes, self._beat, self._channels
-        rd, wr = self._buffer(m, granularity=8)
-        m.d.comb += [rd.addr.eq(self.r_addr), self.r_data.eq(rd.data)]
-        for n in range(1, self._read_ports):
-            extra = m.submodules.buffer.read_port()
-            m.d.comb += [extra.addr.eq(getattr(self, f"r_addr{n}")),
-                         getattr(self, f"r_data{n}").eq(extra.data)]
+        P, L, W, slot_words = self._lanes, self._beat, self._per_cycle, self._channels
+        write = self._storage(m)
 
         fill = Signal(2)
         self._slot_flags(m, fill, self.release)
@@ -92,28 +90,24 @@ class InputLoader(GroupBuffer):
         lane = Signal(range(P))
         pixel = Signal(16)
         beat = Signal.like(self.beats)
-        byte_index = Signal(range(L))
-        hold = Signal(8 * L)             # the beat being written out, one byte a cycle
+        chunk_index = Signal(range(L // W))
+        hold = Signal(8 * L)             # the beat being written out, W bytes a cycle
         accept = Signal()
         m.d.comb += [
-            self.i.ready.eq(active & (byte_index == 0) & ~self.full.bit_select(slot, 1)),
+            self.i.ready.eq(active & (chunk_index == 0) & ~self.full.bit_select(slot, 1)),
             accept.eq(self.i.valid & self.i.ready),
         ]
-        byte = Mux(byte_index == 0, self.i.payload.data.as_value()[:8],
-                   hold.word_select(byte_index, 8))
+        chunk = Mux(chunk_index == 0, self.i.payload.data.as_value()[:8 * W],
+                    hold.word_select(chunk_index, 8 * W))
         chan = Signal(range(slot_words))
-        m.d.comb += chan.eq(beat * L + byte_index)
-        writing = accept | (byte_index != 0)
-        m.d.comb += [
-            wr.addr.eq(Cat(zero_extend(chan, ceil_log2(slot_words)), slot)),
-            wr.data.eq(Cat(*([byte] * P))),
-            wr.en.eq(Mux(writing, 1 << lane, 0)),
-        ]
+        m.d.comb += chan.eq(beat * L + chunk_index * W)
+        writing = accept | (chunk_index != 0)
+        write(chan, slot, lane, chunk, writing)
         with m.If(accept):
             m.d.sync += hold.eq(self.i.payload.data)
         with m.If(writing):
-            m.d.sync += byte_index.eq(Mux(byte_index == L - 1, 0, byte_index + 1))
-            with m.If(byte_index == L - 1):
+            m.d.sync += chunk_index.eq(Mux(chunk_index == L // W - 1, 0, chunk_index + 1))
+            with m.If(chunk_index == L // W - 1):
                 m.d.sync += beat.eq(beat + 1)
                 with m.If(beat + 1 == self.beats):
                     m.d.sync += [beat.eq(0), lane.eq(lane + 1), pixel.eq(pixel + 1)]
@@ -124,5 +118,50 @@ class InputLoader(GroupBuffer):
                             m.d.sync += active.eq(0)
         with m.If(self.go):
             m.d.sync += [active.eq(1), slot.eq(0), lane.eq(0), pixel.eq(0), beat.eq(0),
-                         byte_index.eq(0)]
+                         chunk_index.eq(0)]
         return m
+
+    def _storage(self, m):
+        """The buffer and its read ports; returns ``write(chan, slot, lane, chunk, en)``, which
+        writes channels ``chan .. chan + W - 1`` (bytes of ``chunk``) of lane ``lane``."""
+        P, W, slot_words = self._lanes, self._per_cycle, self._channels
+        ports = [(self.r_addr, self.r_data)] + [
+            (getattr(self, f"r_addr{n}"), getattr(self, f"r_data{n}"))
+            for n in range(1, self._read_ports)]
+        addr_bits = ceil_log2(slot_words)
+        if W == 1:
+            rd, wr = self._buffer(m, granularity=8)
+            readers = [rd] + [m.submodules.buffer.read_port() for _ in ports[1:]]
+            for (addr, data), port in zip(ports, readers):
+                m.d.comb += [port.addr.eq(addr), data.eq(port.data)]
+
+            def write(chan, slot, lane, chunk, en):
+                m.d.comb += [wr.addr.eq(Cat(zero_extend(chan, addr_bits), slot)),
+                             wr.data.eq(Cat(*([chunk] * P))),
+                             wr.en.eq(Mux(en, 1 << lane, 0))]
+            return write
+
+        banks = self._banks(m)
+        for n, (addr, data) in enumerate(ports):
+            shift = Signal(range(W), name=f"shift{n}")
+            m.d.sync += shift.eq(addr[:ceil_log2(W)])    # the channel mod W of the read
+            words = []
+            for bank in banks:
+                port = bank.read_port()
+                m.d.comb += port.addr.eq(addr)
+                words.append(port.data)
+            m.d.comb += data.eq(self._lane_word(m, words, shift, f"read{n}"))
+        writers = [bank.write_port(granularity=8) for bank in banks]
+
+        def write(chan, slot, lane, chunk, en):
+            r, j = lane[:ceil_log2(W)], lane[ceil_log2(W):]
+            for b, wr in enumerate(writers):
+                offset = (b - r)[:ceil_log2(W)]       # the chunk's byte that bank b stores
+                byte = Signal(8, name=f"byte_b{b}")
+                m.d.comb += [
+                    byte.eq(Array(chunk.word_select(i, 8) for i in range(W))[offset]),
+                    wr.addr.eq(Cat(zero_extend(chan | offset, addr_bits), slot)),
+                    wr.data.eq(Cat(*([byte] * (P // W)))),
+                    wr.en.eq(Mux(en, 1 << j, 0)),
+                ]
+        return write

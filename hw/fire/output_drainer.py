@@ -1,8 +1,8 @@
 """Output drainer: empties a double-buffered result buffer to the output stream.
 
 The producer writes channel ``c`` of every pixel of group ``g`` as one word ``(g mod 2, c)``
-(``w_*``) and marks the slot with ``fill`` when the group is complete. The drainer reads one
-channel of one pixel per cycle, in raster order, ``beats * L`` channels per pixel (channels
+(``w_*``) and marks the slot with ``fill`` when the group is complete. The drainer reads W
+channels of one pixel per cycle (one with a single bank), in raster order, ``beats * L`` channels per pixel (channels
 from ``channels`` on are sent as zeros), packs L bytes into a beat of ``o`` with ``first`` on
 the run's first beat and ``last`` on its last, and frees the slot (``full`` drops) after its
 last read.
@@ -27,18 +27,18 @@ __all__ = ["OutputDrainer"]
 
 
 class OutputDrainer(GroupBuffer):
-    """Double-buffered result buffer -> stream, one channel per cycle.
+    """Double-buffered result buffer -> stream, W channels per cycle.
 
-    Throughput one channel per cycle (a beat every L cycles) while ``o`` is ready. Latency
+    Throughput W channels per cycle (a beat every L / W cycles) while ``o`` is ready. Latency
     (:attr:`TAIL`): the last beat of a run is on ``o`` ``TAIL`` cycles after the cycle its last
     channel is read (two read registers, the FIFO, the beat packer and the output register),
     and ``drained`` is high from the cycle after it is transferred until the next ``go``.
 
     Parameters
     ----------
-    lanes, channels_per_beat, channels : int
-        P, L (of ``o``) and words per slot, as for
-        :class:`~hw.fire.group_buffer.GroupBuffer`.
+    lanes, channels_per_beat, channels, channels_per_cycle : int
+        P, L (of ``o``), words per slot and W, as for
+        :class:`~hw.fire.group_buffer.GroupBuffer` (W > 1 only without ``capacities``).
 
     Members
     -------
@@ -71,8 +71,10 @@ class OutputDrainer(GroupBuffer):
     TAIL = 6
 
     def __init__(self, *, lanes, channels_per_beat, channels, capacities=None,
-                 write_blocks=None):
-        self.check_parameters(lanes, channels_per_beat, channels)
+                 write_blocks=None, channels_per_cycle=1):
+        self.check_parameters(lanes, channels_per_beat, channels, channels_per_cycle)
+        if capacities is not None and channels_per_cycle != 1:
+            raise ValueError("Channels per cycle must be 1 with several sources")
         self._capacities = capacities
         extra = {}
         if capacities is not None:
@@ -101,15 +103,12 @@ class OutputDrainer(GroupBuffer):
             "full": Out(2),
             "drained": Out(1),
             **extra,
-        }, lanes=lanes, channels_per_beat=channels_per_beat, channels=channels)
+        }, lanes=lanes, channels_per_beat=channels_per_beat, channels=channels,
+           channels_per_cycle=channels_per_cycle)
 
     def elaborate(self, platform):
         m = Module()
-        P, L, slot_words = self._lanes, self._beat, self._channels
-        if self._capacities is None:
-            rd, wr = self._buffer(m)
-            m.d.comb += [wr.addr.eq(self.w_addr), wr.data.eq(self.w_data), wr.en.eq(self.w_en)]
-
+        P, L, W, slot_words = self._lanes, self._beat, self._per_cycle, self._channels
         release = Signal(2)
         self._slot_flags(m, self.fill, release)
 
@@ -118,20 +117,19 @@ class OutputDrainer(GroupBuffer):
         lane = Signal(range(P))
         pixel = Signal(16)
         chan = Signal(range(slot_words + L + 1))
-        m.submodules.fifo = fifo = SyncFIFO(width=10, depth=self.FIFO_DEPTH)
+        m.submodules.fifo = fifo = SyncFIFO(width=8 * W + 2, depth=self.FIFO_DEPTH)
         inflight = Signal(range(3))
         issue = Signal()
         m.d.comb += issue.eq(active & self.full.bit_select(slot, 1) &
                              (fifo.level + inflight < self.FIFO_DEPTH))
         if self._capacities is None:
-            m.d.comb += rd.addr.eq(Cat(zero_extend(chan, ceil_log2(slot_words)), slot))
-            read_data = rd.data
+            read_data = self._storage(m, chan, slot, lane)
         else:
             read_data = self._sources(m, chan, slot)
-        last_chan = chan + 1 == self.beats * L
+        last_chan = chan + W == self.beats * L
         last_pixel = pixel + 1 == self.pixels
         with m.If(issue):
-            m.d.sync += chan.eq(chan + 1)
+            m.d.sync += chan.eq(chan + W)
             with m.If(last_chan):
                 m.d.sync += [chan.eq(0), lane.eq(lane + 1), pixel.eq(pixel + 1)]
                 with m.If((lane == P - 1) | last_pixel):
@@ -143,18 +141,53 @@ class OutputDrainer(GroupBuffer):
             m.d.sync += [active.eq(1), slot.eq(0), lane.eq(0), pixel.eq(0), chan.eq(0)]
 
         # What each read is for, delayed two cycles to meet its registered data.
+        pad = Cat(*(chan + i >= self.out_channels for i in range(W)))
         rd_v, rd_lane, rd_pad, rd_first, rd_last = (
             delay(m, s, 2, n) for s, n in (
-                (issue, "rd_v"), (lane, "rd_lane"), (chan >= self.out_channels, "rd_pad"),
+                (issue, "rd_v"), (lane, "rd_lane"), (pad, "rd_pad"),
                 ((pixel == 0) & (chan == 0), "rd_first"), (last_pixel & last_chan, "rd_last")))
-        data = delay(m, read_data, 1, "rd_data") if self._capacities is None else read_data
         m.d.sync += inflight.eq(inflight + issue - rd_v)
-        picked = Mux(rd_pad, 0, data.word_select(rd_lane, 8))
-        m.d.comb += [fifo.w_en.eq(rd_v), fifo.w_data.eq(Cat(picked, rd_first, rd_last))]
+        picked = self._pick(m, read_data, rd_lane)
+        kept = Cat(*(Mux(rd_pad[i], 0, picked.word_select(i, 8)) for i in range(W)))
+        m.d.comb += [fifo.w_en.eq(rd_v), fifo.w_data.eq(Cat(kept, rd_first, rd_last))]
         packing = self._pack(m, fifo, L)
         m.d.comb += self.drained.eq(~active & (inflight == 0) & ~fifo.r_rdy & (packing == 0) &
                                     ~self.o.valid)
         return m
+
+    def _storage(self, m, chan, slot, lane):
+        """The buffer, written through ``w_*``; returns what the reads of channels
+        ``chan .. chan + W - 1`` of ``lane`` give two cycles later (the RAM's output register,
+        then a register): the slot's word, or with W > 1 the banks' words."""
+        W, addr_bits = self._per_cycle, ceil_log2(self._channels)
+        if W == 1:
+            rd, wr = self._buffer(m)
+            m.d.comb += [wr.addr.eq(self.w_addr), wr.data.eq(self.w_data), wr.en.eq(self.w_en),
+                         rd.addr.eq(Cat(zero_extend(chan, addr_bits), slot))]
+            return delay(m, rd.data, 1, "rd_data")
+        banks = self._banks(m)
+        words = self._bank_words(m, self.w_data, self.w_addr[:ceil_log2(W)], "write")
+        r = lane[:ceil_log2(W)]
+        reads = []
+        for b, (bank, word) in enumerate(zip(banks, words)):
+            wr, rd = bank.write_port(), bank.read_port()
+            offset = (b - r)[:ceil_log2(W)]           # the channel bank b holds for this lane
+            m.d.comb += [wr.addr.eq(self.w_addr), wr.data.eq(word), wr.en.eq(self.w_en),
+                         rd.addr.eq(Cat(zero_extend(chan | offset, addr_bits), slot))]
+            reads.append(delay(m, rd.data, 1, f"rd_data{b}"))
+        return Cat(*reads)
+
+    def _pick(self, m, read_data, rd_lane):
+        """The W channels of lane ``rd_lane`` from ``read_data``, in channel order: one byte
+        with a single bank; else byte ``lane // W`` of every bank, bank ``(lane + i) mod W``
+        giving channel i."""
+        W = self._per_cycle
+        if W == 1:
+            return read_data.word_select(rd_lane, 8)
+        width = 8 * self._lanes // W
+        r, j = rd_lane[:ceil_log2(W)], rd_lane[ceil_log2(W):]
+        bytes_ = [read_data[b * width:(b + 1) * width].word_select(j, 8) for b in range(W)]
+        return Cat(*(Array(bytes_)[(r + i)[:ceil_log2(W)]] for i in range(W)))
 
     def _sources(self, m, chan, slot):
         """One memory per source, and per block of lanes for a source written a block at a
@@ -192,27 +225,30 @@ class OutputDrainer(GroupBuffer):
         return Array(reads)[delay(m, source, 2, "source_rd")]
 
     def _pack(self, m, fifo, L):
-        """Bytes from the FIFO into beats: A assembles, B (``o``) is the output register.
+        """Chunks of W bytes from the FIFO into beats: A assembles, B (``o``) is the output
+        register.
 
-        Returns the count of bytes in A."""
+        Returns the count of chunks in A."""
+        W = self._per_cycle
+        n = L // W
         a_data = Signal(8 * L)
-        a_count = Signal(range(L + 1))
+        a_count = Signal(range(n + 1))
         a_first = Signal()
         a_last = Signal()
         b_valid = Signal()
         move = Signal()
         take = Signal()
         m.d.comb += [
-            move.eq((a_count == L) & (~b_valid | self.o.ready)),
-            take.eq(fifo.r_rdy & ((a_count < L) | move)),
+            move.eq((a_count == n) & (~b_valid | self.o.ready)),
+            take.eq(fifo.r_rdy & ((a_count < n) | move)),
             fifo.r_en.eq(take),
         ]
-        byte = fifo.r_data[:8]
+        chunk = fifo.r_data[:8 * W]
         with m.If(take):
-            m.d.sync += a_data.eq(Cat(a_data[8:], byte) if L > 1 else byte)
+            m.d.sync += a_data.eq(Cat(a_data[8 * W:], chunk) if n > 1 else chunk)
             with m.If((a_count == 0) | move):
-                m.d.sync += a_first.eq(fifo.r_data[8])
-            m.d.sync += a_last.eq(fifo.r_data[9])
+                m.d.sync += a_first.eq(fifo.r_data[8 * W])
+            m.d.sync += a_last.eq(fifo.r_data[8 * W + 1])
         with m.If(move):
             m.d.sync += a_count.eq(take)
         with m.Elif(take):

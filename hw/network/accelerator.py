@@ -21,6 +21,7 @@ from hw.blocks.weight_store import DEFAULT_BANK_DEPTH
 from hw.arch import SHARED
 from hw.network.activation_store import ActivationStore
 from hw.network.global_sum import GlobalSum, logit_layout
+from hw.network.cycle_model import check_channels_per_cycle
 from hw.network.max_pool import MaxPool
 from hw.network.patch_streamer import PatchStreamer
 from hw.network.program import IMAGE_CHANNELS, NetworkProgram
@@ -70,6 +71,7 @@ class NetworkAccelerator(wiring.Component):
         self._program = program
         L = program.channels_per_beat
         self.arch = arch
+        check_channels_per_cycle(lanes, L, arch.channels_per_cycle)
         self.engine = arch.engine(program.program_for(arch), lanes=lanes, channels_per_beat=L,
                                   acc_width=acc_width, bank_depth=bank_depth)
         self.store = ActivationStore(channels_per_beat=L, words=program.store_words)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from hw.arch import SHARED
 from hw.network.max_pool import MaxPool
 
-__all__ = ["NetworkCycles", "network_cycles", "patch_pacing"]
+__all__ = ["NetworkCycles", "network_cycles", "patch_pacing", "check_channels_per_cycle"]
 
 #: Cycles from the sequencer's ``start`` to the first engine ``start`` transfer (IDLE, LOAD).
 LAUNCH = 2
@@ -24,6 +24,25 @@ BETWEEN = 2
 SUM_FIRST = 4
 #: Cycles between two words of logits (the global sum's READ and LOAD states).
 SUM_WORD = 2
+
+
+#: Fewest cycles per beat the engine's sinks take: the max-pool 3, the global sum 2.
+SINK_BEAT_CYCLES = 3
+
+
+def check_channels_per_cycle(lanes, channels_per_beat, channels_per_cycle, *, network=True):
+    """``ValueError`` unless the shared engine can move W = ``channels_per_cycle`` channels per
+    cycle with these lanes and L = ``channels_per_beat``, and, in a ``network``, its drainer
+    (a beat every L / W cycles) never outruns the max-pool (a beat every 3 cycles)."""
+    from hw.fire.group_buffer import GroupBuffer
+    GroupBuffer.check_parameters(lanes, channels_per_beat, 1 << (channels_per_beat - 1).bit_length(),
+                                 channels_per_cycle)
+    if network and channels_per_beat < SINK_BEAT_CYCLES * channels_per_cycle:
+        raise ValueError(
+            f"{channels_per_cycle} channels per cycle need at least "
+            f"{SINK_BEAT_CYCLES * channels_per_cycle} channels per beat in a network (the "
+            f"max-pool takes a beat every {SINK_BEAT_CYCLES} cycles), not {channels_per_beat}: "
+            f"raise the channels per beat or lower the channels per cycle")
 
 
 @dataclass
@@ -66,6 +85,7 @@ def network_cycles(program, *, lanes, arch=SHARED):
         The engine's datapath (shared by default).
     """
     L = program.channels_per_beat
+    check_channels_per_cycle(lanes, L, arch.channels_per_cycle)
     eprog = program.program_for(arch)
     result = NetworkCycles(cycles=0)
     start = LAUNCH

@@ -176,6 +176,7 @@ class NetworkProgram:
     def program_for(self, arch, names=None):
         """The program of ``arch`` (:class:`hw.arch.Arch`) for the steps named in ``names``
         (default all), in network order; made once per architecture and names."""
+        arch = arch.base
         key = (arch, None if names is None else frozenset(names))
         if arch == SHARED and names is None:
             return self.engine_program
