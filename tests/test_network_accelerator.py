@@ -71,3 +71,34 @@ def test_whole_network_on_the_dataflow_datapath(lanes, passes, balance, config):
     got, cycles, _ = run_network(acc, image)
     np.testing.assert_array_equal(got, model.run(image)["global_sum"])
     assert cycles == network_cycles(program, lanes=lanes, arch=arch).cycles
+
+
+@pytest.mark.parametrize("lanes,beat,per_cycle,config", [(4, 8, 2, 0), (16, 12, 4, 3)])
+def test_whole_network_with_several_channels_per_cycle(lanes, beat, per_cycle, config):
+    """The shared engine's loader and drainer moving W channels per cycle (L >= 3W, so the
+    max-pool keeps up): sums bit-exact, cycles as the network model, fewer than with W = 1."""
+    from hw.arch import Arch
+    _, _, conv1, fires, pools, classes, pad, size = CONFIGS[config]
+    rng = np.random.default_rng(lanes * 100 + beat)
+    model = random_model(rng, tiny_network(conv1=conv1, fires=fires, pool_after=pools,
+                                           classes=classes, final_pad=pad))
+    program = NetworkProgram(model, input_size=size, channels_per_beat=beat)
+    arch = Arch(channels_per_cycle=per_cycle)
+    acc = NetworkAccelerator(program, lanes=lanes, arch=arch)
+    image = rng.integers(0, 256, (3, size, size)).astype(np.uint8)
+    got, cycles, _ = run_network(acc, image)
+    np.testing.assert_array_equal(got, model.run(image)["global_sum"])
+    assert cycles == network_cycles(program, lanes=lanes, arch=arch).cycles
+    assert cycles < network_cycles(program, lanes=lanes).cycles
+
+
+def test_channels_per_cycle_the_pool_cannot_follow_is_refused():
+    from hw.arch import Arch
+    rng = np.random.default_rng(1)
+    model = random_model(rng, tiny_network(pool_after=("conv1",)))
+    program = NetworkProgram(model, input_size=19, channels_per_beat=4)
+    with pytest.raises(ValueError, match="2 channels per cycle need at least 6 channels per "
+                                         "beat in a network"):
+        NetworkAccelerator(program, lanes=4, arch=Arch(channels_per_cycle=2))
+    with pytest.raises(ValueError, match="2 channels per cycle need at least 6"):
+        network_cycles(program, lanes=4, arch=Arch(channels_per_cycle=2))
