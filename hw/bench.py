@@ -193,6 +193,9 @@ def _parser():
                         help="shared: channels of a pixel the input loader and output drainer "
                         "move per cycle, W (default 1; a power of two dividing "
                         "--channels-per-beat, which must be at least 3 W for a whole network)")
+    parser.add_argument("--patch-runs", action="store_true",
+                        help="stream conv1's patches a kernel row per cycle instead of a byte "
+                        "(--channels-per-beat a multiple of 8 for v1.0)")
     parser.add_argument("--clock-mhz", type=float, default=100.0)
     parser.add_argument("--fire-stack", action="store_true",
                         help="bench the Fire layers alone instead of the whole network")
@@ -253,7 +256,8 @@ def main(argv=None):
         if args.fire_stack:
             fire_program = EngineProgram.from_model(qmodel)
         else:
-            netprog = NetworkProgram(qmodel, channels_per_beat=args.channels_per_beat)
+            netprog = NetworkProgram(qmodel, channels_per_beat=args.channels_per_beat,
+                                     patch_runs=args.patch_runs)
         if args.json:
             prepare_file(args.json, "--json")
         plots = make_output_dir(args.plots, "--plots") if args.plots else None

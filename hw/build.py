@@ -48,6 +48,11 @@ def main(argv=None):
     parser.add_argument("--lanes", type=int, help="shared: pixel lanes; dataflow: most "
                         "multipliers (default: the board's)")
     parser.add_argument("--channels-per-beat", type=int, help="stream width (default 8)")
+    parser.add_argument("--channels-per-cycle", type=int, help="shared: channels of a pixel "
+                        "the input loader and output drainer move per cycle (default: the "
+                        "board's, 1; at most a third of --channels-per-beat)")
+    parser.add_argument("--patch-runs", action="store_true", default=None,
+                        help="stream conv1's patches a kernel row per cycle instead of a byte")
     parser.add_argument("--code-bits", type=int, default=8,
                         help="code width of the model file, 4..8 (default 8; 6 for a "
                         "python -m golden.recode ... --code-bits 6 file)")
@@ -58,7 +63,8 @@ def main(argv=None):
     try:
         build(args.board, model=args.model, layers=layers, out=args.out, lanes=args.lanes,
               channels_per_beat=args.channels_per_beat, code_bits=args.code_bits,
-              synthesize=not args.no_synth, arch=args.arch)
+              synthesize=not args.no_synth, arch=args.arch,
+              channels_per_cycle=args.channels_per_cycle, patch_runs=args.patch_runs)
     except BuildError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -253,3 +253,25 @@ def test_dataflow_datapath_plan(tmp_path, capsys):
                        "--no-synth", "--out", str(tmp_path / "x")]) == 2
     assert "at least 3 multipliers" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_wide_io_options(tmp_path, capsys):
+    """--channels-per-cycle and --patch-runs reach the engine configuration and the plan;
+    values the max-pool or the run streamer cannot follow fail in one line, nothing written."""
+    out = tmp_path / "wide"
+    assert build.main(["--board", "xc7a200t", "--lanes", "64", "--channels-per-beat", "16",
+                       "--channels-per-cycle", "4", "--patch-runs", "--no-synth",
+                       "--out", str(out)]) == 0
+    engine = json.loads((out / "report.json").read_text())["engine"]
+    assert (engine["channels_per_cycle"], engine["patch_runs"]) == (4, True)
+    for argv, message in [
+            (["--channels-per-cycle", "4"], "4 channels per cycle need at least 12 channels "
+                                            "per beat in a network"),
+            (["--channels-per-beat", "12", "--patch-runs"], "patches in runs need channels "
+                                                            "per beat a multiple of 8"),
+            (["--arch", "dataflow", "--channels-per-cycle", "2", "--channels-per-beat", "8"],
+             "--channels-per-cycle is for the shared engine")]:
+        assert build.main(["--board", "arty_a7", "--no-synth", "--out", str(tmp_path / "x"),
+                           *argv]) == 2
+        assert message in one_line_error(capsys)
+        assert not (tmp_path / "x").exists()

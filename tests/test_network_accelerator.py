@@ -73,23 +73,26 @@ def test_whole_network_on_the_dataflow_datapath(lanes, passes, balance, config):
     assert cycles == network_cycles(program, lanes=lanes, arch=arch).cycles
 
 
-@pytest.mark.parametrize("lanes,beat,per_cycle,config", [(4, 8, 2, 0), (16, 12, 4, 3)])
-def test_whole_network_with_several_channels_per_cycle(lanes, beat, per_cycle, config):
+@pytest.mark.parametrize("lanes,beat,per_cycle,runs,config", [
+    (4, 8, 2, True, 0), (16, 12, 4, False, 3), (8, 16, 4, True, 3), (2, 8, 2, True, 2)])
+def test_whole_network_with_several_channels_per_cycle(lanes, beat, per_cycle, runs, config):
     """The shared engine's loader and drainer moving W channels per cycle (L >= 3W, so the
-    max-pool keeps up): sums bit-exact, cycles as the network model, fewer than with W = 1."""
+    max-pool keeps up), with conv1's patches in runs or bytes: sums bit-exact, cycles as the
+    network model, fewer than with W = 1 and bytes."""
     from hw.arch import Arch
     _, _, conv1, fires, pools, classes, pad, size = CONFIGS[config]
     rng = np.random.default_rng(lanes * 100 + beat)
     model = random_model(rng, tiny_network(conv1=conv1, fires=fires, pool_after=pools,
                                            classes=classes, final_pad=pad))
-    program = NetworkProgram(model, input_size=size, channels_per_beat=beat)
+    program = NetworkProgram(model, input_size=size, channels_per_beat=beat, patch_runs=runs)
     arch = Arch(channels_per_cycle=per_cycle)
     acc = NetworkAccelerator(program, lanes=lanes, arch=arch)
     image = rng.integers(0, 256, (3, size, size)).astype(np.uint8)
     got, cycles, _ = run_network(acc, image)
     np.testing.assert_array_equal(got, model.run(image)["global_sum"])
     assert cycles == network_cycles(program, lanes=lanes, arch=arch).cycles
-    assert cycles < network_cycles(program, lanes=lanes).cycles
+    plain = NetworkProgram(model, input_size=size, channels_per_beat=beat)
+    assert cycles < network_cycles(plain, lanes=lanes).cycles
 
 
 def test_channels_per_cycle_the_pool_cannot_follow_is_refused():

@@ -75,7 +75,14 @@ def test_v1_0_at_227(v1_0_model):
     program = NetworkProgram(v1_0_model, input_size=227, channels_per_beat=8)
     check_steps(program, V1_0, CHANNELS, 8)
     assert [s.name for s in program.steps if s.pool] == ["conv1", "fire4", "fire8"]
+    assert not program.patch_runs
     assert program.engine_program.layers[0].in_channels == 7 * 7 * 3 == 147
+    # Patches in runs: 8 bytes per kernel row (7 pixels and a zero); L a multiple of 8.
+    runs = NetworkProgram(v1_0_model, input_size=227, channels_per_beat=8, patch_runs=True)
+    assert runs.engine_program.layers[0].in_channels == 3 * 7 * 8 == 168
+    with pytest.raises(ValueError, match="patches in runs need channels per beat a multiple "
+                                         "of 8 \\(conv1's 7-pixel rows\\), not 12"):
+        NetworkProgram(v1_0_model, input_size=227, channels_per_beat=12, patch_runs=True)
     assert (program.patch_kernel, program.patch_stride) == (7, 2)
     # The largest map: fire2's (and fire3's) 55x55x128 output, 387,200 bytes; ping-pong
     # buffers would need twice that.
@@ -213,3 +220,26 @@ def test_input_shapes_and_engine_program_of_chosen_steps(v1_0_model):
              whole[layer.name].out_channels)
     assert (chosen.code_bits, chosen.weight_bits) == (program.engine_program.code_bits,
                                                       program.engine_program.weight_bits)
+
+
+def test_run_conv_moves_every_weight_to_its_run_position(v1_0_model):
+    """conv1 for the run streamer: each weight (o, c, ky, kx) at patch channel
+    (c*7 + ky)*8 + kx of a 168-channel 1x1 convolution, nothing else non-zero; the gaps still
+    fit 4 bits (fillers added where needed)."""
+    from golden.codec import entry_positions
+    from hw.network.patch_runs import run_conv
+
+    def dense(conv, per_channel):
+        weights = np.zeros(conv.spec.out_channels * per_channel, np.int64)
+        positions = entry_positions(conv.rel)
+        weights[positions] = conv.codebook[conv.codes]
+        return weights.reshape(conv.spec.out_channels, per_channel)
+
+    conv1 = v1_0_model.layers["conv1"]
+    moved = run_conv(conv1)
+    assert (moved.spec.in_channels, moved.spec.kernel) == (168, 1)
+    assert moved.rel.max() <= 15
+    before, after = dense(conv1, 147), dense(moved, 168)
+    runs = after.reshape(96, 3, 7, 8)
+    np.testing.assert_array_equal(runs[..., :7].reshape(96, 147), before)
+    assert not runs[..., 7].any()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from boards import get_board
 from hw.arch import ARCHS, arch_of, choose_dataflow
+from hw.network.cycle_model import check_channels_per_cycle
 from hw.board.top import BoardTop
 from hw.fire.engine import check_parameters
 from hw.flow.errors import BuildError, ToolError
@@ -105,8 +106,9 @@ def _open_flow(board, program, chosen, engine_config, out, steps):
     return parse_yosys_stats(out / "top.rpt", board.family), parse_nextpnr(out / "top.tim")
 
 
-def _engine_config(board, lanes, channels_per_beat, arch=None):
-    """The engine configuration: the board's, with the options given. For the dataflow
+def _engine_config(board, lanes, channels_per_beat, arch=None, io=None):
+    """The engine configuration: the board's, with the options given (``io``: the
+    ``channels_per_cycle`` and ``patch_runs`` asked for, None where not). For the dataflow
     datapath ``lanes`` is the most multipliers (see :func:`_choose_datapath`)."""
     engine_config = dict(board.engine)
     if lanes is not None:
@@ -115,6 +117,7 @@ def _engine_config(board, lanes, channels_per_beat, arch=None):
         engine_config["channels_per_beat"] = channels_per_beat
     if arch is not None:
         engine_config["arch"] = arch
+    engine_config.update({k: v for k, v in (io or {}).items() if v is not None})
     engine_config.setdefault("arch", "shared")
     try:
         if engine_config["arch"] not in ARCHS:
@@ -128,6 +131,12 @@ def _engine_config(board, lanes, channels_per_beat, arch=None):
         else:
             check_parameters(lanes=engine_config["lanes"],
                              channels_per_beat=engine_config["channels_per_beat"])
+        per_cycle = engine_config.get("channels_per_cycle", 1)
+        if engine_config["arch"] != "shared" and per_cycle != 1:
+            raise ValueError("--channels-per-cycle is for the shared engine (--arch shared)")
+        if per_cycle != 1:
+            check_channels_per_cycle(engine_config["lanes"], engine_config["channels_per_beat"],
+                                     per_cycle)
     except (TypeError, ValueError) as e:
         raise BuildError(str(e)) from None
     return engine_config
@@ -217,7 +226,7 @@ def _choose_mode(board, program, engine_config, layers, steps):
 
 
 def build(board_name, *, model=None, layers=None, out=None, lanes=None, channels_per_beat=None,
-          code_bits=8, synthesize=True, arch=None):
+          code_bits=8, synthesize=True, arch=None, channels_per_cycle=None, patch_runs=None):
     """Run the whole build and return the report dictionary (also written to ``out``).
 
     Raises
@@ -231,7 +240,9 @@ def build(board_name, *, model=None, layers=None, out=None, lanes=None, channels
         board = get_board(board_name)
     except KeyError as e:
         raise BuildError(str(e).strip("'\"") + "; choose one with --board") from None
-    engine_config = _engine_config(board, lanes, channels_per_beat, arch)
+    engine_config = _engine_config(board, lanes, channels_per_beat, arch,
+                                   {"channels_per_cycle": channels_per_cycle,
+                                    "patch_runs": patch_runs})
     out = Path(out or Path("build") / board.name)
     steps = Steps()
     qmodel = _load_model(model, steps, code_bits)

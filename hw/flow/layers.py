@@ -41,7 +41,8 @@ def network_program(qmodel, engine_config, code_bits=8):
     from hw.network.program import NetworkProgram
     return NetworkProgram(qmodel, input_size=NETWORK_INPUT_SIZE,
                           channels_per_beat=engine_config["channels_per_beat"],
-                          code_bits=code_bits)
+                          code_bits=code_bits,
+                          patch_runs=engine_config.get("patch_runs", False))
 
 
 def plan_network(board, program, engine_config):

@@ -23,7 +23,7 @@ from hw.network.activation_store import ActivationStore
 from hw.network.global_sum import GlobalSum, logit_layout
 from hw.network.cycle_model import check_channels_per_cycle
 from hw.network.max_pool import MaxPool
-from hw.network.patch_streamer import PatchStreamer
+from hw.network.patch_runs import patch_streamer
 from hw.network.program import IMAGE_CHANNELS, NetworkProgram
 from hw.network.sequencer import NetworkSequencer
 
@@ -105,9 +105,7 @@ class NetworkAccelerator(wiring.Component):
         m.submodules.engine = engine = self.engine
         m.submodules.store = store = self.store
         m.submodules.sequencer = seq = NetworkSequencer(prog)
-        m.submodules.patches = patches = PatchStreamer(
-            kernel=prog.patch_kernel, stride=prog.patch_stride, channels=IMAGE_CHANNELS,
-            channels_per_beat=L, max_width=prog.input_size)
+        m.submodules.patches = patches = patch_streamer(prog)
         m.submodules.pool = pool = MaxPool(
             channels_per_beat=L, max_width=max(3, max(s.width for s in pooled)),
             max_beats=max(prog.beats(s.out_channels) for s in pooled))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from hw.arch import SHARED
 from hw.network.max_pool import MaxPool
+from hw.network.patch_runs import run_bytes
 
 __all__ = ["NetworkCycles", "network_cycles", "patch_pacing", "check_channels_per_cycle"]
 
@@ -52,17 +53,18 @@ class NetworkCycles:
     steps: list = field(default_factory=list)   # (name, start cycle, LayerCycles)
 
 
-def patch_pacing(*, kernel, stride, width, out_width, patch_beats, channels_per_beat,
+def patch_pacing(*, kernel, stride, width, out_width, patch_beats, reads_per_beat,
                  image_start):
     """``input_ready(k, t)`` of the patch streamer's beats (see
     :func:`hw.fire.cycle_model.plain_layer_cycles`), in the engine run's cycles.
 
-    A beat takes L + 2 cycles to gather after the last one left (L row-memory reads, the last
-    byte's register, the send state); a new output row adds ``stride + 2`` (the row cursor moves
+    A beat takes ``R + 2`` cycles to gather after the last one left (R = ``reads_per_beat``
+    row-memory reads: L bytes, or L / Q runs with the run streamer; the last read's register,
+    the send state); a new output row adds ``stride + 2`` (the row cursor moves
     a row a cycle); the first beat waits for ``kernel`` image rows, the image's first pixel
     having been taken in cycle ``image_start``.
     """
-    L = channels_per_beat
+    L = reads_per_beat
     row_beats = patch_beats * out_width
 
     def ready(k, taken):
@@ -97,7 +99,8 @@ def network_cycles(program, *, lanes, arch=SHARED):
             pacing = patch_pacing(
                 kernel=conv1.kernel, stride=conv1.stride, width=program.input_size,
                 out_width=step.width, patch_beats=-(-layer.in_channels // L),
-                channels_per_beat=L, image_start=0)
+                reads_per_beat=L // run_bytes(conv1.kernel) if program.patch_runs else L,
+                image_start=0)
         run = arch.layer_cycles(eprog, step.layer, lanes=lanes, channels_per_beat=L,
                                 input_ready=pacing)
         result.steps.append((step.name, start, run))

@@ -22,7 +22,7 @@ from hw.blocks.params import check_int
 __all__ = ["PatchStreamer"]
 
 
-class _RowCursor:
+class RowCursor:
     """A row slot and its first word address, stepped one row at a time modulo R rows."""
 
     def __init__(self, name, rows, depth):
@@ -121,7 +121,7 @@ class PatchStreamer(wiring.Component):
         pixel waits until the last run's patches have all left."""
         R = self._k + self._s
         x = Signal(16)
-        cursor = _RowCursor("w", R, R * self._max_width)
+        cursor = RowCursor("w", R, R * self._max_width)
         row_free = Mux(first, ~running, rows_in < free_below)
         m.d.comb += [
             self.i.ready.eq(row_free),
@@ -148,8 +148,8 @@ class PatchStreamer(wiring.Component):
         R = K + S
         total = K * K * C
         padded = self.patch_beats * L
-        row0 = _RowCursor("r0", R, R * self._max_width)    # slot of row S*yo
-        rowk = _RowCursor("rk", R, R * self._max_width)    # slot of row S*yo + ky
+        row0 = RowCursor("r0", R, R * self._max_width)    # slot of row S*yo
+        rowk = RowCursor("rk", R, R * self._max_width)    # slot of row S*yo + ky
         c, ky, kx = Signal(range(C)), Signal(range(K)), Signal(range(K))
         n = Signal(range(padded + 1))          # patch byte being issued
         xo, yo, col0 = Signal(16), Signal(16), Signal(16)

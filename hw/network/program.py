@@ -27,6 +27,7 @@ from hw.arch import SHARED
 from hw.fire.program import EngineProgram
 from hw.network.global_sum import padded_border_offsets
 from hw.network.max_pool import pooled_size
+from hw.network.patch_runs import run_bytes, run_conv
 
 __all__ = ["NetworkStep", "NetworkProgram"]
 
@@ -75,6 +76,12 @@ class NetworkProgram:
         L, bytes per activation-store word and per stream beat (at least 3: a pixel of the image
         is one beat).
     code_bits : int
+    patch_runs : bool
+        Stream conv1's patches a kernel row (run) per cycle
+        (:class:`~hw.network.patch_runs.PatchRunStreamer`, L a multiple of the run's Q bytes)
+        instead of a byte per cycle; conv1 then reads ``C*K*Q`` patch channels
+        (:func:`~hw.network.patch_runs.run_conv`). Worth it above 64 lanes, where a byte per
+        cycle no longer keeps the lanes busy; it takes more block RAM for the image rows.
 
     Members
     -------
@@ -92,7 +99,8 @@ class NetworkProgram:
         convolution and a global average pool, or ``input_size`` is too small for it.
     """
 
-    def __init__(self, qmodel, *, input_size=227, channels_per_beat=8, code_bits=8):
+    def __init__(self, qmodel, *, input_size=227, channels_per_beat=8, code_bits=8,
+                 patch_runs=False):
         check_int("Channels per beat", channels_per_beat, IMAGE_CHANNELS, 64)
         check_int("Input size", input_size, 1, 4096)
         self.qmodel = qmodel
@@ -112,6 +120,11 @@ class NetworkProgram:
         self._check_pools(net, input_size)
         sizes = spatial_sizes(net, input_size)
         self.conv1 = qmodel.layers[first.name]
+        self.patch_runs = bool(patch_runs)
+        if patch_runs and channels_per_beat % run_bytes(first.kernel):
+            raise ValueError(f"patches in runs need channels per beat a multiple of "
+                             f"{run_bytes(first.kernel)} ({first.name}'s {first.kernel}-pixel "
+                             f"rows), not {channels_per_beat}")
         self.last = None
         layers, steps = [], []
         size, channels = input_size, IMAGE_CHANNELS
@@ -131,6 +144,8 @@ class NetworkProgram:
             elif isinstance(op, Conv) and (index == 0 or (op.kernel == 1 and op.stride == 1)):
                 conv = qmodel.layers[op.name]
                 out_size = sizes[op.name] if index == 0 else size
+                if index == 0 and self.patch_runs:
+                    conv = run_conv(conv)
                 layers.append((op.name, out_size, out_size, conv))
                 out = op.out_channels
                 if index:

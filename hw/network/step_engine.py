@@ -26,7 +26,7 @@ from hw.arch import SHARED
 from hw.network.global_sum import GlobalSum
 from hw.network.logit_packer import LogitPacker
 from hw.network.max_pool import MaxPool, pooled_size
-from hw.network.patch_streamer import PatchStreamer
+from hw.network.patch_runs import patch_streamer
 from hw.network.program import IMAGE_CHANNELS, NetworkProgram
 
 __all__ = ["StepEngine"]
@@ -203,10 +203,7 @@ class StepEngine(wiring.Component):
                      src.ready.eq(dst.ready & enable)]
 
     def _patch_streamer(self):
-        prog = self._program
-        return PatchStreamer(kernel=prog.patch_kernel, stride=prog.patch_stride,
-                             channels=IMAGE_CHANNELS, channels_per_beat=prog.channels_per_beat,
-                             max_width=prog.input_size)
+        return patch_streamer(self._program)
 
     def _descriptor(self, m):
         """The running step's descriptor registers, latched when ``start`` is taken (one
