@@ -95,14 +95,22 @@ class Board:
         return getattr(importlib.import_module(module), cls)
 
 
-def _engine(lanes, arch="shared"):
+def _engine(lanes, arch="shared", **wide):
     # The shared-lane engine is every board's default: measured against the dataflow datapath
     # (hw.build --arch dataflow) with the same multipliers it holds more layers on the Arty
     # A7-35T (conv1..fire5 against conv1..fire3: the dataflow's three line-buffer copies and
     # output memories take block RAM) and clocks higher on the ULX3S (92.0 against 87.2 MHz,
     # 2 % fewer cycles on fire2..fire5); see the README's table.
-    return {"lanes": lanes, "channels_per_beat": 8, "arch": arch}
+    #
+    # ``wide``: channels_per_beat (default 8), channels_per_cycle and patch_runs, for boards
+    # with more than 64 lanes in the whole network (see the README, "the whole network above
+    # 64 lanes").
+    return {"lanes": lanes, "channels_per_beat": 8, "arch": arch, **wide}
 
+
+#: The options that keep 128+ lanes busy on the whole network (README: "the whole network
+#: above 64 lanes").
+WIDE = {"channels_per_beat": 32, "channels_per_cycle": 8, "patch_runs": True}
 
 BOARDS = {b.name: b for b in (
     Board("arty_a7", "Digilent Arty A7-35T", get_device("xc7a35t"),
@@ -121,17 +129,20 @@ BOARDS = {b.name: b for b in (
     Board("icebreaker", "1BitSquared iCEBreaker (iCE40 UP5K)", get_device("ice40up5k"),
           "amaranth_boards.icebreaker:ICEBreakerPlatform", 12e6, _engine(2)),
     # 64 lanes: the whole v1.0 network on chip (weights, the activation store and the
-    # engine's buffers) takes 323 of the 365 block-RAM sites; with 128 lanes the engine's
-    # buffers double and it needs 381.
+    # engine's buffers). With the wide options 319 of the 365 block-RAM sites (323 without)
+    # and 7.14 M cycles (0.957 utilisation; 7.67 M without), synthesised in 11 min 15 s; with
+    # 128 lanes the engine's buffers double (conv_final's 1,000 output channels take 1,024
+    # words a slot) and it needs 377.
     Board("xc7a200t", "Artix-7 200T, synthesis only", get_device("xc7a200t"),
-          None, None, _engine(64)),
+          None, None, _engine(64, **WIDE)),
     # 128 of 3,360 multipliers: with 1,024 lanes Yosys (YoWASP, a WebAssembly build with a
-    # 4 GB address space) died after 602 s ("thrown Wasm exception" in SHARE); with 128 the
-    # whole network synthesises in 7 min 23 s (1.3 GB), 381 block-RAM sites. More lanes buy
-    # little today: the one-channel-per-cycle loader and drainer hold the whole network to
-    # 0.54 utilisation at 128 lanes (6.32 M cycles; 7.67 M at 64).
+    # 4 GB address space) died after 602 s ("thrown Wasm exception" in SHARE). 128 lanes with
+    # 8 channels per cycle in and out, 32-channel beats and conv1's patches in runs: the whole
+    # network, 3.73 M cycles (0.916 utilisation, 26.8 frames/s at 100 MHz), synthesised in
+    # 15 min 43 s (1.5 GB), 377 block-RAM sites. 256 lanes the same way: 2.01 M cycles (0.849,
+    # 49.7 frames/s), but 23 min 56 s and 3.6 GB of the 4 GB, over the 20-minute budget.
     Board("xc7vx1140t", "Virtex-7 XC7VX1140T (largest Virtex-7), synthesis only",
-          get_device("xc7vx1140t"), None, None, _engine(128)),
+          get_device("xc7vx1140t"), None, None, _engine(128, **WIDE)),
 )}
 
 

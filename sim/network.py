@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hw.arch import SHARED
 from hw.network.accelerator import NetworkAccelerator
 from hw.network.cycle_model import network_cycles
 from sim import toolchain
@@ -39,23 +40,25 @@ class NetworkRun:
     stats: dict             # simulator, wall seconds, cycles per second
 
 
-def _key(program, lanes, trace):
+def _key(program, lanes, trace, arch=SHARED):
     qmodel = program.qmodel
-    parts = [lanes, trace, program.channels_per_beat, program.input_size, repr(qmodel.network)]
+    parts = [lanes, trace, program.channels_per_beat, program.input_size, repr(qmodel.network),
+             repr(arch), program.patch_runs]
     for name in sorted(qmodel.layers):
         c = qmodel.layers[name]
         parts += [name, c.codebook, c.codes, c.rel, c.bias, c.shift]
     return toolchain.digest("hw.network.accelerator", *parts)
 
 
-def verilog(program, lanes, trace=False):
+def verilog(program, lanes, trace=False, arch=SHARED):
     """Path of the accelerator's Verilog (cached by a digest of the program and the sources)."""
-    return toolchain.verilog(lambda: NetworkAccelerator(program, lanes=lanes, trace=trace), TOP,
-                             _key(program, lanes, trace))
+    return toolchain.verilog(
+        lambda: NetworkAccelerator(program, lanes=lanes, trace=trace, arch=arch), TOP,
+        _key(program, lanes, trace, arch))
 
 
 def simulate(program, lanes, image, simulator, test_id, *, in_pytest=True, progress=None,
-             trace=False):
+             trace=False, arch=SHARED):
     """Run ``image`` (3, H, W) uint8 through the simulated accelerator.
 
     ``progress(text)``, if given, is called with a line of progress now and then (Verilog,
@@ -64,10 +67,10 @@ def simulate(program, lanes, image, simulator, test_id, *, in_pytest=True, progr
     ``toolchain.SimulationFailed`` (or fails the pytest item) if the testbench fails.
     """
     say = progress or (lambda text: None)
-    predicted = network_cycles(program, lanes=lanes).cycles
+    predicted = network_cycles(program, lanes=lanes, arch=arch).cycles
     started = time.perf_counter()
     say(f"generating Verilog of the whole network ({lanes} lanes) ...")
-    source = verilog(program, lanes, trace)
+    source = verilog(program, lanes, trace, arch)
     say(f"compiling for {simulator} (once per design; minutes for a large one) ...")
     toolchain.build(simulator, source, TOP)
     say(f"simulating {predicted:,} predicted cycles ...")

@@ -3,7 +3,8 @@ with ``golden.fixed``, every layer's output equal to the golden one, cycles exac
 ``hw.network.cycle_model`` predicts.
 
 - default suite: a small metaparameter SqueezeNet (``golden.network.from_metaparameters``,
-  random sparse weights) on a 63x63 random image, every layer traced, on each simulator;
+  random sparse weights) on a 63x63 random image, every layer traced, on each simulator; the
+  same with 4 channels per cycle in and out and conv1's patches in runs, on Verilator;
 - ``pytest -m slow sim/test_network.py``: the real v1.0 model on the 227x227 chelsea photo,
   Verilator, 64 lanes (``python -m sim.classify chelsea --model ...`` runs the same), and the
   synthetic v1.1 (``python -m sim.classify chelsea --network v1.1``).
@@ -44,6 +45,23 @@ def test_small_metaparameter_network(simulator, test_id):
     golden = model.run(image)
     assert np.count_nonzero(golden["global_sum"]) > 5, "sums should be informative"
     run = simulate(program, 16, image, simulator, test_id, trace=True)
+    check_layers(program, run.traced, golden)
+    np.testing.assert_array_equal(run.sums, golden["global_sum"])
+    assert run.cycles == run.predicted
+
+
+def test_small_network_wide_io_and_patch_runs(test_id):
+    """The same network with the loader and drainer moving 4 channels per cycle, 16-channel
+    beats and conv1's patches in runs, 32 lanes, on Verilator: every layer and the sums equal
+    golden, cycles equal the model."""
+    from hw.arch import Arch
+    from sim import toolchain
+    toolchain.require("verilator")
+    model, image = small_model()
+    program = NetworkProgram(model, input_size=SIZE, channels_per_beat=16, patch_runs=True)
+    golden = model.run(image)
+    arch = Arch(channels_per_cycle=4)
+    run = simulate(program, 32, image, "verilator", test_id, trace=True, arch=arch)
     check_layers(program, run.traced, golden)
     np.testing.assert_array_equal(run.sums, golden["global_sum"])
     assert run.cycles == run.predicted

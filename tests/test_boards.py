@@ -50,14 +50,17 @@ def test_virtex7_is_the_papers_8_5_megabytes():
     assert get_device("xc7vx1140t").bram_bits / 8 / 1e6 == pytest.approx(8.66, abs=0.01)
 
 
-@pytest.mark.parametrize("name, lanes", [
-    ("arty_a7", 64), ("arty_a7_100", 128), ("ulx3s_85f", 16), ("icebreaker", 2),
-    ("xc7a200t", 64), ("xc7vx1140t", 128),
+WIDE = {"channels_per_beat": 32, "channels_per_cycle": 8, "patch_runs": True}
+
+
+@pytest.mark.parametrize("name, lanes, wide", [
+    ("arty_a7", 64, {}), ("arty_a7_100", 128, {}), ("ulx3s_85f", 16, {}), ("icebreaker", 2, {}),
+    ("xc7a200t", 64, WIDE), ("xc7vx1140t", 128, WIDE),
 ])
-def test_default_engine(name, lanes):
+def test_default_engine(name, lanes, wide):
     board = get_board(name)
     # The weight width is the model's (its quantisation plan), not the board's.
-    assert board.engine == {"lanes": lanes, "channels_per_beat": 8, "arch": "shared"}
+    assert board.engine == {"lanes": lanes, "channels_per_beat": 8, "arch": "shared", **wide}
     # One hard multiplier per lane, within the device's budget.
     assert board.engine["lanes"] <= board.device.dsps
 

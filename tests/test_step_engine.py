@@ -13,10 +13,11 @@ from testkit.networks import random_model, tiny_network
 from testkit.step_driver import decode_output, golden_steps, run_steps
 
 
-def _case(seed, *, size=19, beat=4, **network):
+def _case(seed, *, size=19, beat=4, patch_runs=False, **network):
     rng = np.random.default_rng(seed)
     model = random_model(rng, tiny_network(**network))
-    program = NetworkProgram(model, input_size=size, channels_per_beat=beat)
+    program = NetworkProgram(model, input_size=size, channels_per_beat=beat,
+                             patch_runs=patch_runs)
     image = rng.integers(0, 256, (3, size, size)).astype(np.uint8)
     cases = golden_steps(model, program, image)
     assert all(np.count_nonzero(out) > 1 for _, out in cases), "uninformative random network"
@@ -45,6 +46,18 @@ def test_all_steps_in_order_then_again(lanes, beat, valid_prob, ready_prob):
     assert dut.step_names == tuple(names)
     runs = [(k, cases[k][0]) for k in range(len(names))] + [(0, cases[0][0]), (1, cases[1][0])]
     results = run_steps(dut, runs, valid_prob=valid_prob, ready_prob=ready_prob, seed=3)
+    _check(dut, results, runs, cases)
+
+
+def test_wide_io_and_patch_runs():
+    """Every step with the loader and drainer moving 2 channels per cycle and conv1's patches in
+    runs (the host-driven design with those options), with gaps and back-pressure."""
+    from hw.arch import Arch
+    program, cases = _case(11, beat=8, patch_runs=True, pool_after=("conv1", "fire2"))
+    names = [s.name for s in program.steps]
+    dut = StepEngine(program, names, lanes=4, arch=Arch(channels_per_cycle=2))
+    runs = [(k, cases[k][0]) for k in range(len(names))]
+    results = run_steps(dut, runs, valid_prob=0.7, ready_prob=0.5, seed=2)
     _check(dut, results, runs, cases)
 
 

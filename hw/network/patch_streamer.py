@@ -11,7 +11,7 @@ The last ``R = K + S`` image rows live in a row memory (one word of C bytes per 
 arrive. No multiplier: slot bases move by adding the width.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -93,6 +93,10 @@ class PatchStreamer(wiring.Component):
             "out_width": In(16),
         })
 
+    def _unit(self):
+        """Bytes of a patch one row-memory read gives (the run streamer reads a kernel row)."""
+        return 1
+
     @property
     def patch_beats(self):
         """Beats per patch, ``ceil(K*K*C / L)``."""
@@ -100,70 +104,91 @@ class PatchStreamer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        K, S, C, L = self._k, self._s, self._c, self._beat
+        K, S = self._k, self._s
         R = K + S
-        depth = R * self._max_width
-        m.submodules.rows = rows = Memory(shape=unsigned(8 * C), depth=depth, init=[])
-        rd = rows.read_port()
-        wr = rows.write_port()
-
+        mems = self._memories(m)
         rows_in = Signal(16)               # image rows complete
         need = Signal(17, init=K)          # rows output row yo needs: S*yo + K
         free_below = Signal(17, init=R)    # rows below S*yo + R may be written
         running = Signal()                 # a run's patches are not all sent yet
         first = Signal(init=1)             # the next pixel is an image's first
-        self._writer(m, wr, rows_in, free_below, running, first)
-        self._reader(m, rd, rows_in, need, free_below, running, first)
+        self._writer(m, mems, rows_in, free_below, running, first)
+        self._reader(m, mems, rows_in, need, free_below, running, first)
         return m
 
-    def _writer(self, m, wr, rows_in, free_below, running, first):
+    # What a streamer of other reads changes: its memories, the row stride, how a pixel is
+    # written, how a read is addressed and what it gives.
+
+    def _memories(self, m):
+        """The row memory: one word of C bytes per pixel, row ``y`` in slot ``y mod R``."""
+        R = self._k + self._s
+        m.submodules.rows = rows = Memory(shape=unsigned(8 * self._c),
+                                          depth=R * self._max_width, init=[])
+        return [rows]
+
+    def _stride(self):
+        """Words between two row slots."""
+        return self.width
+
+    def _write(self, m, mems, base, x, first, en):
+        """Write the pixel on ``i`` (column ``x`` of the row slot at ``base``)."""
+        wr = mems[0].write_port()
+        m.d.comb += [wr.addr.eq(Mux(first, 0, base + x)),
+                     wr.data.eq(self.i.payload.data.as_value()[:8 * self._c]), wr.en.eq(en)]
+
+    def _read(self, m, mems, base, col0, kx, c):
+        """Address the read of patch byte ``(c, ky, kx)`` (``base``: row ky's slot); return
+        ``(pending, collect)``: what to register at the issue and the read's bytes from it a
+        cycle later."""
+        rd = mems[0].read_port()
+        m.d.comb += rd.addr.eq(base + col0 + kx)
+        pend_c = Signal(range(self._c))
+        return [(pend_c, c)], rd.data.word_select(pend_c, 8)
+
+    def _writer(self, m, mems, rows_in, free_below, running, first):
         """Image beats into the row memory, row ``y`` in slot ``y mod R``; a new image's first
         pixel waits until the last run's patches have all left."""
         R = self._k + self._s
         x = Signal(16)
         cursor = RowCursor("w", R, R * self._max_width)
         row_free = Mux(first, ~running, rows_in < free_below)
-        m.d.comb += [
-            self.i.ready.eq(row_free),
-            wr.addr.eq(Mux(first, 0, cursor.base + x)),
-            wr.data.eq(self.i.payload.data.as_value()[:8 * self._c]),
-            wr.en.eq(self.i.valid & self.i.ready),
-        ]
+        m.d.comb += self.i.ready.eq(row_free)
+        self._write(m, mems, cursor.base, x, first, self.i.valid & self.i.ready)
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += first.eq(0)
             with m.If(first & (self.width == 1)):
-                m.d.sync += [x.eq(0), rows_in.eq(1), cursor.slot.eq(1), cursor.base.eq(1),
-                             first.eq(self.height == 1)]
+                m.d.sync += [x.eq(0), rows_in.eq(1), cursor.slot.eq(1),
+                             cursor.base.eq(self._stride()), first.eq(self.height == 1)]
             with m.Elif(first):
                 m.d.sync += [x.eq(1), rows_in.eq(0)] + cursor.reset()
             with m.Elif(x + 1 == self.width):
                 m.d.sync += [x.eq(0), rows_in.eq(rows_in + 1),
-                             first.eq(rows_in + 1 == self.height)] + cursor.step(self.width)
+                             first.eq(rows_in + 1 == self.height)] + cursor.step(self._stride())
             with m.Else():
                 m.d.sync += x.eq(x + 1)
 
-    def _reader(self, m, rd, rows_in, need, free_below, running, first):
-        """Patch bytes read one per cycle, packed into beats."""
-        K, S, C, L = self._k, self._s, self._c, self._beat
+    def _reader(self, m, mems, rows_in, need, free_below, running, first):
+        """Patch reads (a byte, or a run of U bytes) one per cycle, packed into beats."""
+        K, S, C, L, U = self._k, self._s, self._c, self._beat, self._unit()
         R = K + S
-        total = K * K * C
-        padded = self.patch_beats * L
+        total = K * K * C // (K if U > 1 else 1)     # reads of real patch bytes
+        padded = self.patch_beats * L // U
         row0 = RowCursor("r0", R, R * self._max_width)    # slot of row S*yo
         rowk = RowCursor("rk", R, R * self._max_width)    # slot of row S*yo + ky
         c, ky, kx = Signal(range(C)), Signal(range(K)), Signal(range(K))
-        n = Signal(range(padded + 1))          # patch byte being issued
+        n = Signal(range(padded + 1))          # patch read being issued
         xo, yo, col0 = Signal(16), Signal(16), Signal(16)
-        issued = Signal(range(L + 1))
-        pend, pend_c, pend_pad = Signal(), Signal(range(C)), Signal()
+        issued = Signal(range(L // U + 1))
+        pend, pend_pad = Signal(), Signal()
         beat = Signal(8 * L)
         steps = Signal(range(S + 1))
         sent_first = Signal()
-        m.d.comb += rd.addr.eq(rowk.base + col0 + kx)
+        pending, collect = self._read(m, mems, rowk.base, col0, kx, c)
 
-        # Collect the byte read last cycle (a padding byte reads nothing).
+        # Collect the read of last cycle (a padding read reads nothing).
         with m.If(pend):
-            byte = Mux(pend_pad, 0, rd.data.word_select(pend_c, 8))
-            m.d.sync += beat.eq(Cat(beat[8:], byte) if L > 1 else byte)
+            got = Mux(pend_pad, 0, collect)
+            m.d.sync += beat.eq(Cat(beat[8 * U:], got) if L > U else got)
         m.d.sync += pend.eq(0)
         with m.FSM():
             with m.State("WAIT"):
@@ -171,13 +196,15 @@ class PatchStreamer(wiring.Component):
                     m.d.sync += issued.eq(0)
                     m.next = "FILL"
             with m.State("FILL"):
-                with m.If(issued < L):
-                    m.d.sync += [pend.eq(1), pend_c.eq(c), pend_pad.eq(n >= total),
+                with m.If(issued < L // U):
+                    m.d.sync += [pend.eq(1), pend_pad.eq(n >= total),
                                  issued.eq(issued + 1), n.eq(n + 1)]
+                    m.d.sync += [reg.eq(value) for reg, value in pending]
                     with m.If(n < total):
                         m.d.sync += kx.eq(kx + 1)
-                        with m.If(kx == K - 1):
-                            m.d.sync += [kx.eq(0), ky.eq(ky + 1)] + rowk.step(self.width)
+                        row_end = Const(1) if U > 1 else kx == K - 1   # a run is a whole row
+                        with m.If(row_end):
+                            m.d.sync += [kx.eq(0), ky.eq(ky + 1)] + rowk.step(self._stride())
                             with m.If(ky == K - 1):
                                 m.d.sync += [ky.eq(0), c.eq(c + 1)] + rowk.copy(row0)
                 with m.Else():
@@ -203,7 +230,7 @@ class PatchStreamer(wiring.Component):
             with m.State("NEXT_ROW"):
                 # Move the row-0 cursor down S rows, one a cycle.
                 with m.If(steps != 0):
-                    m.d.sync += [steps.eq(steps - 1)] + row0.step(self.width)
+                    m.d.sync += [steps.eq(steps - 1)] + row0.step(self._stride())
                 with m.Else():
                     m.d.sync += rowk.copy(row0)
                     m.next = "WAIT"
