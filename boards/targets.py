@@ -46,6 +46,9 @@ class Board:
     bram_budget : float
         Share of the block-RAM sites the *default* layer choice may fill (an explicit layer
         list may use them all): below 1 where a full device routes too slowly.
+    pll_hz : float or None
+        The design's clock when a PLL makes it from ``clock_hz`` (ECP5 only), else None: the
+        design runs from the board's clock.
     """
 
     name: str
@@ -55,6 +58,7 @@ class Board:
     clock_hz: float | None
     engine: dict = field(compare=False)
     bram_budget: float = 1.0
+    pll_hz: float | None = None
 
     def __post_init__(self):
         lanes = self.engine.get("lanes")
@@ -66,6 +70,11 @@ class Board:
         if lanes > self.device.dsps:
             raise ValueError(f"{self.name}: {lanes} lanes exceed the {self.device.dsps} "
                              f"{self.device.dsp_primitive} of {self.device.name}")
+
+    @property
+    def design_clock_hz(self):
+        """The clock the design runs at: the PLL's, else the board's (None if unknown)."""
+        return self.pll_hz or self.clock_hz
 
     @property
     def family(self):
@@ -123,7 +132,7 @@ BOARDS = {b.name: b for b in (
     # with 28% (fire2..fire5) 4 minutes and 94 MHz: the default stays within half.
     Board("ulx3s_85f", "Radiona ULX3S with ECP5 LFE5U-85F, speed grade 6",
           get_device("lfe5u-85f"), "amaranth_boards.ulx3s:ULX3S_85F_Platform", 25e6,
-          _engine(16), bram_budget=0.5),
+          _engine(16), bram_budget=0.5, pll_hz=100e6),
     # 2 of 8 multipliers: block RAM, not multipliers, is the limit: fire2 alone with 4 lanes
     # needs 31 of the 30 4-Kib blocks, with 2 lanes 29.
     Board("icebreaker", "1BitSquared iCEBreaker (iCE40 UP5K)", get_device("ice40up5k"),

@@ -174,9 +174,14 @@ def test_design_elaborates_for_every_board(board, synthetic, tmp_path):
         assert "module \\top" in text
     else:
         platform = target.platform_class()()
-        plan = platform.build(BoardTop(system), name="top", do_build=False)
+        plan = platform.build(BoardTop(system, pll_hz=target.pll_hz), name="top",
+                              do_build=False)
         assert "top.il" in plan.files or "top.v" in plan.files
         assert "build_top.sh" in plan.files
+        if target.pll_hz:   # ECP5: the PLL makes the design's clock, constrained for nextpnr
+            assert plan.files["top.il"].count("EHXPLLL") == 1
+            assert re.search(rf'FREQUENCY NET "clock\.[^"]+" {target.pll_hz!r} HZ;',
+                             plan.files["top.lpf"])
 
 
 def test_uart_link_runs_the_real_engine():

@@ -7,11 +7,12 @@ whole network). :class:`BoardTop` puts one on an amaranth-boards platform (its U
 LED).
 """
 
-from amaranth.hdl import Elaboratable, Module, Shape
+from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module, Shape
 from amaranth.lib import io, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out, connect
 
+from hw.board.ecp5_pll import ECP5PLL
 from hw.fire.engine import FireEngine
 from hw.board.link import HostLink
 
@@ -128,15 +129,26 @@ class NetworkStepSystem(LinkSystem):
 class BoardTop(Elaboratable):
     """A :class:`LinkSystem` on a board: UART 0 to the host, LED 0 lit while a layer runs.
 
-    ``make_system(clk_hz)`` returns the system for the platform's clock.
+    ``make_system(clk_hz)`` returns the system for the design's clock: ``pll_hz`` if given
+    (ECP5: :class:`~hw.board.ecp5_pll.ECP5PLL` makes it from the board's clock), else the
+    platform's default clock.
     """
 
-    def __init__(self, make_system):
+    def __init__(self, make_system, pll_hz=None):
         self._make_system = make_system
+        self._pll_hz = pll_hz
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.system = system = self._make_system(platform.default_clk_frequency)
+        clk_hz = platform.default_clk_frequency
+        if self._pll_hz:
+            if getattr(platform, "family", None) != "ecp5":
+                raise ValueError("a PLL clock (pll_hz) is only made on ECP5 boards")
+            m.submodules.clock = pll = ECP5PLL(self._pll_hz)
+            m.domains.sync = ClockDomain("sync", reset_less=True)
+            m.d.comb += ClockSignal("sync").eq(pll.clk)
+            clk_hz = self._pll_hz
+        m.submodules.system = system = self._make_system(clk_hz)
         # Raw pins for every subsignal (some boards add rts/dtr), buffered below.
         resource = platform.lookup("uart", 0)
         uart = platform.request("uart", 0, dir={io.name: "-" for io in resource.ios})

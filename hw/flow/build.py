@@ -28,6 +28,7 @@ from hw.flow.layers import (choose_steps, network_program, network_system, plan_
                             step_system)
 from hw.flow.logs import parse_nextpnr, parse_yosys_stats
 from hw.flow.outputs import make_output_dir
+from hw.flow.outreg import absorb_output_registers
 from hw.flow.report import make_report, write_report
 from hw.flow.yowasp import YOWASP_ENV, first_run_note
 from hw.network.cycle_model import network_cycles
@@ -81,7 +82,8 @@ def _open_flow(board, program, chosen, engine_config, out, steps):
     from hw.board.top import NetworkStepSystem
     platform = board.platform_class()()
     top = BoardTop(lambda clk_hz: NetworkStepSystem(program, chosen, lanes=engine_config["lanes"],
-                                                    clk_hz=clk_hz, arch=arch_of(engine_config)))
+                                                    clk_hz=clk_hz, arch=arch_of(engine_config)),
+                   pll_hz=board.pll_hz)
     options = {"synth_opts": "-dsp"} if board.family == "ice40" else {}
     plan = steps.run("elaborate", lambda: platform.build(top, name="top", do_build=False,
                                                          **options))
@@ -103,6 +105,10 @@ def _open_flow(board, program, chosen, engine_config, out, steps):
     for var, argv in commands:
         step = names.get(var, var.lower())
         steps.run(step, _run_logged, step, argv, out, f"{step}.log")
+        if step == "synthesis" and board.family == "ecp5":
+            moved = steps.run("ram_output_registers", absorb_output_registers, out / "top.json")
+            say(f"{moved} flip-flops moved into their block RAMs' output registers "
+                f"(REGMODE OUTREG: hw/flow/outreg.py)")
     return parse_yosys_stats(out / "top.rpt", board.family), parse_nextpnr(out / "top.tim")
 
 

@@ -52,9 +52,9 @@ def plan_network(board, program, engine_config):
 
 def step_system(board, program, names, engine_config):
     """The host-driven design (the steps ``names`` on a StepEngine, link, UART) that is
-    synthesised and planned; its UART divisor from the board's clock (100 MHz if unknown)."""
+    synthesised and planned; its UART divisor from the design's clock (100 MHz if unknown)."""
     return NetworkStepSystem(program, names, lanes=engine_config["lanes"],
-                             clk_hz=board.clock_hz or 100e6, arch=arch_of(engine_config))
+                             clk_hz=board.design_clock_hz or 100e6, arch=arch_of(engine_config))
 
 
 def plan_steps(board, program, names, engine_config):

@@ -38,8 +38,12 @@ def parse_nextpnr(path):
     util = {}
     for m in re.finditer(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", text):
         util[m.group(1)] = (int(m.group(2)), int(m.group(3)))
-    fmax = [float(x) for x in re.findall(r"Max frequency for clock '[^']*cd_sync[^']*': "
-                                         r"([\d.]+) MHz", text)]
+    clocks = re.findall(r"Max frequency for clock '([^']*)': ([\d.]+) MHz", text)
+    # The platform's own sync domain is named cd_sync...; a PLL-made clock (ECP5PLL) has the
+    # PLL output's name, and is then the only clock that reaches any register.
+    fmax = [float(f) for name, f in clocks if "cd_sync" in name]
+    if not fmax and len({name for name, _ in clocks}) == 1:
+        fmax = [float(f) for _, f in clocks]
     path_lines = []
     start = text.rfind("Critical path report for clock")
     if start >= 0:

@@ -1,0 +1,153 @@
+"""ECP5 flow pieces: the block-RAM output-register pass on small netlists (and on a real Yosys
+netlist), the PLL's dividers and clock domain, and reading nextpnr's Fmax."""
+
+import copy
+import json
+import shutil
+
+import pytest
+from amaranth.hdl import ClockDomain, Module, signed
+
+from boards import get_board
+from hw.blocks.banked_rom import BankedROM
+from hw.board.ecp5_pll import pll_parameters
+from hw.flow.logs import parse_nextpnr
+from hw.flow.outreg import absorb, absorb_output_registers
+from hw.flow.synth import synthesize, yosys_command
+
+needs_yosys = pytest.mark.skipif(shutil.which(yosys_command()[0]) is None,
+                                 reason=f"{yosys_command()[0]} not installed")
+
+
+def _ram(clock=1, width=4, **params):
+    connections = {"CLKA": [clock], "CLKB": ["0"], "OCEA": ["1"], "OCEB": ["1"],
+                   **{f"DOA{i}": [100 + i] for i in range(18)},
+                   **{f"DOB{i}": [200 + i] for i in range(18)}}
+    directions = {p: "output" if p.startswith("DO") else "input" for p in connections}
+    return {"type": "DP16KD", "connections": connections, "port_directions": directions,
+            "parameters": {"REGMODE_A": "NOREG", "REGMODE_B": "NOREG",
+                           "DATA_WIDTH_A": f"{width:032b}", "DATA_WIDTH_B": f"{18:032b}",
+                           **params}}
+
+
+def _ff(d, q, clock=1, ce=None, lsr="0", **params):
+    conns = {"CLK": [clock], "DI": [d], "Q": [q], "LSR": [lsr]}
+    if ce is not None:
+        conns["CE"] = [ce]
+    return {"type": "TRELLIS_FF", "connections": conns,
+            "port_directions": {"CLK": "input", "DI": "input", "Q": "output", "LSR": "input",
+                                "CE": "input"},
+            "parameters": {"CEMUX": "CE" if ce is not None else "1 ", "CLKMUX": "CLK",
+                           "LSRMUX": "LSR", "REGSET": "RESET", "GSR": "DISABLED", **params}}
+
+
+def _netlist(ffs, ram=None, outputs=(300, 301, 302, 303)):
+    cells = {"ram": ram or _ram()}
+    cells.update({f"ff{i}": ff for i, ff in enumerate(ffs)})
+    return {"modules": {"top": {"cells": cells, "ports": {
+        "q": {"direction": "output", "bits": list(outputs)}}}}}
+
+
+def _four(**kw):
+    return [_ff(100 + i, 300 + i, **kw) for i in range(4)]
+
+
+def test_registers_after_a_read_port_move_into_the_ram():
+    netlist = _netlist(_four(ce=7))
+    assert absorb(netlist) == 4
+    cells = netlist["modules"]["top"]["cells"]
+    assert set(cells) == {"ram"}
+    ram = cells["ram"]
+    assert ram["parameters"]["REGMODE_A"] == "OUTREG"
+    assert ram["parameters"]["REGMODE_B"] == "NOREG"
+    assert ram["connections"]["OCEA"] == [7]
+    assert [ram["connections"][f"DOA{i}"] for i in range(4)] == [[300], [301], [302], [303]]
+
+
+@pytest.mark.parametrize("change", [
+    "fanout", "other_clock", "reset", "set_value", "two_enables", "inverted_clock",
+    "ram_output_port", "registered_already", "wide_mode"])
+def test_anything_but_a_plain_register_stays_out(change):
+    ffs = _four()
+    ram = _ram()
+    outputs = (300, 301, 302, 303)
+    if change == "fanout":
+        ffs.append(_ff(101, 304))
+    elif change == "other_clock":
+        ffs[2] = _ff(102, 302, clock=9)
+    elif change == "reset":
+        ffs[0] = _ff(100, 300, lsr=5)
+    elif change == "set_value":
+        ffs[3]["parameters"]["REGSET"] = "SET"
+    elif change == "two_enables":
+        ffs = [_ff(100 + i, 300 + i, ce=7 + (i == 3)) for i in range(4)]
+    elif change == "inverted_clock":
+        ffs[1]["parameters"]["CLKMUX"] = "INV"
+    elif change == "ram_output_port":
+        outputs = (300, 301, 302, 103)
+    elif change == "registered_already":
+        ram["parameters"]["REGMODE_A"] = "OUTREG"
+    elif change == "wide_mode":
+        ram = _ram(width=36)
+    netlist = _netlist(ffs, ram, outputs)
+    before = copy.deepcopy(netlist)
+    assert absorb(netlist) == 0
+    assert netlist == before
+
+
+def test_file_is_rewritten_in_place(tmp_path):
+    path = tmp_path / "top.json"
+    path.write_text(json.dumps(_netlist(_four())))
+    assert absorb_output_registers(path) == 4
+    assert json.loads(path.read_text())["modules"]["top"]["cells"].keys() == {"ram"}
+    assert [p.name for p in tmp_path.iterdir()] == ["top.json"]
+
+
+@needs_yosys
+@pytest.mark.toolchain
+def test_banked_rom_registers_move_into_yosys_block_rams(tmp_path):
+    """On Yosys's own ECP5 netlist: a 6,000-word 12-bit ROM (two banks of three 4-bit-wide
+    DP16KDs) loses its 24 bank-data flip-flops to the RAMs' output registers."""
+    rom = BankedROM(signed(12), [(i * 37) % 4000 - 2000 for i in range(6000)])
+    m = Module()
+    m.domains.sync = cd = ClockDomain(reset_less=True)   # as on ECP5 boards (GSR)
+    m.submodules.rom = rom
+    synthesize(m, "ecp5", workdir=tmp_path, ports=[cd.clk, rom.addr, rom.data], quiet=True,
+               script="synth_ecp5 -top {top} -json top.json")
+    assert absorb_output_registers(tmp_path / "top.json") == 24
+    cells = json.loads((tmp_path / "top.json").read_text())["modules"]["top"]["cells"]
+    rams = [c for c in cells.values() if c["type"] == "DP16KD"]
+    assert len(rams) == 5 and all(c["parameters"]["REGMODE_A"] == "OUTREG" for c in rams)
+
+
+@pytest.mark.parametrize("in_hz, out_hz, expected", [
+    (25e6, 100e6, {"CLKI_DIV": 1, "CLKFB_DIV": 4, "CLKOP_DIV": 6}),
+    (25e6, 125e6, {"CLKI_DIV": 1, "CLKFB_DIV": 5, "CLKOP_DIV": 5}),
+    (25e6, 50e6, {"CLKI_DIV": 1, "CLKFB_DIV": 2, "CLKOP_DIV": 12}),
+])
+def test_pll_dividers(in_hz, out_hz, expected):
+    params = pll_parameters(in_hz, out_hz)
+    assert params == expected
+    vco = out_hz * params["CLKOP_DIV"]
+    assert 400e6 <= vco <= 800e6
+    assert in_hz / params["CLKI_DIV"] * params["CLKFB_DIV"] == out_hz
+
+
+def test_pll_refuses_what_it_cannot_make():
+    with pytest.raises(ValueError, match="cannot make 1000 MHz from 25 MHz"):
+        pll_parameters(25e6, 1000e6)
+
+
+def test_ulx3s_design_runs_from_the_pll_at_100_mhz():
+    board = get_board("ulx3s_85f")
+    assert (board.clock_hz, board.pll_hz, board.design_clock_hz) == (25e6, 100e6, 100e6)
+
+
+def test_nextpnr_fmax_of_a_pll_clock(tmp_path):
+    log = tmp_path / "top.tim"
+    log.write_text("Info: Max frequency for clock '$glbnet$clock.clk$1': 104.30 MHz "
+                   "(PASS at 100.00 MHz)\n")
+    assert parse_nextpnr(log)["fmax_mhz"] == 104.30
+    log.write_text("Info: Max frequency for clock 'a': 10.00 MHz (PASS at 1.00 MHz)\n"
+                   "Info: Max frequency for clock 'cd_sync_clk': 94.00 MHz (PASS at 25 MHz)\n")
+    assert parse_nextpnr(log)["fmax_mhz"] == 94.0
