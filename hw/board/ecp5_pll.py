@@ -8,8 +8,9 @@ ECP5 sysCLOCK PLL usage guide), preferring the VCO nearest 600 MHz.
 :class:`ECP5PLL` instantiates the PLL with its output as its own feedback (FEEDBK_PATH CLKOP),
 gives the output to its parent for the ``sync`` domain, and adds the output's clock
 constraint so nextpnr times the design at that frequency. Like Amaranth's own Lattice clock
-domain, ``sync`` is reset-less: the global set/reset (SGSR), driven by a two-flip-flop synchroniser of the PLL's lock, puts
-every register at its initial value until the clock is stable.
+domain, ``sync`` is reset-less: the global set/reset (SGSR), driven by a two-flip-flop
+synchroniser of the PLL's lock, puts every register at its initial value until the clock is
+stable.
 """
 
 from amaranth.hdl import Const, Elaboratable, Instance, Module, Signal
