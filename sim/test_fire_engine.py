@@ -138,6 +138,8 @@ def _real_params(plans, layer_sets):
     return params
 
 
+@pytest.mark.slow   # 43 s; the shared engine's default cocotb runs are the random layers,
+#                     the extreme values and the small whole network (sim/test_network.py)
 @pytest.mark.parametrize("sim,layers,scenario",
                          _real_params(DEFAULT_REAL, lambda sim: [DEFAULT_REAL[sim][0]]))
 def test_real_layers(sim, layers, scenario, test_id):

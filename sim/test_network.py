@@ -3,8 +3,8 @@ with ``golden.fixed``, every layer's output equal to the golden one, cycles exac
 ``hw.network.cycle_model`` predicts.
 
 - default suite: a small metaparameter SqueezeNet (``golden.network.from_metaparameters``,
-  random sparse weights) on a 63x63 random image, every layer traced, on each simulator; the
-  same with 4 channels per cycle in and out and conv1's patches in runs, on Verilator;
+  random sparse weights) on a 63x63 random image, every layer traced, on Verilator (on Icarus
+  with ``-m slow``); the same with 4 channels per cycle in and out and conv1's patches in runs, on Verilator;
 - ``pytest -m slow sim/test_network.py``: the real v1.0 model on the 227x227 chelsea photo,
   Verilator, 64 lanes (``python -m sim.classify chelsea --model ...`` runs the same), and the
   synthetic v1.1 (``python -m sim.classify chelsea --network v1.1``).
@@ -16,6 +16,7 @@ import pytest
 from golden import calibrate, codec, fixed, preprocess
 from golden.network import from_metaparameters
 from hw.network.program import NetworkProgram
+from sim import toolchain
 from sim.network import simulate
 from testkit.networks import random_model
 
@@ -39,7 +40,16 @@ def check_layers(program, traced, golden):
                                       err_msg=f"{step.name}: engine output differs")
 
 
-def test_small_metaparameter_network(simulator, test_id):
+def _icarus_slow():
+    """The selected simulators, Icarus with -m slow (62 s here against Verilator's 24)."""
+    return [pytest.param(*p.values, id=p.id, marks=[*p.marks] + ([pytest.mark.slow]
+                                                                  if p.id == "icarus" else []))
+            for p in toolchain.simulator_params()]
+
+
+@pytest.mark.parametrize("sim", _icarus_slow())
+def test_small_metaparameter_network(sim, test_id):
+    simulator = toolchain.require(sim)
     model, image = small_model()
     program = NetworkProgram(model, input_size=SIZE, channels_per_beat=8)
     golden = model.run(image)

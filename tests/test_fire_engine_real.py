@@ -34,14 +34,21 @@ def real():
     return qmodel, inputs
 
 
-CROPS = [
-    ("fire2", "top-left"), ("fire3", "bottom-right"), ("fire4", "top-right"),
-    ("fire5", "bottom-left"), ("fire6", "top-left"), ("fire7", "bottom-right"),
-    # The two largest (50 s each in the Amaranth simulator) run with -m slow, to keep the
-    # default suite under 15 minutes; fire8 and fire9 also run whole in the cocotb slow suite.
-    pytest.param("fire8", "top-right", marks=pytest.mark.slow),
-    pytest.param("fire9", "bottom-left", marks=pytest.mark.slow),
-]
+SHAPES = [("fire2", "top-left"), ("fire3", "bottom-right"), ("fire4", "top-right"),
+          ("fire5", "bottom-left"), ("fire6", "top-left"), ("fire7", "bottom-right"),
+          ("fire8", "top-right"), ("fire9", "bottom-left")]
+
+
+def crops(default):
+    """The crops, all but the first ``default`` with -m slow: the larger layers take 15-50 s
+    each in the Amaranth simulator, and the default suite stays under 15 minutes (every
+    layer also runs whole in the cocotb suite)."""
+    return [pytest.param(*shape, marks=[pytest.mark.slow] if i >= default else [])
+            for i, shape in enumerate(SHAPES)]
+
+
+CROPS = crops(4)
+DATAFLOW_CROPS = crops(2)
 
 
 def crop(x_full, corner):
@@ -65,7 +72,7 @@ def test_real_fire_layer_crop(real, layer, corner):
     assert cycles == fire_cycles(fire, lanes=16, channels_per_beat=8, height=3, width=5).cycles
 
 
-@pytest.mark.parametrize("layer,corner", CROPS)
+@pytest.mark.parametrize("layer,corner", DATAFLOW_CROPS)
 def test_real_fire_layer_crop_dataflow(real, layer, corner):
     """The same crops on the dataflow datapath (16-pixel groups: squeeze PE array 16,
     expand units 8 + 8 multipliers; the real layers' channel split): bit-exact, cycles as

@@ -15,14 +15,28 @@ feed one flip-flop's D input and nothing else, where all those flip-flops take t
 flip-flops' enable to ``OCE<port>`` and removes the flip-flops. The output register is the
 same register with the same enable, so every signal keeps its value in every cycle; only its
 place on the chip changes. Ports in the 36-bit mode (data on both ports) are left alone.
+
+That needs the read data to reach the flip-flop with no logic between. For the engines' group
+buffers (input loader, output drainer) Yosys adds some: Amaranth's read ports return the old
+word when the write port writes the same address in the same cycle, the DP16KD does not promise
+that across ports, and Yosys emulates it with a comparator and a multiplexer after the RAM (the
+first 100 MHz ULX3S build's critical path: 11.75 ns). The buffers' protocol never does that: a
+slot is written only while it is not ``full`` and read only while it is, and the engine releases
+an input slot only after the results of its last read are written (the drainer releases a slot
+after its last read; the engine's writes trail its issue by the pipeline's latency).
+:func:`buffer_collisions_undefined` therefore marks, in the RTLIL that Yosys reads, the read
+ports of the memories of the ``loader`` and ``drainer`` modules as undefined on a collision
+(Yosys's ``COLLISION_X_MASK``), so no emulation logic is built for them; every other memory
+keeps its read-old behaviour.
 """
 
 import json
 import os
+import re
 import tempfile
 from collections import defaultdict
 
-__all__ = ["absorb_output_registers"]
+__all__ = ["absorb_output_registers", "buffer_collisions_undefined"]
 
 _FF = "TRELLIS_FF"
 _RAM = "DP16KD"
@@ -142,3 +156,30 @@ def absorb_output_registers(path):
         json.dump(netlist, f)
     os.replace(tmp, path)
     return moved
+
+
+_GROUP_BUFFERS = re.compile(r"\.(loader|drainer)$")
+
+
+def _undefined(match):
+    width = int(match.group(1))
+    return f"parameter \\COLLISION_X_MASK {width}'{'1' * width}"
+
+
+def buffer_collisions_undefined(path):
+    """In the RTLIL file at ``path`` (rewritten), set every read port of the memories of the
+    ``...loader`` and ``...drainer`` modules undefined on a same-cycle write of the same
+    address; returns the number of read ports changed."""
+    with open(path, encoding="utf-8") as f:
+        parts = f.read().split("\nmodule ")
+    changed = 0
+    for i, part in enumerate(parts[1:], 1):
+        if _GROUP_BUFFERS.search(part.split("\n", 1)[0].strip()):
+            parts[i], n = re.subn(r"parameter \\COLLISION_X_MASK (\d+)'[01]+", _undefined, part)
+            changed += n
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".il")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("\nmodule ".join(parts))
+    os.replace(tmp, path)
+    return changed

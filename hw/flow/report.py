@@ -93,6 +93,9 @@ def make_report(board, engine_config, qmodel, chosen, left_out, program, plan, s
                           "primitives": r.primitives, "cells": r.cells} for r in plan.rows],
         },
         "fmax_mhz": pnr["fmax_mhz"],
+        "clock_mhz": board.design_clock_hz / 1e6 if board.design_clock_hz else None,
+        "timing_met": (pnr["fmax_mhz"] >= board.design_clock_hz / 1e6
+                       if pnr["fmax_mhz"] and board.design_clock_hz else None),
         "critical_path": pnr["critical_path"],
         "frames_per_second_estimate": round(fps[0], 2) if fps else None,
         "fire_stack_cycles": fps[1] if fps and network is None else None,
@@ -166,7 +169,9 @@ def report_markdown(r):
     fmax = r["fmax_mhz"]
     lines += [
         "",
-        f"Fmax: {_fmt(fmax)} MHz" if fmax else "Fmax: - (place-and-route did not run)",
+        (f"Fmax: {_fmt(fmax)} MHz, clock {_fmt(r['clock_mhz'])} MHz: timing "
+         + ("met" if r["timing_met"] else "NOT met (the bitstream needs a slower clock)")
+         if fmax else "Fmax: - (place-and-route did not run)"),
         (f"Whole network: {_fmt(r['network_cycles'])} cycles per image, "
          f"{_fmt(r['frames_per_second_at_100mhz'])} frames/s at 100 MHz, "
          f"{_fmt(r['frames_per_second_estimate'])} at Fmax" if r["network_cycles"] else
