@@ -238,29 +238,31 @@ class StepEngine(wiring.Component):
 
     def _control(self, m, desc, running):
         """IDLE takes ``start``; LAUNCH starts the engine; RUN waits for the engine's ``done``
-        and the run's last ``o`` transfer, then pulses ``done``."""
+        and the run's last ``o`` transfer, then pulses ``done``. ``running`` (LAUNCH or RUN)
+        is a register of its own, set and cleared with the state: it gates the input stream,
+        and decoding it from the state was the head of the ECP5 build's critical path."""
         engine = self.engine
         engine_seen, out_seen = Signal(), Signal()
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.start.ready.eq(1)
                 with m.If(self.start.valid):
-                    m.d.sync += [engine_seen.eq(0), out_seen.eq(0)]
+                    m.d.sync += [engine_seen.eq(0), out_seen.eq(0), running.eq(1)]
                     m.next = "LAUNCH"
             with m.State("LAUNCH"):
-                m.d.comb += [running.eq(1), engine.start.valid.eq(1),
+                m.d.comb += [engine.start.valid.eq(1),
                              engine.start.payload.layer.eq(desc["layer"]),
                              engine.start.payload.height.eq(desc["height"]),
                              engine.start.payload.width.eq(desc["width"])]
                 with m.If(engine.start.ready):
                     m.next = "RUN"
             with m.State("RUN"):
-                m.d.comb += running.eq(1)
                 with m.If(engine.done):
                     m.d.sync += engine_seen.eq(1)
                 with m.If(self.o.valid & self.o.ready & self.o.payload.last):
                     m.d.sync += out_seen.eq(1)
                 with m.If(out_seen & (engine_seen | engine.done) & (desc["image_left"] == 0)):
                     m.d.comb += self.done.eq(1)
+                    m.d.sync += running.eq(0)
                     m.next = "IDLE"
         m.d.comb += self.busy.eq(running)
