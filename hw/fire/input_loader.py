@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from hw.blocks.layouts import beat_layout
-from hw.blocks.signals import zero_extend
+from hw.blocks.signals import delay, zero_extend
 from hw.fire.group_buffer import GroupBuffer
 
 __all__ = ["InputLoader"]
@@ -26,7 +26,10 @@ class InputLoader(GroupBuffer):
 
     Throughput W channels per cycle: a beat of L channels is accepted every L / W cycles
     (``i.ready`` is high only when the previous beat's bytes are all written). Latency: a
-    group's slot is ``full`` the cycle after its last channel is written; ``r_data`` is the word
+    group's slot is ``full`` the cycle after its last channel is taken, and that channel is in
+    the RAM one cycle later (the writes are registered): a consumer reads a slot no earlier
+    than the cycle after ``full`` (the engines' pipelines read it several cycles after
+    their sequencer sees ``full``); ``r_data`` is the word
     at ``r_addr`` one cycle before (a synchronous block-RAM read; with W > 1 its lanes then pass
     a W-way rotation, no register).
 
@@ -102,7 +105,13 @@ class InputLoader(GroupBuffer):
         chan = Signal(range(slot_words))
         m.d.comb += chan.eq(beat * L + chunk_index * W)
         writing = accept | (chunk_index != 0)
-        write(chan, slot, lane, chunk, writing)
+        # The write goes through a register: the stream handshake then does not reach the
+        # RAM's address and enable pins, across the chip from the stream logic (the ECP5
+        # build's critical path at 100 MHz). Every consumer reads a slot several cycles
+        # after it is full, so the one-cycle-later write is always in time.
+        write(*(delay(m, v, 1, f"{n}_w")
+                for v, n in ((chan, "chan"), (slot, "slot"), (lane, "lane"), (chunk, "chunk"),
+                             (writing, "writing"))))
         with m.If(accept):
             m.d.sync += hold.eq(self.i.payload.data)
         with m.If(writing):
