@@ -75,7 +75,14 @@ RANDOM_CONFIGS = {
 }
 
 
-@pytest.mark.parametrize("config", list(RANDOM_CONFIGS))
+#: The two middle configurations run with -m slow (16 s each on Verilator): the default suite
+#: keeps the widest and the narrowest and stays under 15 minutes.
+MIDDLE_CONFIGS = ("P4-L4", "P8-L3")
+
+
+@pytest.mark.parametrize("config", [
+    pytest.param(c, marks=[pytest.mark.slow] if c in MIDDLE_CONFIGS else [])
+    for c in RANDOM_CONFIGS])
 def test_random_layers(simulator, test_id, config):
     """Random sparse layers and inputs, two layers per program, two runs each plus cropped
     runs, every scenario (gaps up to 6 cycles, longer than a beat, so stalls reach the lanes)."""

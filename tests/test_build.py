@@ -110,7 +110,13 @@ def plan_only(tmp_path_factory):
     return build_once
 
 
-@pytest.mark.parametrize("board", sorted(BOARDS))
+#: Boards whose plan-only report runs with -m slow (about 10 s each; the default suite keeps
+#: one board of each kind: Arty, ULX3S, a synthesis-only part).
+SLOW_PLANS = ("arty_a7_100", "icebreaker", "xc7vx1140t")
+
+
+@pytest.mark.parametrize("board", [
+    pytest.param(b, marks=[pytest.mark.slow] if b in SLOW_PLANS else []) for b in sorted(BOARDS)])
 def test_plan_only_report(board, plan_only):
     out, report = plan_only(board)
     assert REPORT_KEYS <= set(report)

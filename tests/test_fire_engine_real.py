@@ -47,7 +47,7 @@ def crops(default):
             for i, shape in enumerate(SHAPES)]
 
 
-CROPS = crops(4)
+CROPS = crops(2)
 DATAFLOW_CROPS = crops(2)
 
 

@@ -375,7 +375,9 @@ def _small_fire_system():
 
 @needs_yosys
 @pytest.mark.toolchain
-@pytest.mark.parametrize("family", ["xc7", "ecp5"])
+# xc7 (32 s) with -m slow, to keep the default suite under 15 minutes; every xc7 board build
+# also compares the planner with synthesis.
+@pytest.mark.parametrize("family", [pytest.param("xc7", marks=pytest.mark.slow), "ecp5"])
 def test_fire_system_plan_matches_yosys(family, tmp_path):
     system = _small_fire_system()
     memories = design_memories(system)
