@@ -24,10 +24,11 @@ first 100 MHz ULX3S build's critical path: 11.75 ns). The buffers' protocol neve
 slot is written only while it is not ``full`` and read only while it is, and the engine releases
 an input slot only after the results of its last read are written (the drainer releases a slot
 after its last read; the engine's writes trail its issue by the pipeline's latency).
+The engine's line buffer reads and writes different groups at any time (its docstring).
 :func:`buffer_collisions_undefined` therefore marks, in the RTLIL that Yosys reads, the read
-ports of the memories of the ``loader`` and ``drainer`` modules as undefined on a collision
-(Yosys's ``COLLISION_X_MASK``), so no emulation logic is built for them; every other memory
-keeps its read-old behaviour.
+ports of the memories of the ``loader``, ``drainer`` and ``line_buffer`` modules as undefined
+on a collision (Yosys's ``COLLISION_X_MASK``), so no emulation logic is built for them; every
+other memory keeps its read-old behaviour.
 """
 
 import json
@@ -158,7 +159,7 @@ def absorb_output_registers(path):
     return moved
 
 
-_GROUP_BUFFERS = re.compile(r"\.(loader|drainer)$")
+_GROUP_BUFFERS = re.compile(r"\.(loader|drainer|line_buffer)$")
 
 
 def _undefined(match):
@@ -168,8 +169,8 @@ def _undefined(match):
 
 def buffer_collisions_undefined(path):
     """In the RTLIL file at ``path`` (rewritten), set every read port of the memories of the
-    ``...loader`` and ``...drainer`` modules undefined on a same-cycle write of the same
-    address; returns the number of read ports changed."""
+    ``...loader``, ``...drainer`` and ``...line_buffer`` modules undefined on a same-cycle
+    write of the same address; returns the number of read ports changed."""
     with open(path, encoding="utf-8") as f:
         parts = f.read().split("\nmodule ")
     changed = 0
