@@ -27,9 +27,9 @@ class InputLoader(GroupBuffer):
     Throughput W channels per cycle: a beat of L channels is accepted every L / W cycles
     (``i.ready`` is high only when the previous beat's bytes are all written). Latency: a
     group's slot is ``full`` the cycle after its last channel is taken, and that channel is in
-    the RAM one cycle later (the writes are registered): a consumer reads a slot no earlier
-    than the cycle after ``full`` (the engines' pipelines read it several cycles after
-    their sequencer sees ``full``); ``r_data`` is the word
+    the RAM one cycle later (the writes are registered): a consumer must not read a slot in
+    the first cycle its ``full`` bit is high (the engines' pipelines read it several cycles
+    after their sequencer sees ``full``); ``r_data`` is the word
     at ``r_addr`` one cycle before (a synchronous block-RAM read; with W > 1 its lanes then pass
     a W-way rotation, no register).
 
