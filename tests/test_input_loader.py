@@ -10,6 +10,15 @@ from testkit.streams import send_beats
 from testkit.simulate import simulate
 
 
+async def start_run(ctx, dut, pixels, beats):
+    """Pulse ``go`` for a run of ``pixels`` pixels of ``beats`` beats."""
+    ctx.set(dut.pixels, pixels)
+    ctx.set(dut.beats, beats)
+    ctx.set(dut.go, 1)
+    await ctx.tick()
+    ctx.set(dut.go, 0)
+
+
 def run_loader(lanes, beat, slot, pixels, beats, *, seed, valid_prob=0.6, hold=(0, 12),
                name="loader", read_ports=1, per_cycle=1):
     """Stream ``pixels`` random pixels of ``beats`` beats; return (expected, got) per group.
@@ -28,11 +37,7 @@ def run_loader(lanes, beat, slot, pixels, beats, *, seed, valid_prob=0.6, hold=(
     got = {}
 
     async def producer(ctx):
-        ctx.set(dut.pixels, pixels)
-        ctx.set(dut.beats, beats)
-        ctx.set(dut.go, 1)
-        await ctx.tick()
-        ctx.set(dut.go, 0)
+        await start_run(ctx, dut, pixels, beats)
         await send_beats(ctx, dut.i, data.reshape(-1, beat), rng, valid_prob=valid_prob,
                          framed=False)
 
@@ -97,11 +102,7 @@ def test_beat_every_cycle_at_full_width():
     taken = []
 
     async def bench(ctx):
-        ctx.set(dut.pixels, 4)
-        ctx.set(dut.beats, 2)
-        ctx.set(dut.go, 1)
-        await ctx.tick()
-        ctx.set(dut.go, 0)
+        await start_run(ctx, dut, 4, 2)
         ctx.set(dut.i.valid, 1)
         for cycle in range(12):
             if ctx.get(dut.i.ready):
@@ -128,11 +129,7 @@ def test_last_channel_is_in_the_ram_the_cycle_after_full(per_cycle, request):
     seen = {}
 
     async def bench(ctx):
-        ctx.set(dut.pixels, 2)
-        ctx.set(dut.beats, 1)
-        ctx.set(dut.go, 1)
-        await ctx.tick()
-        ctx.set(dut.go, 0)
+        await start_run(ctx, dut, 2, 1)
         rng = np.random.default_rng(0)
         await send_beats(ctx, dut.i, np.array(data), rng, framed=False)
         ctx.set(dut.i.valid, 0)
