@@ -4,7 +4,8 @@ with ``golden.fixed``, every layer's output equal to the golden one, cycles exac
 
 - default suite: a small metaparameter SqueezeNet (``golden.network.from_metaparameters``,
   random sparse weights) on a 63x63 random image, every layer traced, on Verilator (on Icarus
-  with ``-m slow``); the same with 4 channels per cycle in and out and conv1's patches in runs, on Verilator;
+  with ``-m slow``); the same with 4 channels per cycle in and out and conv1's patches in
+  runs, on Verilator;
 - ``pytest -m slow sim/test_network.py``: the real v1.0 model on the 227x227 chelsea photo,
   Verilator, 64 lanes (``python -m sim.classify chelsea --model ...`` runs the same), and the
   synthetic v1.1 (``python -m sim.classify chelsea --network v1.1``).

@@ -36,8 +36,8 @@ def check_channels_per_cycle(lanes, channels_per_beat, channels_per_cycle, *, ne
     cycle with these lanes and L = ``channels_per_beat``, and, in a ``network``, its drainer
     (a beat every L / W cycles) never outruns the max-pool (a beat every 3 cycles)."""
     from hw.fire.group_buffer import GroupBuffer
-    GroupBuffer.check_parameters(lanes, channels_per_beat, 1 << (channels_per_beat - 1).bit_length(),
-                                 channels_per_cycle)
+    GroupBuffer.check_parameters(lanes, channels_per_beat,
+                                 1 << (channels_per_beat - 1).bit_length(), channels_per_cycle)
     if network and channels_per_beat < SINK_BEAT_CYCLES * channels_per_cycle:
         raise ValueError(
             f"{channels_per_cycle} channels per cycle need at least "
