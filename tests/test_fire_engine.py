@@ -89,7 +89,8 @@ def test_saturation_extremes():
     rng = np.random.default_rng(11)
     convs = random_fire(rng, "fireX", 12, 4, 4, 4, density=0.9, extreme=True, shift=3)
     engine = FireEngine(EngineProgram([("fireX", 4, 5, *convs)]), lanes=4, channels_per_beat=4)
-    for x in (np.full((12, 4, 5), 255, np.uint8), rng.choice([0, 255], (12, 4, 5)).astype(np.uint8)):
+    for x in (np.full((12, 4, 5), 255, np.uint8),
+              rng.choice([0, 255], (12, 4, 5)).astype(np.uint8)):
         check(engine, 0, x, convs)
 
 

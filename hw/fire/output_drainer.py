@@ -3,9 +3,9 @@
 The producer writes channel ``c`` of every pixel of group ``g`` as one word ``(g mod 2, c)``
 (``w_*``) and marks the slot with ``fill`` when the group is complete. The drainer reads W
 channels of one pixel per cycle (one with a single bank), in raster order, ``beats * L``
-channels per pixel (channels from ``channels`` on are sent as zeros), packs L bytes into a beat of ``o`` with ``first`` on
-the run's first beat and ``last`` on its last, and frees the slot (``full`` drops) after its
-last read.
+channels per pixel (channels from ``channels`` on are sent as zeros), packs L bytes into a
+beat of ``o`` with ``first`` on the run's first beat and ``last`` on its last, and frees the
+slot (``full`` drops) after its last read.
 
 Reads go through two registers (the RAM's output register, then the lane select) into a small
 FIFO; a read is only issued when the FIFO has room for everything in flight, so back-pressure
