@@ -25,7 +25,7 @@ def _ram(clock=1, width=4, **params):
                    **{f"DOB{i}": [200 + i] for i in range(18)}}
     directions = {p: "output" if p.startswith("DO") else "input" for p in connections}
     return {"type": "DP16KD", "connections": connections, "port_directions": directions,
-            "parameters": {"REGMODE_A": "NOREG", "REGMODE_B": "NOREG",
+            "parameters": {"REGMODE_A": "NOREG", "REGMODE_B": "NOREG", "GSR": "DISABLED",
                            "DATA_WIDTH_A": f"{width:032b}", "DATA_WIDTH_B": f"{18:032b}",
                            **params}}
 
@@ -66,7 +66,7 @@ def test_registers_after_a_read_port_move_into_the_ram():
 
 @pytest.mark.parametrize("change", [
     "fanout", "other_clock", "reset", "set_value", "two_enables", "inverted_clock",
-    "ram_output_port", "registered_already", "wide_mode"])
+    "ram_output_port", "registered_already", "wide_mode", "global_reset"])
 def test_anything_but_a_plain_register_stays_out(change):
     ffs = _four()
     ram = _ram()
@@ -89,6 +89,8 @@ def test_anything_but_a_plain_register_stays_out(change):
         ram["parameters"]["REGMODE_A"] = "OUTREG"
     elif change == "wide_mode":
         ram = _ram(width=36)
+    elif change == "global_reset":        # the RAM's register would not follow GSR as the FF
+        ram["parameters"]["GSR"] = "ENABLED"
     netlist = _netlist(ffs, ram, outputs)
     before = copy.deepcopy(netlist)
     assert absorb(netlist) == 0

@@ -10,7 +10,8 @@ critical path was a weight-store bank's DP16KD feeding its register across 5.4 n
 The designs here register block RAM outputs before any logic (:class:`hw.blocks.banked_rom.
 BankedROM`, the engine's buffers). For every DP16KD read port whose used read-data bits each
 feed one flip-flop's D input and nothing else, where all those flip-flops take the port's clock
-(not inverted), share one clock enable, have no set/reset and start at zero, the pass sets
+(not inverted), share one clock enable, have no set/reset, start at zero and follow the global
+set/reset as the RAM does (its ``GSR`` setting), the pass sets
 ``REGMODE_<port>`` to ``OUTREG``, drives the flip-flops' output nets from the RAM, connects the
 flip-flops' enable to ``OCE<port>`` and removes the flip-flops. The output register is the
 same register with the same enable, so every signal keeps its value in every cycle; only its
@@ -21,9 +22,11 @@ buffers (input loader, output drainer) Yosys adds some: Amaranth's read ports re
 word when the write port writes the same address in the same cycle, the DP16KD does not promise
 that across ports, and Yosys emulates it with a comparator and a multiplexer after the RAM (the
 first 100 MHz ULX3S build's critical path: 11.75 ns). The buffers' protocol never does that: a
-slot is written only while it is not ``full`` and read only while it is, and the engine releases
-an input slot only after the results of its last read are written (the drainer releases a slot
-after its last read; the engine's writes trail its issue by the pipeline's latency).
+slot is written only while it is not ``full`` and read only while it is (the input loader's
+registered last write lands in the first cycle of ``full``; the engines read a slot several
+cycles later), and the engine releases an input slot only after the results of its last read
+are written (the drainer releases a slot after its last read; the engine's writes trail its
+issue by the pipeline's latency).
 The engine's line buffer reads and writes different groups at any time (its docstring).
 :func:`buffer_collisions_undefined` therefore marks, in the RTLIL that Yosys reads, the read
 ports of the memories of the ``loader``, ``drainer`` and ``line_buffer`` modules as undefined
@@ -74,10 +77,12 @@ def _readers(module):
     return readers
 
 
-def _plain_ff(cell, clock):
+def _plain_ff(cell, clock, gsr):
     """The flip-flop's clock enable (a net bit or ``"1"``) if it is a plain register on
-    ``clock`` (no set/reset, initial value zero), else None."""
+    ``clock`` (no set/reset, initial value zero, global set/reset ``gsr``), else None."""
     if cell["type"] != _FF or _param(cell, "CLKMUX", "CLK") != "CLK":
+        return None
+    if _param(cell, "GSR", "ENABLED") != gsr:
         return None
     conns = cell["connections"]
     if conns.get("CLK") != [clock] or conns.get("LSR", ["0"]) != ["0"]:
@@ -111,7 +116,7 @@ def _port_registers(module, readers, ram, port):
             continue
         if len(users) != 1 or users[0][0] is None or users[0][1] != "DI":
             return None
-        enable = _plain_ff(module["cells"][users[0][0]], clock)
+        enable = _plain_ff(module["cells"][users[0][0]], clock, _param(ram, "GSR", "ENABLED"))
         if enable is None:
             return None
         enables.add(enable)
