@@ -39,16 +39,11 @@ SHAPES = [("fire2", "top-left"), ("fire3", "bottom-right"), ("fire4", "top-right
           ("fire8", "top-right"), ("fire9", "bottom-left")]
 
 
-def crops(default):
-    """The crops, all but the first ``default`` with -m slow: the larger layers take 15-50 s
-    each in the Amaranth simulator, and the default suite stays under 15 minutes (every
-    layer also runs whole in the cocotb suite)."""
-    return [pytest.param(*shape, marks=[pytest.mark.slow] if i >= default else [])
-            for i, shape in enumerate(SHAPES)]
-
-
-CROPS = crops(2)
-DATAFLOW_CROPS = crops(2)
+#: fire2 and fire3 run by default; the larger layers (15-50 s each in the Amaranth simulator)
+#: with -m slow, so that the default suite stays under 15 minutes (every layer also runs whole
+#: in the cocotb suite).
+CROPS = [pytest.param(*shape, marks=[pytest.mark.slow] if i >= 2 else [])
+         for i, shape in enumerate(SHAPES)]
 
 
 def crop(x_full, corner):
@@ -72,7 +67,7 @@ def test_real_fire_layer_crop(real, layer, corner):
     assert cycles == fire_cycles(fire, lanes=16, channels_per_beat=8, height=3, width=5).cycles
 
 
-@pytest.mark.parametrize("layer,corner", DATAFLOW_CROPS)
+@pytest.mark.parametrize("layer,corner", CROPS)
 def test_real_fire_layer_crop_dataflow(real, layer, corner):
     """The same crops on the dataflow datapath (16-pixel groups: squeeze PE array 16,
     expand units 8 + 8 multipliers; the real layers' channel split): bit-exact, cycles as
