@@ -9,7 +9,8 @@ from golden.fixed import requantize
 from hw.blocks.requantizer import Requantizer
 
 
-def test_requantizer_matches_golden():
+@pytest.mark.parametrize("early_shift", [False, True])
+def test_requantizer_matches_golden(early_shift):
     rng = np.random.default_rng(0)
     accs, shifts = [], []
     for shift in range(32):
@@ -26,13 +27,18 @@ def test_requantizer_matches_golden():
     order = rng.permutation(len(accs))
     accs = [int(accs[i]) for i in order]
     shifts = [int(shifts[i]) for i in order]
-    dut = Requantizer()
+    dut = Requantizer(early_shift=early_shift)
     got = []
 
     async def bench(ctx):
-        # A new shift every cycle: each value must use its own.
+        # A new shift every cycle: each value must use its own (given a cycle ahead of it
+        # with early_shift).
         outputs = []
-        for acc, shift in zip(accs + [0, 0], shifts + [0, 0]):
+        if early_shift:
+            ctx.set(dut.shift, shifts[0])
+            await ctx.tick()
+        ahead = shifts[1:] + [0, 0, 0] if early_shift else shifts + [0, 0]
+        for acc, shift in zip(accs + [0, 0], ahead):
             ctx.set(dut.acc, acc)
             ctx.set(dut.shift, shift)
             await ctx.tick()

@@ -35,7 +35,7 @@ def read_all(dut, addresses, addr=None, data=None):
 
 
 def test_latency_is_four():
-    assert BankedROM.latency == 4 and WeightStore.latency == 4
+    assert BankedROM.latency == 5 and WeightStore.latency == 5
 
 
 # (words, bank depth, shape, banks): banks are min(bank depth, words rounded up to a power of

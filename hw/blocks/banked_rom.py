@@ -4,7 +4,7 @@ A deep memory is split into banks of ``bank_depth`` words: each bank is one Amar
 ``Memory`` with a synchronous read port, each bank's output is registered, and a registered
 multiplexer picks the addressed bank. Block RAM clock-to-out then never feeds logic directly
 (the first ECP5 build lost 25% of its clock rate to the 12-bank multiplexer of a 57k-entry
-store), and the planner sees memories of a known geometry. Reads take four cycles.
+store), and the planner sees memories of a known geometry. Reads take five cycles.
 """
 
 from amaranth.hdl import Module, Signal, signed, unsigned
@@ -12,6 +12,8 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
+
+from hw.blocks.signals import delay
 
 __all__ = ["BankedROM", "DEFAULT_BANK_DEPTH"]
 
@@ -26,11 +28,13 @@ def _check_bank_depth(bank_depth):
 
 
 class BankedROM(wiring.Component):
-    """A read-only memory split into banks, read with latency 4 (one word per cycle).
+    """A read-only memory split into banks, read with latency 5 (one word per cycle).
 
     The address is registered first (it fans out to every bank, across the chip), then the
-    banks' block RAM outputs are registered, then the addressed bank's word: RAM outputs and
-    the bank multiplexer each feed only a register.
+    banks' block RAM outputs are registered (on ECP5 in the block RAM itself), then registered
+    again (these registers can sit by the multiplexer: the route from a bank across the chip
+    has a cycle of its own), then the addressed bank's word: RAM outputs and the bank
+    multiplexer each feed only a register.
 
     Parameters
     ----------
@@ -43,10 +47,10 @@ class BankedROM(wiring.Component):
     -------
     addr : In(range(len(init)))
     data : Out(shape)
-        The word at ``addr`` of four cycles before.
+        The word at ``addr`` of five cycles before.
     """
 
-    latency = 4
+    latency = 5
 
     def __init__(self, shape, init, *, bank_depth=DEFAULT_BANK_DEPTH):
         _check_bank_depth(bank_depth)
@@ -75,14 +79,16 @@ class BankedROM(wiring.Component):
             port = bank.read_port()
             m.d.comb += port.addr.eq(addr[:low_bits] if low_bits else 0)
             registered = Signal(self._shape, name=f"bank{index}_data")
-            m.d.sync += registered.eq(port.data)
-            outputs.append(registered)
+            near_mux = Signal(self._shape, name=f"bank{index}_near")
+            m.d.sync += [registered.eq(port.data), near_mux.eq(registered)]
+            outputs.append(near_mux)
         select = Signal(range(len(outputs)))
         if len(outputs) == 1:
             m.d.sync += self.data.eq(outputs[0])
         else:
             select_read = Signal.like(select)
-            m.d.sync += [select.eq(addr[low_bits:]), select_read.eq(select)]
+            m.d.sync += [select.eq(addr[low_bits:]), select_read.eq(delay(m, select, 1,
+                                                                           "select_near"))]
             with m.Switch(select_read):
                 for index, value in enumerate(outputs):
                     with m.Case(index):

@@ -21,6 +21,10 @@ class Requantizer(wiring.Component):
     ----------
     acc_width : int
         Width of the signed accumulator.
+    early_shift : bool
+        ``shift`` is given one cycle before its ``acc`` (it is registered, and so are the
+        rounding term and the saturation limit made from it: lanes sharing a shift then share
+        registers, not a net from logic to every lane).
 
     Members
     -------
@@ -32,12 +36,13 @@ class Requantizer(wiring.Component):
 
     latency = 2
 
-    def __init__(self, acc_width=32):
+    def __init__(self, acc_width=32, *, early_shift=False):
         if not isinstance(acc_width, int) or isinstance(acc_width, bool):
             raise TypeError(f"Accumulator width must be an integer, not {acc_width!r}")
         if acc_width < 9:
             raise ValueError(f"Accumulator width must be at least 9, not {acc_width!r}")
         self._acc_width = acc_width
+        self._early = bool(early_shift)
         super().__init__({
             "acc": In(signed(acc_width)),
             "shift": In(unsigned(5)),
@@ -51,7 +56,10 @@ class Requantizer(wiring.Component):
         # ``half`` and ``limit`` depend on ``shift`` only, so lanes sharing it share them.
         half = Signal(unsigned(32))
         limit = Signal(unsigned(41))
-        m.d.comb += [
+        given = Signal.like(self.shift)
+        domain = m.d.sync if self._early else m.d.comb
+        domain += [
+            given.eq(self.shift),
             half.eq((1 << self.shift) >> 1),
             limit.eq(Mux(self.shift == 0, 256, (511 << self.shift) >> 1)),
         ]
@@ -61,7 +69,7 @@ class Requantizer(wiring.Component):
         m.d.sync += [
             rounded.eq(self.acc + half),
             high.eq(self.acc >= limit),
-            shift.eq(self.shift),
+            shift.eq(given),
         ]
         # Stage 2: only the 8 bits that survive the shift are selected.
         low = Signal(8)

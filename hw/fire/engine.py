@@ -23,7 +23,7 @@ Design (see also ``../shared/DESIGN-NOTES.md``, "pixel lanes, broadcast weights"
 The engine only wires its components: the :class:`~hw.fire.sequencer.Sequencer` (descriptors,
 run setup, entry issue), the :class:`~hw.blocks.weight_store.WeightStore`, the
 :class:`~hw.fire.entry_pipeline.EntryPipeline` (decode, multiply, accumulate, requantise and
-write, 17 cycles per entry, one entry per cycle; it owns the line buffer), the loader and the
+write, 19 cycles per entry, one entry per cycle; it owns the line buffer), the loader and the
 drainer. Cycle counts of a whole layer are predicted exactly by :mod:`hw.fire.cycle_model`.
 """
 
