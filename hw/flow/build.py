@@ -28,6 +28,8 @@ from hw.flow.layers import (choose_steps, network_program, network_system, plan_
                             step_system)
 from hw.flow.logs import parse_nextpnr, parse_yosys_stats
 from hw.flow.outputs import make_output_dir
+from hw.flow.fanout import DEFAULT_LIMIT as FANOUT_LIMIT
+from hw.flow.fanout import replicate_high_fanout
 from hw.flow.outreg import absorb_output_registers, buffer_collisions_undefined
 from hw.flow.report import make_report, write_report
 from hw.flow.yowasp import YOWASP_ENV, first_run_note
@@ -117,6 +119,9 @@ def _open_flow(board, program, chosen, engine_config, out, steps):
             moved = steps.run("ram_output_registers", absorb_output_registers, out / "top.json")
             say(f"{moved} flip-flops moved into their block RAMs' output registers "
                 f"(REGMODE OUTREG: hw/flow/outreg.py)")
+            split, copies = steps.run("fanout_copies", replicate_high_fanout, out / "top.json")
+            say(f"{split} flip-flops driving more than {FANOUT_LIMIT} cells copied "
+                f"{copies} times, one copy per block of loads (hw/flow/fanout.py)")
     return parse_yosys_stats(out / "top.rpt", board.family), parse_nextpnr(out / "top.tim")
 
 
