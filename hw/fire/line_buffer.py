@@ -13,13 +13,12 @@ rotation of the two words by ``r`` lanes gives every lane its neighbour. Lanes w
 lies outside the image are zeroed by a mask (the zero padding of 1 of the expand 3x3).
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2, exact_log2
+from amaranth.utils import ceil_log2
 
-from hw.blocks.byte_rotator import ByteRotator
 from hw.blocks.signals import zero_extend
 
 __all__ = ["LineBuffer"]
@@ -117,12 +116,9 @@ class LineBuffer(wiring.Component):
                 words.append(rd.data)
             data.append(Cat(*words))
 
-        # Registers after the RAM (the first one becomes the block RAM's output register), then
-        # the rotation of the two words by r lanes (the halves swapped when the tap's first
-        # group is odd: a rotation of the 2P-byte ring by r + P), split by up to two registers.
-        cuts = min(max(self.read_latency - 3, 0), 2, max(0, exact_log2(P)))
+        # Registers after the RAM, and the request's rotation and mask, until the rotation.
         lo_odd, rot, mask = self.r_group[0], self.r_rot, self.r_mask
-        for n in range(self.read_latency - 1 - cuts):
+        for n in range(self.read_latency - 1):
             delayed = [Signal(8 * P, name=f"half{p}_d{n}") for p in range(2)]
             later = (Signal(name=f"lo_odd_d{n}"), Signal.like(rot, name=f"rot_d{n}"),
                      Signal.like(mask, name=f"mask_d{n}"))
@@ -131,11 +127,10 @@ class LineBuffer(wiring.Component):
                 data = delayed
             m.d.sync += [later[0].eq(lo_odd), later[1].eq(rot), later[2].eq(mask)]
             lo_odd, rot, mask = later
-        m.submodules.rotator = rotator = ByteRotator(2 * P, P, cuts=cuts)
-        m.d.comb += [
-            rotator.i_data.eq(Cat(data[0], data[1])),
-            rotator.amount.eq(Cat(rot[:exact_log2(P)], lo_odd)),
-            rotator.mask.eq(mask),
-            self.r_data.eq(rotator.o_data),
-        ]
+        lo_data = Mux(lo_odd, data[1], data[0])
+        hi_data = Mux(lo_odd, data[0], data[1])
+        rotated = Signal(8 * P)
+        m.d.comb += rotated.eq(Cat(lo_data, hi_data).bit_select(Cat(Const(0, 3), rot), 8 * P))
+        m.d.sync += self.r_data.eq(Cat(*(Mux(mask[k], rotated[8 * k:8 * k + 8], 0)
+                                         for k in range(P))))
         return m
