@@ -78,6 +78,7 @@ class PoolStage(wiring.Component):
         sent_any = Signal()                    # an output beat of this run has left
         held = Signal.like(self.i.payload)
         stored = Signal(8 * L)                 # the line word, registered
+        finishes, last_word, last_line = Signal(), Signal(), Signal()   # set in READ
         m.d.comb += rd.addr.eq(word)
         # The output register: emptied when taken, loaded in MAX (never both in one cycle:
         # TAKE only accepts a beat when the register is empty or being emptied).
@@ -93,22 +94,26 @@ class PoolStage(wiring.Component):
                         m.d.comb += rd.addr.eq(0)
                     m.next = "READ"
             with m.State("READ"):
-                m.d.sync += stored.eq(rd.data)
+                # The line and word tests are registered here (pos and word are steady until
+                # MAX): in MAX they were the ECP5 critical path, adds and compares into the
+                # enables of the output register.
+                even = ~pos[0]
+                m.d.sync += [stored.eq(rd.data),
+                             finishes.eq(Mux(even, pos != 0, pos + 1 == self.length)),
+                             last_word.eq(word + 1 == self.words),
+                             last_line.eq(pos + 1 == self.length)]
                 m.next = "MAX"
             with m.State("MAX"):
                 new = held.data.as_value()
                 best = Cat(*(Mux(stored[8 * j:8 * j + 8] > new[8 * j:8 * j + 8],
                                  stored[8 * j:8 * j + 8], new[8 * j:8 * j + 8])
                              for j in range(L)))
-                even = ~pos[0]
-                finishes = Mux(even, pos != 0, pos + 1 == self.length)
-                m.d.comb += [wr.addr.eq(word), wr.en.eq(1), wr.data.eq(Mux(even, new, best))]
+                m.d.comb += [wr.addr.eq(word), wr.en.eq(1),
+                             wr.data.eq(Mux(pos[0], best, new))]
                 with m.If(finishes):
                     m.d.sync += [self.o.valid.eq(1), self.o.payload.data.eq(best),
                                  self.o.payload.first.eq(~sent_any),
                                  self.o.payload.last.eq(held.last), sent_any.eq(1)]
-                last_word = word + 1 == self.words
-                last_line = pos + 1 == self.length
                 m.d.sync += [word.eq(Mux(last_word, 0, word + 1)),
                              pos.eq(Mux(last_word, Mux(last_line, 0, pos + 1), pos))]
                 m.next = "TAKE"
