@@ -17,11 +17,9 @@ placer can put each copy by its block. Output ports of the module stay on the or
 """
 
 import json
-import os
 import re
-import tempfile
 
-from hw.flow.outreg import _readers
+from hw.flow.outreg import _readers, rewrite_netlist
 
 __all__ = ["replicate", "replicate_high_fanout", "DEFAULT_LIMIT"]
 
@@ -75,12 +73,4 @@ def replicate(netlist, limit=DEFAULT_LIMIT):
 def replicate_high_fanout(path, limit=DEFAULT_LIMIT):
     """Apply the pass to the Yosys JSON file at ``path``, rewritten atomically; returns
     ``(registers, copies)``."""
-    with open(path, encoding="utf-8") as f:
-        netlist = json.load(f)
-    result = replicate(netlist, limit)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(netlist, f)
-    os.replace(tmp, path)
-    return result
+    return rewrite_netlist(path, replicate, limit)

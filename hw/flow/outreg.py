@@ -150,18 +150,24 @@ def absorb(netlist):
     return moved
 
 
-def absorb_output_registers(path):
-    """Apply the pass to the Yosys JSON file at ``path``, rewritten atomically; returns the
-    number of flip-flops moved into RAMs."""
+def rewrite_netlist(path, netlist_pass, *args):
+    """Apply ``netlist_pass(netlist, *args)`` to the Yosys JSON file at ``path``, rewritten
+    atomically; returns what the pass returns."""
     with open(path, encoding="utf-8") as f:
         netlist = json.load(f)
-    moved = absorb(netlist)
+    result = netlist_pass(netlist, *args)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, suffix=".json")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(netlist, f)
     os.replace(tmp, path)
-    return moved
+    return result
+
+
+def absorb_output_registers(path):
+    """Apply the pass to the Yosys JSON file at ``path``, rewritten atomically; returns the
+    number of flip-flops moved into RAMs."""
+    return rewrite_netlist(path, absorb)
 
 
 _GROUP_BUFFERS = re.compile(r"\.(loader|drainer|line_buffer)$")
