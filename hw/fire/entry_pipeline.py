@@ -144,8 +144,8 @@ class EntryPipeline(wiring.Component):
         c8 = self._decode(m)
         c14 = self._read(m, lbuf, c8)
         q_c18, q_v_c18, q_dst_c18, q_ph_c18 = self._compute(m, c14)
-        # c19 (names are one cycle early, from before the select stage): write squeezed pixels or Fire
-        # outputs.
+        # c19 (names are one cycle early, from before the select stage): write squeezed pixels
+        # or Fire outputs.
         # A unit of fewer lanes than the group writes its pass's block of the word.
         blocks = P // self._unit
         word = Cat(*([Cat(*q_c18)] * blocks))
