@@ -34,7 +34,7 @@ def read_all(dut, addresses, addr=None, data=None):
     return got
 
 
-def test_latency_is_four():
+def test_latency_is_five():
     assert BankedROM.latency == 5 and WeightStore.latency == 5
 
 

@@ -19,7 +19,7 @@ placer can put each copy by its block. Output ports of the module stay on the or
 import json
 import re
 
-from hw.flow.outreg import _readers, rewrite_netlist
+from hw.flow.outreg import net_readers, rewrite_netlist
 
 __all__ = ["replicate", "replicate_high_fanout", "DEFAULT_LIMIT"]
 
@@ -39,7 +39,7 @@ def replicate(netlist, limit=DEFAULT_LIMIT):
         raise ValueError(f"Fan-out limit must be a positive integer, not {limit!r}")
     split = added = 0
     for module in netlist["modules"].values():
-        readers = _readers(module)
+        readers = net_readers(module)
         netnames = module.setdefault("netnames", {})
         used = [b for cell in module["cells"].values() for bits in cell["connections"].values()
                 for b in bits if isinstance(b, int)]

@@ -40,7 +40,8 @@ import re
 import tempfile
 from collections import defaultdict
 
-__all__ = ["absorb_output_registers", "buffer_collisions_undefined"]
+__all__ = ["absorb_output_registers", "buffer_collisions_undefined", "net_readers",
+           "rewrite_netlist"]
 
 _FF = "TRELLIS_FF"
 _RAM = "DP16KD"
@@ -58,7 +59,7 @@ def _int_param(cell, name):
     return int(value, 2) if len(value) == 32 and set(value) <= {"0", "1"} else int(value)
 
 
-def _readers(module):
+def net_readers(module):
     """``{net bit: [(cell name, port)]}`` of every input pin, and the module's output ports as
     ``(None, port)``."""
     readers = defaultdict(list)
@@ -131,7 +132,7 @@ def absorb(netlist):
     flip-flops moved into RAMs."""
     moved = 0
     for module in netlist["modules"].values():
-        readers = _readers(module)
+        readers = net_readers(module)
         rams = [c for c in module["cells"].values() if c["type"] == _RAM]
         for ram in rams:
             if 36 in (_int_param(ram, "DATA_WIDTH_A"), _int_param(ram, "DATA_WIDTH_B")):
