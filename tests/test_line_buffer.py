@@ -5,18 +5,22 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hw.fire.line_buffer import LineBuffer
+from hw.fire.line_buffer import LineBuffer, tap_rotations
 
 
-@pytest.mark.parametrize("lanes,groups,channels,latency,blocks", [
-    (4, 4, 8, 2, 1), (8, 8, 4, 5, 1), (1, 2, 2, 3, 1),
-    (8, 4, 4, 5, 2), (4, 4, 2, 2, 4)])     # written one block of lanes at a time
-def test_shifted_reads(lanes, groups, channels, latency, blocks):
+@pytest.mark.parametrize("lanes,groups,channels,latency,blocks,widths", [
+    (4, 4, 8, 2, 1, None), (8, 8, 4, 5, 1, None), (1, 2, 2, 3, 1, None),
+    (8, 4, 4, 5, 2, None), (4, 4, 2, 2, 4, None),     # written one block of lanes at a time
+    (16, 4, 2, 3, 1, (13, 5)), (16, 4, 2, 2, 1, (16, 7)), (32, 2, 2, 6, 1, (27, 13))])
+def test_shifted_reads(lanes, groups, channels, latency, blocks, widths):
+    """Every rotation of range(P), or only those of the 3x3 taps of maps ``widths`` wide."""
     rng = np.random.default_rng(lanes + groups)
+    rotations = None if widths is None else tap_rotations(widths, lanes)
     dut = LineBuffer(lanes=lanes, groups=groups, channels=channels, read_latency=latency,
-                     write_blocks=blocks)
+                     write_blocks=blocks, rotations=rotations)
     store = rng.integers(0, 256, (groups, channels, lanes))
-    requests = [(int(rng.integers(groups)), int(rng.integers(lanes)), int(rng.integers(channels)),
+    rots = range(lanes) if rotations is None else rotations
+    requests = [(int(rng.integers(groups)), int(rng.choice(rots)), int(rng.integers(channels)),
                  int(rng.integers(1 << lanes))) for _ in range(60)]
     got = []
 
@@ -68,3 +72,10 @@ def test_parameter_errors():
         LineBuffer(lanes=4.0, groups=4, channels=4)
     with pytest.raises(TypeError, match="Read latency must be an integer, not '2'"):
         LineBuffer(lanes=4, groups=4, channels=4, read_latency="2")
+    with pytest.raises(ValueError, match="Rotations must be integers from 0 to 3, not \\[4\\]"):
+        LineBuffer(lanes=4, groups=4, channels=4, rotations=[4])
+
+
+def test_tap_rotations():
+    """(dy*W + dx) mod P, worked by hand for W = 13 on 16 lanes: 0, ±1, ±13 and ±13 ± 1."""
+    assert tap_rotations([13], 16) == [0, 1, 2, 3, 4, 12, 13, 14, 15]

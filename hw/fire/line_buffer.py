@@ -11,6 +11,14 @@ when ``k + r < P``, else lane ``k + r - P`` of group ``g + m + 1``. The two grou
 different parity, so the buffer is two memories split by group parity: each is read once, and a
 rotation of the two words by ``r`` lanes gives every lane its neighbour. Lanes whose neighbour
 lies outside the image are zeroed by a mask (the zero padding of 1 of the expand 3x3).
+
+The rotation is built for the rotations the program uses (``rotations``; a map of width W
+needs ``(dy*W + dx) mod P`` for dy, dx in -1..1, so a network of three map widths uses at most
+27 of the P). They are grouped into runs of :data:`FINE` consecutive values: a *coarse* stage
+picks the run's window of P + FINE - 1 bytes (an N-way multiplexer per bit, N the number of
+runs, about 8 for SqueezeNet), registered when the latency allows, and a *fine* stage shifts it
+by 0..FINE-1 bytes. Any rotation is a log-shifter of 2P bytes, whose wiring between far lanes
+congested the ECP5 router at 64 lanes; this one has few, fixed distances.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
@@ -21,7 +29,27 @@ from amaranth.utils import ceil_log2
 
 from hw.blocks.signals import zero_extend
 
-__all__ = ["LineBuffer"]
+__all__ = ["FINE", "LineBuffer", "tap_rotations"]
+
+#: Consecutive rotations served by one coarse window (dx in -1..1 gives runs of 3).
+FINE = 3
+
+
+def tap_rotations(widths, lanes):
+    """The lane rotations ``(dy*W + dx) mod P`` of the 3x3 taps of maps ``widths`` wide."""
+    return sorted({(dy * w + dx) % lanes for w in widths for dy in (-1, 0, 1)
+                   for dx in (-1, 0, 1)})
+
+
+def _runs(rotations):
+    """``[(base, (fine offsets...)), ...]``: the rotations in runs no longer than FINE."""
+    runs = []
+    for r in sorted(set(rotations)):
+        if runs and r - runs[-1][0] < FINE:
+            runs[-1][1].append(r - runs[-1][0])
+        else:
+            runs.append((r, [0]))
+    return [(base, tuple(fine)) for base, fine in runs]
 
 
 class LineBuffer(wiring.Component):
@@ -59,7 +87,8 @@ class LineBuffer(wiring.Component):
     r_data : Out(unsigned(8 * lanes))
     """
 
-    def __init__(self, *, lanes, groups, channels, read_latency=2, write_blocks=1):
+    def __init__(self, *, lanes, groups, channels, read_latency=2, write_blocks=1,
+                 rotations=None):
         for name, value in (("Lane count", lanes), ("Group count", groups),
                             ("Channel count", channels), ("Read latency", read_latency)):
             if not isinstance(value, int) or isinstance(value, bool):
@@ -74,6 +103,12 @@ class LineBuffer(wiring.Component):
             raise ValueError(f"Read latency must be at least 2, not {read_latency!r}")
         if write_blocks < 1 or lanes % write_blocks:
             raise ValueError(f"Write blocks must divide the lane count, not {write_blocks!r}")
+        rotations = range(lanes) if rotations is None else list(rotations)
+        if not rotations or any(not isinstance(r, int) or not 0 <= r < lanes
+                                for r in rotations):
+            raise ValueError(f"Rotations must be integers from 0 to {lanes - 1}, "
+                             f"not {rotations!r}")
+        self._runs = _runs(rotations)
         self._lanes, self._groups, self._channels = lanes, groups, channels
         self._blocks = write_blocks
         self.read_latency = read_latency
@@ -116,21 +151,49 @@ class LineBuffer(wiring.Component):
                 words.append(rd.data)
             data.append(Cat(*words))
 
-        # Registers after the RAM, and the request's rotation and mask, until the rotation.
-        lo_odd, rot, mask = self.r_group[0], self.r_rot, self.r_mask
-        for n in range(self.read_latency - 1):
-            delayed = [Signal(8 * P, name=f"half{p}_d{n}") for p in range(2)]
-            later = (Signal(name=f"lo_odd_d{n}"), Signal.like(rot, name=f"rot_d{n}"),
-                     Signal.like(mask, name=f"mask_d{n}"))
+        # Registers after the RAM, and the request's run, fine shift and mask, until the
+        # coarse stage (registered from a latency of 3 on) and the fine stage.
+        lo_odd, mask = self.r_group[0], self.r_mask
+        run, fine = Signal(range(max(2, len(self._runs))), name="run"), Signal(range(FINE), name="fine")
+        with m.Switch(self.r_rot):
+            for i, (base, offsets) in enumerate(self._runs):
+                for f in offsets:
+                    with m.Case(base + f):
+                        m.d.comb += [run.eq(i), fine.eq(f)]
+        ctl = {"lo_odd": lo_odd, "run": run, "fine": fine, "mask": mask}
+        coarse_registered = self.read_latency >= 3
+        for n in range(self.read_latency - 1 - coarse_registered):
             if n:  # the RAM output register is the first stage of the data
+                delayed = [Signal(8 * P, name=f"half{p}_d{n}") for p in range(2)]
                 m.d.sync += [d.eq(s) for d, s in zip(delayed, data)]
                 data = delayed
-            m.d.sync += [later[0].eq(lo_odd), later[1].eq(rot), later[2].eq(mask)]
-            lo_odd, rot, mask = later
-        lo_data = Mux(lo_odd, data[1], data[0])
-        hi_data = Mux(lo_odd, data[0], data[1])
+            ctl = self._register(m, ctl, f"d{n}")
+        lo_odd, run, fine, mask = ctl.values()
+        window = Cat(Mux(lo_odd, data[1], data[0]), Mux(lo_odd, data[0], data[1]),
+                     Const(0, 8 * FINE))
+        span = 8 * (P + FINE - 1)
+        coarse = Signal(span, name="coarse")
+        with m.Switch(run):
+            for i, (base, _) in enumerate(self._runs):
+                with m.Case(i):
+                    m.d.comb += coarse.eq(window[8 * base:8 * base + span])
+        if coarse_registered:
+            coarse_r = Signal(span, name="coarse_r")
+            m.d.sync += coarse_r.eq(coarse)
+            coarse = coarse_r
+            fine, mask = self._register(m, {"fine": fine, "mask": mask}, "coarse").values()
         rotated = Signal(8 * P)
-        m.d.comb += rotated.eq(Cat(lo_data, hi_data).bit_select(Cat(Const(0, 3), rot), 8 * P))
+        with m.Switch(fine):
+            for f in range(FINE):
+                with m.Case(f):
+                    m.d.comb += rotated.eq(coarse[8 * f:8 * f + 8 * P])
         m.d.sync += self.r_data.eq(Cat(*(Mux(mask[k], rotated[8 * k:8 * k + 8], 0)
                                          for k in range(P))))
         return m
+
+    @staticmethod
+    def _register(m, signals, suffix):
+        """A register of each value of the dict ``signals``, named ``{key}_{suffix}``."""
+        out = {n: Signal(len(s), name=f"{n}_{suffix}") for n, s in signals.items()}
+        m.d.sync += [out[n].eq(s) for n, s in signals.items()]
+        return out
