@@ -23,11 +23,11 @@ the group's P lanes in ``passes`` blocks, one after another. The exact schedule 
 :mod:`hw.dataflow.cycle_model`.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import exact_log2
 
+from hw.blocks.row_flags import row_flags
 from hw.blocks.signals import delay
 
 __all__ = ["UnitSequencer"]
@@ -207,12 +207,11 @@ class UnitSequencer(wiring.Component):
     def _border_flags(self, m, col, g):
         """Per lane of group ``g``: which 3x3 neighbours lie inside the image."""
         P = self._lanes
-        log_p = exact_log2(P)
+        top, bottom = row_flags(m, g, P, self.width, self.pixels_above)
         for k in range(P):
-            pixel = Cat(Const(k, log_p), g)
             m.d.sync += [
-                self.top_ok[k].eq(pixel >= self.width),
-                self.bot_ok[k].eq(pixel < self.pixels_above),
+                self.top_ok[k].eq(top[k]),
+                self.bot_ok[k].eq(bottom[k]),
                 self.left_ok[k].eq(col[k] != 0),
                 self.right_ok[k].eq(col[k] + 1 != self.width),
             ]

@@ -19,12 +19,13 @@ by repeated subtraction, and for every 3x3 tap the group offset and lane rotatio
 (``(dy*W + dx) = m*P + r``). Per expanded group it sets the lanes' border flags.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from hw.blocks.layouts import start_layout
+from hw.blocks.row_flags import row_flags
 
 __all__ = ["Sequencer", "descriptor_layout"]
 
@@ -285,12 +286,11 @@ class Sequencer(wiring.Component):
     def _border_flags(self, m, r):
         """Per lane of group ``egroup``: which 3x3 neighbours lie inside the image."""
         P = self._lanes
-        log_p = exact_log2(P)
+        top, bottom = row_flags(m, r.egroup, P, r.width, r.pixels_above)
         for k in range(P):
-            pixel = Cat(Const(k, log_p), r.egroup)
             m.d.sync += [
-                self.top_ok[k].eq(pixel >= r.width),
-                self.bot_ok[k].eq(pixel < r.pixels_above),
+                self.top_ok[k].eq(top[k]),
+                self.bot_ok[k].eq(bottom[k]),
                 self.left_ok[k].eq(r.col[k] != 0),
                 self.right_ok[k].eq(r.col[k] + 1 != r.width),
             ]

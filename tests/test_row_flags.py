@@ -1,0 +1,36 @@
+# amaranth: UnusedElaboratable=no
+"""Row flags: lane k of group g has a row above iff g*P + k >= W, below iff < pixels_above."""
+
+import itertools
+
+import pytest
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.sim import Simulator
+
+from hw.blocks.row_flags import row_flags
+
+
+@pytest.mark.parametrize("lanes", [1, 4, 8])
+def test_row_flags_against_the_pixel_comparisons(lanes):
+    m = Module()
+    group, width, above = Signal(6), Signal(8), Signal(17)
+    top, bottom = row_flags(m, group, lanes, width, above)
+    top_bits, bottom_bits = Signal(lanes), Signal(lanes)
+    m.d.comb += [top_bits.eq(Cat(*top)), bottom_bits.eq(Cat(*bottom))]
+    cases = list(itertools.product(range(0, 40, 3), (1, 3, 5, 8, 13), (0, 1, 7, 16, 30, 64)))
+    got = []
+
+    async def bench(ctx):
+        for g, w, a in cases:
+            ctx.set(group, g)
+            ctx.set(width, w)
+            ctx.set(above, a)
+            got.append((ctx.get(top_bits), ctx.get(bottom_bits)))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    for (g, w, a), (t, b) in zip(cases, got):
+        pixels = [g * lanes + k for k in range(lanes)]
+        assert t == sum((p >= w) << k for k, p in enumerate(pixels)), (g, w, a)
+        assert b == sum((p < a) << k for k, p in enumerate(pixels)), (g, w, a)
