@@ -87,11 +87,15 @@ class PoolStage(wiring.Component):
         with m.FSM():
             with m.State("TAKE"):
                 m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+                # The read address does not wait for the handshake (a beat not taken is read
+                # again next cycle): through the ready chain of the stages after this one it
+                # was the ECP5 critical path.
+                with m.If(self.i.payload.first):
+                    m.d.comb += rd.addr.eq(0)
                 with m.If(self.i.valid & self.i.ready):
                     m.d.sync += held.eq(self.i.payload)
                     with m.If(self.i.payload.first):
                         m.d.sync += [word.eq(0), pos.eq(0), sent_any.eq(0)]
-                        m.d.comb += rd.addr.eq(0)
                     m.next = "READ"
             with m.State("READ"):
                 # The line and word tests are registered here (pos and word are steady until
