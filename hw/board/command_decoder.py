@@ -249,7 +249,11 @@ class CommandDecoder(wiring.Component):
     def _track_flags(self, m, done_seen, flags):
         """The engine's ``done`` and the DONE flags seen during a run."""
         running = self.running
-        with m.If(running & self.engine_done):
+        # Registered first: the engine's done is combinational through its sequencers, and
+        # from there into done_seen was an ECP5 critical path (the reply leaves a cycle later).
+        engine_done = Signal(name="engine_done_r")
+        m.d.sync += engine_done.eq(self.engine_done)
+        with m.If(running & engine_done):
             m.d.sync += done_seen.eq(1)
         with m.If(running & self.rx_error):
             m.d.sync += flags[1].eq(1)
