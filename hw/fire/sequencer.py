@@ -153,6 +153,9 @@ class Sequencer(wiring.Component):
             self._accept_states(m, r)
             self._setup_states(m, r)
             self._step_states(m, r)
+        # done from registers of its own (set and cleared with the FINISH and REJECT states),
+        # not from the state decode: through the engine's users it was an ECP5 critical path.
+        m.d.comb += self.done.eq((r.finishing & self.drained) | r.rejecting)
         return m
 
     def _accept_states(self, m, r):
@@ -170,9 +173,10 @@ class Sequencer(wiring.Component):
                           (run.width != 0)):
                     m.next = "LATCH"
                 with m.Else():
+                    m.d.sync += r.rejecting.eq(1)
                     m.next = "REJECT"
         with m.State("REJECT"):
-            m.d.comb += self.done.eq(1)
+            m.d.sync += r.rejecting.eq(0)
             m.next = "IDLE"
 
     def _latch(self, layer, r):
@@ -264,12 +268,13 @@ class Sequencer(wiring.Component):
         with m.State("NEXT"):
             m.d.sync += r.step.eq(r.step + 1)
             with m.If(r.step + 1 == r.groups + r.reach):
+                m.d.sync += r.finishing.eq(1)
                 m.next = "FINISH"
             with m.Else():
                 m.next = "STEP"
         with m.State("FINISH"):
             with m.If(self.drained):
-                m.d.comb += self.done.eq(1)
+                m.d.sync += r.finishing.eq(0)
                 m.next = "IDLE"
 
     def _plain_states(self, m, r):
@@ -339,3 +344,5 @@ class _Registers:
         self.col_step = Signal(range(P + 1))  # P mod W after INIT
         self.j = Signal(range(n_entries + 1))
         self.wait = Signal(range(drain + 1))
+        self.finishing = Signal(name="finishing")   # in FINISH
+        self.rejecting = Signal(name="rejecting")   # in REJECT
