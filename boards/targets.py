@@ -127,11 +127,10 @@ BOARDS = {b.name: b for b in (
     Board("arty_a7_100", "Digilent Arty A7-100T", get_device("xc7a100t"),
           "amaranth_boards.arty_a7:ArtyA7_100Platform", 100e6, _engine(128)),
     # 16 of 156 multipliers, the design clocked at 100 MHz by a PLL: 16 lanes place and route
-    # in 3.5 minutes (92.6 MHz measured, timing not met); 64 lanes took 22.5 minutes of
-    # routing and reached 77.3 MHz (the broadcast from the entry decoder to every lane; see
-    # the README). With 91% of the block RAM filled (fire2..fire8) routing took 14 minutes and
-    # reached 70 MHz, with 28% (fire2..fire5) 4 minutes and 94 MHz: the default stays within
-    # half.
+    # in 3.3 minutes (103.9 MHz measured, timing met); 64 lanes took 22.5 minutes of
+    # routing and reached 77.3 MHz, and are still congested (see the README). With 91% of the
+    # block RAM filled (fire2..fire8) routing took 14 minutes and reached 70 MHz, with 28%
+    # (fire2..fire5) 4 minutes and 94 MHz: the default stays within half.
     Board("ulx3s_85f", "Radiona ULX3S with ECP5 LFE5U-85F, speed grade 6",
           get_device("lfe5u-85f"), "amaranth_boards.ulx3s:ULX3S_85F_Platform", 25e6,
           _engine(16), bram_budget=0.5, pll_hz=100e6),

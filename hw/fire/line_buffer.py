@@ -154,7 +154,8 @@ class LineBuffer(wiring.Component):
         # Registers after the RAM, and the request's run, fine shift and mask, until the
         # coarse stage (registered from a latency of 3 on) and the fine stage.
         lo_odd, mask = self.r_group[0], self.r_mask
-        run, fine = Signal(range(max(2, len(self._runs))), name="run"), Signal(range(FINE), name="fine")
+        run = Signal(range(max(2, len(self._runs))), name="run")
+        fine = Signal(range(FINE), name="fine")
         with m.Switch(self.r_rot):
             for i, (base, offsets) in enumerate(self._runs):
                 for f in offsets:
