@@ -69,7 +69,14 @@ class LineBuffer(wiring.Component):
         Words per group (a power of two at least the squeeze channel count).
     read_latency : int
         At least 2 (the RAM read and the rotation, each registered); more adds registers
-        after the RAM so that its output feeds only a register.
+        after the RAM so that its output feeds only a register (from 3 on, the last of them
+        is the coarse rotation stage).
+    write_blocks : int
+        Blocks of lanes written separately (``w_en`` has a bit per block).
+    rotations : iterable of int, optional
+        The values ``r_rot`` may take (:func:`tap_rotations` of the program's maps); others
+        give undefined data. Default: all of ``range(lanes)`` (for tests: built this way a
+        general rotation is larger than a log-shifter).
 
     Members
     -------
