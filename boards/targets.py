@@ -150,7 +150,8 @@ BOARDS = {b.name: b for b in (
     # 8 channels per cycle in and out, 32-channel beats and conv1's patches in runs: the whole
     # network, 3.73 M cycles (0.916 utilisation, 26.8 frames/s at 100 MHz), synthesised in
     # 15 min 43 s (1.5 GB), 377 block-RAM sites. 256 lanes the same way: 2.01 M cycles (0.849,
-    # 49.7 frames/s), but 23 min 56 s and 3.6 GB of the 4 GB, over the 20-minute budget.
+    # 49.7 frames/s), but 22 min 6 s (23 min 56 s and 3.6 GB of the 4 GB before the tap
+    # rotation), over the 20-minute budget.
     Board("xc7vx1140t", "Virtex-7 XC7VX1140T (largest Virtex-7), synthesis only",
           get_device("xc7vx1140t"), None, None, _engine(128, **WIDE)),
 )}
