@@ -171,11 +171,6 @@ class UnitProgram:
     def max(self, attribute, default=0):
         return self.parent.max(attribute, default)
 
-    @property
-    def fires(self):
-        """The network's Fire layers (every unit runs every layer)."""
-        return self.parent.fires
-
 
 class DataflowProgram:
     """The dataflow datapath's program: the layers (as :class:`EngineProgram` sees them) and the

@@ -116,6 +116,8 @@ class DataflowSequencer(Sequencer):
         for u, unit in enumerate(self.units):
             m.submodules[f"unit{u}"] = unit
         m.d.comb += self.busy.eq(~self.start.ready)
+        # A rejected start's done (the shared sequencer's REJECT register); RUN's overrides.
+        m.d.comb += self.done.eq(r.rejecting)
         with m.FSM():
             self._accept_states(m, r)
             self._setup_states(m, r)

@@ -35,7 +35,7 @@ from hw.blocks.entry_decoder import EntryDecoder
 from hw.blocks.requantizer import Requantizer
 from hw.blocks.signals import delay, zero_extend
 from hw.blocks.weight_store import WeightStore
-from hw.fire.line_buffer import LineBuffer, tap_rotations
+from hw.fire.line_buffer import LineBuffer
 from hw.fire.sequencer import descriptor_layout
 
 __all__ = ["EntryPipeline"]
@@ -168,12 +168,10 @@ class EntryPipeline(wiring.Component):
 
     def line_buffer_parameters(self):
         """Keyword arguments of the :class:`LineBuffer` this pipeline reads (latency
-        ``WeightStore.latency + 1``: the read in c8 meets the codebook read in c14), built
-        for the tap rotations of the program's Fire layers."""
-        widths = [layer.width for layer in self._program.fires]
+        ``WeightStore.latency + 1``: the read in c8 meets the codebook read in c14), with
+        the general rotation (runs may have any width; see :mod:`hw.fire.line_buffer`)."""
         return {"lanes": self._lanes, "groups": self._groups, "channels": self._sq_slot,
-                "read_latency": WeightStore.latency + 1,
-                "rotations": tap_rotations(widths, self._lanes) if widths else [0]}
+                "read_latency": WeightStore.latency + 1}
 
     def _at(self, m, signal, cycles, name):
         """``signal`` as issued ``cycles`` ago (``carry_context``), else as it is now (the

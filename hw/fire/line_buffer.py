@@ -12,13 +12,15 @@ different parity, so the buffer is two memories split by group parity: each is r
 rotation of the two words by ``r`` lanes gives every lane its neighbour. Lanes whose neighbour
 lies outside the image are zeroed by a mask (the zero padding of 1 of the expand 3x3).
 
-The rotation is built for the rotations the program uses (``rotations``; a map of width W
+With ``rotations`` the rotation is built for only those (a map of width W
 needs ``(dy*W + dx) mod P`` for dy, dx in -1..1, so a network of three map widths uses at most
 21 of the P: dy = 0 gives the same three for every width). They are grouped into runs of
 :data:`FINE` consecutive values: a *coarse* stage picks the run's window of P + FINE - 1 bytes
 (an N-way multiplexer per bit, N the number of runs, 8 for SqueezeNet), registered when the
 latency allows, and a *fine* stage shifts it by 0..FINE-1 bytes. At 64 lanes on the ECP5 this
-is 6.3k LUT4 where a general 2P-byte rotation was about 18k.
+is 6.3k LUT4 where the general 2P-byte rotation (the default) is about 18k. The engines use the
+general one: a run may have any map width up to its layer's (the tests run crops of real
+layers), and a width outside the set would read wrong neighbours without an error.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
@@ -74,9 +76,8 @@ class LineBuffer(wiring.Component):
     write_blocks : int
         Blocks of lanes written separately (``w_en`` has a bit per block).
     rotations : iterable of int, optional
-        The values ``r_rot`` may take (:func:`tap_rotations` of the program's maps); others
-        give undefined data. Default: all of ``range(lanes)`` (for tests: built this way a
-        general rotation is larger than a log-shifter).
+        The values ``r_rot`` may take (:func:`tap_rotations` of the maps it will run); others
+        give undefined data. Default (None): any rotation, a 2P-byte shifter.
 
     Members
     -------
@@ -110,12 +111,13 @@ class LineBuffer(wiring.Component):
             raise ValueError(f"Read latency must be at least 2, not {read_latency!r}")
         if write_blocks < 1 or lanes % write_blocks:
             raise ValueError(f"Write blocks must divide the lane count, not {write_blocks!r}")
-        rotations = range(lanes) if rotations is None else list(rotations)
-        if not rotations or any(not isinstance(r, int) or not 0 <= r < lanes
-                                for r in rotations):
-            raise ValueError(f"Rotations must be integers from 0 to {lanes - 1}, "
-                             f"not {rotations!r}")
-        self._runs = _runs(rotations)
+        if rotations is not None:
+            rotations = list(rotations)
+            if not rotations or any(not isinstance(r, int) or not 0 <= r < lanes
+                                    for r in rotations):
+                raise ValueError(f"Rotations must be integers from 0 to {lanes - 1}, "
+                                 f"not {rotations!r}")
+        self._runs = None if rotations is None else _runs(rotations)
         self._lanes, self._groups, self._channels = lanes, groups, channels
         self._blocks = write_blocks
         self.read_latency = read_latency
@@ -158,6 +160,8 @@ class LineBuffer(wiring.Component):
                 words.append(rd.data)
             data.append(Cat(*words))
 
+        if self._runs is None:
+            return self._general_rotation(m, data)
         # Registers after the RAM, and the request's run, fine shift and mask, until the
         # coarse stage (registered from a latency of 3 on) and the fine stage.
         lo_odd, mask = self.r_group[0], self.r_mask
@@ -195,6 +199,25 @@ class LineBuffer(wiring.Component):
             for f in range(FINE):
                 with m.Case(f):
                     m.d.comb += rotated.eq(coarse[8 * f:8 * f + 8 * P])
+        m.d.sync += self.r_data.eq(Cat(*(Mux(mask[k], rotated[8 * k:8 * k + 8], 0)
+                                         for k in range(P))))
+        return m
+
+    def _general_rotation(self, m, data):
+        """Any rotation: registers after the RAM, then a 2P-byte shift (``bit_select``)."""
+        P = self._lanes
+        ctl = {"lo_odd": self.r_group[0], "rot": self.r_rot, "mask": self.r_mask}
+        for n in range(self.read_latency - 1):
+            if n:  # the RAM output register is the first stage of the data
+                delayed = [Signal(8 * P, name=f"half{p}_d{n}") for p in range(2)]
+                m.d.sync += [d.eq(s) for d, s in zip(delayed, data)]
+                data = delayed
+            ctl = self._register(m, ctl, f"d{n}")
+        lo_odd, rot, mask = ctl.values()
+        lo_data = Mux(lo_odd, data[1], data[0])
+        hi_data = Mux(lo_odd, data[0], data[1])
+        rotated = Signal(8 * P)
+        m.d.comb += rotated.eq(Cat(lo_data, hi_data).bit_select(Cat(Const(0, 3), rot), 8 * P))
         m.d.sync += self.r_data.eq(Cat(*(Mux(mask[k], rotated[8 * k:8 * k + 8], 0)
                                          for k in range(P))))
         return m
