@@ -127,7 +127,7 @@ BOARDS = {b.name: b for b in (
     Board("arty_a7_100", "Digilent Arty A7-100T", get_device("xc7a100t"),
           "amaranth_boards.arty_a7:ArtyA7_100Platform", 100e6, _engine(128)),
     # 16 of 156 multipliers, the design clocked at 100 MHz by a PLL: 16 lanes place and route
-    # in 3.3 minutes (103.9 MHz measured, timing met); 64 lanes took 22.5 minutes of
+    # in 4.7 minutes (102.9 MHz measured, timing met); 64 lanes took 22.5 minutes of
     # routing and reached 77.3 MHz, and are still congested (see the README). With 91% of the
     # block RAM filled (fire2..fire8) routing took 14 minutes and reached 70 MHz, with 28%
     # (fire2..fire5) 4 minutes and 94 MHz: the default stays within half.
@@ -150,8 +150,8 @@ BOARDS = {b.name: b for b in (
     # 8 channels per cycle in and out, 32-channel beats and conv1's patches in runs: the whole
     # network, 3.73 M cycles (0.916 utilisation, 26.8 frames/s at 100 MHz), synthesised in
     # 15 min 43 s (1.5 GB), 377 block-RAM sites. 256 lanes the same way: 2.01 M cycles (0.849,
-    # 49.7 frames/s), but 22 min 6 s (23 min 56 s and 3.6 GB of the 4 GB before the tap
-    # rotation), over the 20-minute budget.
+    # 49.7 frames/s), but 23 min 56 s and 3.6 GB of the 4 GB (22 min 6 s with the tap-only
+    # line-buffer rotation), over the 20-minute budget.
     Board("xc7vx1140t", "Virtex-7 XC7VX1140T (largest Virtex-7), synthesis only",
           get_device("xc7vx1140t"), None, None, _engine(128, **WIDE)),
 )}
