@@ -172,14 +172,10 @@ class LineBuffer(wiring.Component):
                 for f in offsets:
                     with m.Case(base + f):
                         m.d.comb += [run.eq(i), fine.eq(f)]
-        ctl = {"lo_odd": lo_odd, "run": run, "fine": fine, "mask": mask}
         coarse_registered = self.read_latency >= 3
-        for n in range(self.read_latency - 1 - coarse_registered):
-            if n:  # the RAM output register is the first stage of the data
-                delayed = [Signal(8 * P, name=f"half{p}_d{n}") for p in range(2)]
-                m.d.sync += [d.eq(s) for d, s in zip(delayed, data)]
-                data = delayed
-            ctl = self._register(m, ctl, f"d{n}")
+        data, ctl = self._delays(m, data, {"lo_odd": lo_odd, "run": run, "fine": fine,
+                                           "mask": mask},
+                                 self.read_latency - 1 - coarse_registered)
         lo_odd, run, fine, mask = ctl.values()
         window = Cat(Mux(lo_odd, data[1], data[0]), Mux(lo_odd, data[0], data[1]),
                      Const(0, 8 * FINE))
@@ -199,25 +195,34 @@ class LineBuffer(wiring.Component):
             for f in range(FINE):
                 with m.Case(f):
                     m.d.comb += rotated.eq(coarse[8 * f:8 * f + 8 * P])
-        m.d.sync += self.r_data.eq(Cat(*(Mux(mask[k], rotated[8 * k:8 * k + 8], 0)
-                                         for k in range(P))))
-        return m
+        return self._masked_output(m, rotated, mask)
 
     def _general_rotation(self, m, data):
         """Any rotation: registers after the RAM, then a 2P-byte shift (``bit_select``)."""
         P = self._lanes
-        ctl = {"lo_odd": self.r_group[0], "rot": self.r_rot, "mask": self.r_mask}
-        for n in range(self.read_latency - 1):
-            if n:  # the RAM output register is the first stage of the data
-                delayed = [Signal(8 * P, name=f"half{p}_d{n}") for p in range(2)]
-                m.d.sync += [d.eq(s) for d, s in zip(delayed, data)]
-                data = delayed
-            ctl = self._register(m, ctl, f"d{n}")
+        data, ctl = self._delays(m, data, {"lo_odd": self.r_group[0], "rot": self.r_rot,
+                                           "mask": self.r_mask}, self.read_latency - 1)
         lo_odd, rot, mask = ctl.values()
         lo_data = Mux(lo_odd, data[1], data[0])
         hi_data = Mux(lo_odd, data[0], data[1])
         rotated = Signal(8 * P)
         m.d.comb += rotated.eq(Cat(lo_data, hi_data).bit_select(Cat(Const(0, 3), rot), 8 * P))
+        return self._masked_output(m, rotated, mask)
+
+    def _delays(self, m, data, ctl, stages):
+        """``stages`` register stages of the two halves' words (the RAM's own output
+        register is the first) and of the request's values (dict ``ctl``)."""
+        for n in range(stages):
+            if n:
+                delayed = [Signal(8 * self._lanes, name=f"half{p}_d{n}") for p in range(2)]
+                m.d.sync += [d.eq(s) for d, s in zip(delayed, data)]
+                data = delayed
+            ctl = self._register(m, ctl, f"d{n}")
+        return data, ctl
+
+    def _masked_output(self, m, rotated, mask):
+        """``r_data``: the rotated lanes, zero where ``mask`` is clear, registered."""
+        P = self._lanes
         m.d.sync += self.r_data.eq(Cat(*(Mux(mask[k], rotated[8 * k:8 * k + 8], 0)
                                          for k in range(P))))
         return m
