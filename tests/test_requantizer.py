@@ -9,11 +9,16 @@ from golden.fixed import requantize
 from hw.blocks.requantizer import Requantizer
 
 
-@pytest.mark.parametrize("early_shift", [False, True])
-def test_requantizer_matches_golden(early_shift):
+@pytest.mark.parametrize("early_shift,given", [
+    (False, None), (True, None),
+    # Restricted to a program's shifts: SqueezeNet v1.0's, both ends, a single one, and one
+    # that starts at 1 (no low bits dropped, but not the full set).
+    (True, [13, 14, 15, 16, 17]), (False, [0, 9, 31]), (True, [20]), (False, [1, 2, 8]),
+])
+def test_requantizer_matches_golden(early_shift, given):
     rng = np.random.default_rng(0)
     accs, shifts = [], []
-    for shift in range(32):
+    for shift in (range(32) if given is None else given):
         edges = [-(1 << 31), (1 << 31) - 1, 0, -1, 1]
         if shift:
             half = 1 << (shift - 1)
@@ -27,7 +32,7 @@ def test_requantizer_matches_golden(early_shift):
     order = rng.permutation(len(accs))
     accs = [int(accs[i]) for i in order]
     shifts = [int(shifts[i]) for i in order]
-    dut = Requantizer(early_shift=early_shift)
+    dut = Requantizer(early_shift=early_shift, shifts=given)
     got = []
 
     async def bench(ctx):
@@ -37,7 +42,8 @@ def test_requantizer_matches_golden(early_shift):
         if early_shift:
             ctx.set(dut.shift, shifts[0])
             await ctx.tick()
-        ahead = shifts[1:] + [0, 0, 0] if early_shift else shifts + [0, 0]
+        pad = shifts[0]
+        ahead = shifts[1:] + [pad] * 3 if early_shift else shifts + [pad] * 2
         for acc, shift in zip(accs + [0, 0], ahead):
             ctx.set(dut.acc, acc)
             ctx.set(dut.shift, shift)
@@ -60,3 +66,9 @@ def test_requantizer_matches_golden(early_shift):
 def test_parameter_errors(acc_width, exc, message):
     with pytest.raises(exc, match=message):
         Requantizer(acc_width)
+
+
+@pytest.mark.parametrize("shifts", [[], [32], [-1], [True], [1.5]])
+def test_shift_set_errors(shifts):
+    with pytest.raises(ValueError, match="Shifts must be integers from 0 to 31"):
+        Requantizer(shifts=shifts)

@@ -2,9 +2,15 @@
 
 ``y = (acc + (1 << (shift - 1))) >> shift`` (round half up; no rounding term when shift is 0),
 then ReLU and saturation to 0..255.
+
+A program's shifts are known when the hardware is built (they are in its descriptors), and a
+real one uses few (SqueezeNet v1.0: 13..17). Given them (``shifts``), the requantiser drops the
+accumulator bits below the smallest shift's rounding bit (the rounding term cannot carry out of
+them, and the shift discards them) and selects the output byte from only those shifts' positions.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+import numpy as np
+from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -25,6 +31,9 @@ class Requantizer(wiring.Component):
         ``shift`` is given one cycle before its ``acc`` (it is registered, and so are the
         rounding term and the saturation limit made from it: lanes sharing a shift then share
         registers, not a net from logic to every lane).
+    shifts : iterable of int, optional
+        The shifts it will be given (default: all, 0..31). Any other shift gives an
+        unspecified byte.
 
     Members
     -------
@@ -36,11 +45,16 @@ class Requantizer(wiring.Component):
 
     latency = 2
 
-    def __init__(self, acc_width=32, *, early_shift=False):
+    def __init__(self, acc_width=32, *, early_shift=False, shifts=None):
         if not isinstance(acc_width, int) or isinstance(acc_width, bool):
             raise TypeError(f"Accumulator width must be an integer, not {acc_width!r}")
         if acc_width < 9:
             raise ValueError(f"Accumulator width must be at least 9, not {acc_width!r}")
+        shifts = list(range(32) if shifts is None else shifts)
+        if not shifts or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
+                                 and 0 <= s <= 31 for s in shifts):
+            raise ValueError(f"Shifts must be integers from 0 to 31, not {shifts!r}")
+        self._shifts = sorted({int(s) for s in shifts})
         self._acc_width = acc_width
         self._early = bool(early_shift)
         super().__init__({
@@ -63,16 +77,25 @@ class Requantizer(wiring.Component):
             half.eq((1 << self.shift) >> 1),
             limit.eq(Mux(self.shift == 0, 256, (511 << self.shift) >> 1)),
         ]
-        rounded = Signal(signed(self._acc_width + 1))  # one bit more: the add cannot overflow
+        # Bits of acc below b0 (the smallest shift's rounding bit) cannot change the result:
+        # half and limit are multiples of 2**b0, and every shift discards them.
+        b0 = max(self._shifts[0] - 1, 0)
+        top = Signal(signed(self._acc_width - b0 + 1))  # one bit more: the add cannot overflow
         high = Signal()
-        shift = Signal.like(self.shift)
+        choice = Signal(range(len(self._shifts)))
         m.d.sync += [
-            rounded.eq(self.acc + half),
-            high.eq(self.acc >= limit),
-            shift.eq(given),
+            top.eq((self.acc >> b0) + (half >> b0)),
+            high.eq((self.acc >> b0) >= (limit >> b0)),
         ]
-        # Stage 2: only the 8 bits that survive the shift are selected.
+        if self._shifts == list(range(len(self._shifts))):
+            m.d.sync += choice.eq(given)
+        else:
+            with m.Switch(given):
+                for i, s in enumerate(self._shifts):
+                    with m.Case(s):
+                        m.d.sync += choice.eq(i)
+        # Stage 2: only the 8 bits that survive the shift are selected, among the given shifts.
         low = Signal(8)
-        m.d.comb += low.eq((rounded >> shift)[:8])
-        m.d.sync += self.o.eq(Mux(rounded < 0, 0, Mux(high, 255, low)))
+        m.d.comb += low.eq(Array((top >> (s - b0))[:8] for s in self._shifts)[choice])
+        m.d.sync += self.o.eq(Mux(top < 0, 0, Mux(high, 255, low)))
         return m

@@ -171,6 +171,13 @@ class UnitProgram:
     def max(self, attribute, default=0):
         return self.parent.max(attribute, default)
 
+    @property
+    def shifts(self):
+        """The requantisation shifts of this unit's sub-convolutions, sorted (all of the
+        parent's if it has none)."""
+        own = {c.shift for layer in self.layers for c in layer.slots if c is not None}
+        return tuple(sorted(own)) or self.parent.engine_program.shifts
+
 
 class DataflowProgram:
     """The dataflow datapath's program: the layers (as :class:`EngineProgram` sees them) and the

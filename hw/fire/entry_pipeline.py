@@ -306,12 +306,13 @@ class EntryPipeline(wiring.Component):
             m.d.sync += acc_valid.eq(0)
 
         # c16-c17: requantise, one requantiser per lane; each takes its shift a cycle ahead
-        # (the phase res will hold), so its rounding constants are registers.
+        # (the phase res will hold), so its rounding constants are registers. They are built
+        # for the program's shifts only.
         ph_next = Mux(finish, acc_ph, res_ph_c16)
         shift = Mux(ph_next == 0, d.shift[0], Mux(ph_next == 1, d.shift[1], d.shift[2]))
         q_c18 = []
         for k in range(P):
-            rq = Requantizer(acc_w, early_shift=True)
+            rq = Requantizer(acc_w, early_shift=True, shifts=self._program.shifts)
             m.submodules[f"requant{k}"] = rq
             m.d.comb += [rq.acc.eq(res_c16[k]), rq.shift.eq(shift)]
             q_c18.append(rq.o)

@@ -274,6 +274,12 @@ class EngineProgram:
         return self.code_bits + 4
 
     @property
+    def shifts(self):
+        """The requantisation shifts the layers use, sorted (the requantisers are built for
+        these only)."""
+        return tuple(sorted({conv.shift for layer in self.layers for conv in layer.convs}))
+
+    @property
     def fires(self):
         """The Fire layers (:class:`FireProgram`), in program order."""
         return [layer for layer in self.layers if layer.is_fire]
