@@ -77,13 +77,16 @@ class Arch:
                                balance=self.balance, passes=self.passes)
 
     def engine(self, program, *, lanes, channels_per_beat, acc_width=32,
-               bank_depth=DEFAULT_BANK_DEPTH):
-        """The engine for ``program`` (made by :meth:`program`)."""
+               bank_depth=DEFAULT_BANK_DEPTH, fixed_widths=False):
+        """The engine for ``program`` (made by :meth:`program`). ``fixed_widths``: the shared
+        engine runs Fire layers only at their own widths (see
+        :class:`~hw.fire.engine.FireEngine`); the dataflow units always rotate for any width."""
         if self.name == "shared":
             from hw.fire.engine import FireEngine
             return FireEngine(program, lanes=lanes, channels_per_beat=channels_per_beat,
                               acc_width=acc_width, bank_depth=bank_depth,
-                              channels_per_cycle=self.channels_per_cycle)
+                              channels_per_cycle=self.channels_per_cycle,
+                              fixed_widths=fixed_widths)
         from hw.dataflow.engine import DataflowEngine
         return DataflowEngine(program, lanes=lanes, channels_per_beat=channels_per_beat,
                               acc_width=acc_width, bank_depth=bank_depth)

@@ -125,6 +125,22 @@ def test_unknown_layer_is_rejected_with_done():
     assert cycles == 1 and framing == []
 
 
+def test_fixed_widths_runs_own_widths_and_rejects_others():
+    """With ``fixed_widths`` the line buffer rotates only for the layers' widths (9 and 5 at
+    16 lanes leave rotations 2, 3, 13 and 14 out): the layers at their own widths (any height)
+    are bit-exact in the modelled cycles; a run at another width is rejected, not run wrong."""
+    rng = np.random.default_rng(21)
+    a = random_fire(rng, "fireA", 6, 4, 3, 5, density=0.5)
+    b = random_fire(rng, "fireB", 8, 3, 4, 2, density=0.5)
+    program = EngineProgram([("fireA", 4, 9, *a), ("fireB", 6, 5, *b)])
+    engine = FireEngine(program, lanes=16, channels_per_beat=4, fixed_widths=True)
+    for layer, convs, (h, w) in [(0, a, (4, 9)), (1, b, (6, 5)), (1, b, (3, 5))]:
+        x = rng.integers(0, 256, (convs[0].spec.in_channels, h, w)).astype(np.uint8)
+        assert check(engine, layer, x, convs) == predicted(engine, layer, h, w)
+    got, cycles, framing = run_layer(engine, 0, np.zeros((6, 4, 3), np.uint8), 8)
+    assert cycles == 1 and framing == []
+
+
 @pytest.mark.parametrize("kwargs,exc,message", [
     ({"lanes": 3}, ValueError, "Lane count must be a power of two from 1 to 1024, not 3"),
     ({"lanes": 2048}, ValueError, "Lane count must be a power of two"),

@@ -73,6 +73,7 @@ class DataflowSequencer(Sequencer):
         self._program = program
         self._lanes, self._beat = lanes, channels_per_beat
         self._groups, self._drain = groups, drain
+        self._fixed_widths = False     # the units' line buffers rotate for any width
         rot_bits = max(1, exact_log2(lanes))
         max_ch = max(program.max("in_channels"), program.max("out_channels"))
         max_groups = (1 << 16) // lanes + 1

@@ -109,6 +109,11 @@ class FireEngine(wiring.Component):
         W, channels of a pixel the input loader stores and the output drainer sends per cycle:
         a power of two dividing L, at most P (1 by default; the skewed buffers of
         :mod:`hw.fire.group_buffer` take no more block RAM, and add a W-way lane rotation).
+    fixed_widths : bool
+        Fire layers run only at their own width (a run of another width is rejected), so the
+        line buffer rotates only for those widths (:func:`~hw.fire.line_buffer.tap_rotations`):
+        at 64 lanes a third of the general rotation's logic. Off by default: with it off a
+        run may be any crop of its layer.
 
     Members
     -------
@@ -139,7 +144,7 @@ class FireEngine(wiring.Component):
     DRAIN = EntryPipeline.latency
 
     def __init__(self, program, *, lanes=8, channels_per_beat=8, acc_width=32,
-                 bank_depth=DEFAULT_BANK_DEPTH, channels_per_cycle=1):
+                 bank_depth=DEFAULT_BANK_DEPTH, channels_per_cycle=1, fixed_widths=False):
         if not isinstance(program, EngineProgram):
             raise TypeError(f"Program must be an EngineProgram, not {program!r}")
         check_parameters(lanes=lanes, channels_per_beat=channels_per_beat,
@@ -148,6 +153,7 @@ class FireEngine(wiring.Component):
         InputLoader.check_parameters(lanes, channels_per_beat, _pow2(channels_per_beat),
                                      channels_per_cycle)
         self._per_cycle = channels_per_cycle
+        self._fixed_widths = bool(fixed_widths)
         self._program = program
         self.weight_store = WeightStore(program, bank_depth=bank_depth)
         self._lanes = lanes
@@ -179,10 +185,11 @@ class FireEngine(wiring.Component):
         P, L, D = self._lanes, self._beat, self._s_groups
         m.submodules.weight_store = store = self.weight_store
         m.submodules.sequencer = seq = Sequencer(
-            self._program, lanes=P, channels_per_beat=L, groups=D, drain=self.DRAIN)
+            self._program, lanes=P, channels_per_beat=L, groups=D, drain=self.DRAIN,
+            fixed_widths=self._fixed_widths)
         m.submodules.pipeline = pipe = EntryPipeline(
             self._program, lanes=P, groups=D, in_slot=self._cin_slot, sq_slot=self._csq_slot,
-            out_slot=self._e_slot, acc_width=self._acc_width)
+            out_slot=self._e_slot, acc_width=self._acc_width, fixed_widths=self._fixed_widths)
         W = self._per_cycle
         m.submodules.loader = loader = InputLoader(
             lanes=P, channels_per_beat=L, channels=self._cin_slot, channels_per_cycle=W)

@@ -35,7 +35,7 @@ from hw.blocks.entry_decoder import EntryDecoder
 from hw.blocks.requantizer import Requantizer
 from hw.blocks.signals import delay, zero_extend
 from hw.blocks.weight_store import WeightStore
-from hw.fire.line_buffer import LineBuffer
+from hw.fire.line_buffer import LineBuffer, tap_rotations
 from hw.fire.sequencer import descriptor_layout
 
 __all__ = ["EntryPipeline"]
@@ -71,6 +71,9 @@ class EntryPipeline(wiring.Component):
         With ``carry_context``: multipliers, ``lanes`` or a divisor of it; the unit covers the
         group's lanes in ``lanes / unit_lanes`` passes (``issue_pass``), writing one block of
         the word at a time (``o_en``, ``lb_w_en`` have a bit per block).
+    fixed_widths : bool
+        The line buffer (without ``carry_context``) rotates only for the program's Fire layer
+        widths; the sequencer must reject runs of other widths.
 
     Members
     -------
@@ -92,8 +95,9 @@ class EntryPipeline(wiring.Component):
     latency = 2 * WeightStore.latency + EntryDecoder.latency + 5 + Requantizer.latency
 
     def __init__(self, program, *, lanes, groups, in_slot, sq_slot, out_slot, acc_width=32,
-                 carry_context=False, unit_lanes=None):
+                 carry_context=False, unit_lanes=None, fixed_widths=False):
         self._program = program
+        self._fixed_widths = bool(fixed_widths)
         self._lanes, self._groups = lanes, groups
         self._unit = lanes if unit_lanes is None else unit_lanes
         if self._unit < 1 or lanes % self._unit or (self._unit != lanes and not carry_context):
@@ -169,9 +173,14 @@ class EntryPipeline(wiring.Component):
     def line_buffer_parameters(self):
         """Keyword arguments of the :class:`LineBuffer` this pipeline reads (latency
         ``WeightStore.latency + 1``: the read in c8 meets the codebook read in c14), with
-        the general rotation (runs may have any width; see :mod:`hw.fire.line_buffer`)."""
-        return {"lanes": self._lanes, "groups": self._groups, "channels": self._sq_slot,
-                "read_latency": WeightStore.latency + 1}
+        the general rotation (runs may have any width; see :mod:`hw.fire.line_buffer`), or
+        with ``fixed_widths`` the rotation for the Fire layers' own widths only."""
+        params = {"lanes": self._lanes, "groups": self._groups, "channels": self._sq_slot,
+                  "read_latency": WeightStore.latency + 1}
+        if self._fixed_widths:
+            widths = {layer.width for layer in self._program.layers if layer.is_fire}
+            params["rotations"] = tap_rotations(sorted(widths) or [1], self._lanes)
+        return params
 
     def _at(self, m, signal, cycles, name):
         """``signal`` as issued ``cycles`` ago (``carry_context``), else as it is now (the

@@ -18,9 +18,11 @@ needs ``(dy*W + dx) mod P`` for dy, dx in -1..1, so a network of three map width
 :data:`FINE` consecutive values: a *coarse* stage picks the run's window of P + FINE - 1 bytes
 (an N-way multiplexer per bit, N the number of runs, 8 for SqueezeNet), registered when the
 latency allows, and a *fine* stage shifts it by 0..FINE-1 bytes. At 64 lanes on the ECP5 this
-is 6.3k LUT4 where the general 2P-byte rotation (the default) is about 18k. The engines use the
-general one: a run may have any map width up to its layer's (the tests run crops of real
-layers), and a width outside the set would read wrong neighbours without an error.
+is 6.3k LUT4 where the general 2P-byte rotation (the default) is about 18k. A width outside the
+set would read wrong neighbours without an error, so the engine uses it only with
+``fixed_widths`` (the network accelerator's choice), where its sequencer rejects a Fire run at
+any width but its layer's own; otherwise a run may be any crop of its layer, and the rotation is
+the general one.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned

@@ -72,12 +72,16 @@ class Sequencer(wiring.Component):
         D, the line buffer's groups (a power of two >= 2A+1 for the widest layer).
     drain : int
         Cycles from a flush token's issue until its results are written.
+    fixed_widths : bool
+        A Fire layer runs only at its own width; a run of another width is rejected (the
+        line buffer's rotation is then built for those widths only).
 
     Members
     -------
     start : In(stream.Signature(start_layout()))
-        One transfer starts a run; an unknown layer or a zero height/width is accepted and
-        ignored (``done`` pulses the next cycle).
+        One transfer starts a run; an unknown layer, a zero height/width, or (with
+        ``fixed_widths``) a Fire layer at another width than its own is accepted and ignored
+        (``done`` pulses the next cycle).
     done : Out(1)
         One-cycle pulse at the end of a run (once ``drained``).
     busy : Out(1)
@@ -108,8 +112,9 @@ class Sequencer(wiring.Component):
         The drainer has sent the whole run.
     """
 
-    def __init__(self, program, *, lanes, channels_per_beat, groups, drain):
+    def __init__(self, program, *, lanes, channels_per_beat, groups, drain, fixed_widths=False):
         self._program = program
+        self._fixed_widths = bool(fixed_widths)
         self._lanes, self._beat = lanes, channels_per_beat
         self._groups, self._drain = groups, drain
         rot_bits = max(1, exact_log2(lanes))
@@ -165,12 +170,15 @@ class Sequencer(wiring.Component):
             m.d.comb += self.start.ready.eq(1)
             with m.If(self.start.valid):
                 m.d.sync += [r.height.eq(run.height), r.width.eq(run.width)]
+                width_ok = Signal(init=1)
                 with m.Switch(run.layer):
                     for index, layer in enumerate(prog.layers):
                         with m.Case(index):
                             m.d.sync += self._latch(layer, r)
+                            if self._fixed_widths and layer.is_fire:
+                                m.d.comb += width_ok.eq(run.width == layer.width)
                 with m.If((run.layer < len(prog.layers)) & (run.height != 0) &
-                          (run.width != 0)):
+                          (run.width != 0) & width_ok):
                     m.next = "LATCH"
                 with m.Else():
                     m.d.sync += r.rejecting.eq(1)

@@ -72,8 +72,10 @@ class NetworkAccelerator(wiring.Component):
         L = program.channels_per_beat
         self.arch = arch
         check_channels_per_cycle(lanes, L, arch.channels_per_cycle)
+        # Every step runs at its layer's own size, so the engine's line buffer need only
+        # rotate for the network's map widths.
         self.engine = arch.engine(program.program_for(arch), lanes=lanes, channels_per_beat=L,
-                                  acc_width=acc_width, bank_depth=bank_depth)
+                                  acc_width=acc_width, bank_depth=bank_depth, fixed_widths=True)
         self.store = ActivationStore(channels_per_beat=L, words=program.store_words)
         self._trace = trace
         ports = {
