@@ -93,9 +93,11 @@ class StepEngine(wiring.Component):
         self._steps = self._select(program, steps)
         L = program.channels_per_beat
         self.arch = arch
+        # Every step runs at its layer's own size (its descriptor's), so the engine's line
+        # buffer need only rotate for the network's map widths.
         self.engine = arch.engine(program.program_for(arch, self.step_names), lanes=lanes,
                                   channels_per_beat=L, acc_width=acc_width,
-                                  bank_depth=bank_depth)
+                                  bank_depth=bank_depth, fixed_widths=True)
         super().__init__(engine_members(L))
 
     @staticmethod
