@@ -7,7 +7,7 @@ import pytest
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.sim import Simulator
 
-from hw.blocks.row_flags import row_flags
+from hw.blocks.row_flags import column_flags, row_flags
 
 
 @pytest.mark.parametrize("lanes", [1, 4, 8])
@@ -34,3 +34,29 @@ def test_row_flags_against_the_pixel_comparisons(lanes):
         pixels = [g * lanes + k for k in range(lanes)]
         assert t == sum((p >= w) << k for k, p in enumerate(pixels)), (g, w, a)
         assert b == sum((p < a) << k for k, p in enumerate(pixels)), (g, w, a)
+
+
+@pytest.mark.parametrize("block", [1, 2, 4, 8])
+def test_column_flags_against_the_columns(block):
+    """Every first column of every width the block fits: lane j's column is (b + j) mod W."""
+    m = Module()
+    first, width = Signal(8), Signal(8)
+    left, right = column_flags(m, first, block, width)
+    left_bits, right_bits = Signal(block), Signal(block)
+    m.d.comb += [left_bits.eq(Cat(*left)), right_bits.eq(Cat(*right))]
+    cases = [(b, w) for w in (*range(block, 20), 55, 255) for b in range(w)]
+    got = []
+
+    async def bench(ctx):
+        for b, w in cases:
+            ctx.set(first, b)
+            ctx.set(width, w)
+            got.append((ctx.get(left_bits), ctx.get(right_bits)))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    for (b, w), (lf, rt) in zip(cases, got):
+        cols = [(b + j) % w for j in range(block)]
+        assert lf == sum((c != 0) << j for j, c in enumerate(cols)), (b, w)
+        assert rt == sum((c != w - 1) << j for j, c in enumerate(cols)), (b, w)

@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
 from hw.blocks.layouts import start_layout
-from hw.blocks.row_flags import row_flags
+from hw.blocks.row_flags import column_flags, row_flags
 
 __all__ = ["Sequencer", "descriptor_layout"]
 
@@ -115,6 +115,12 @@ class Sequencer(wiring.Component):
     def __init__(self, program, *, lanes, channels_per_beat, groups, drain, fixed_widths=False):
         self._program = program
         self._fixed_widths = bool(fixed_widths)
+        # Lanes sharing one column counter: a power of two no wider than any run (a run of a
+        # Fire layer is its layer's width with fixed_widths, else may be 1 pixel wide).
+        widths = [layer.width for layer in program.layers if layer.is_fire]
+        self._col_block = 1
+        while fixed_widths and widths and self._col_block * 2 <= min(lanes, *widths):
+            self._col_block *= 2
         self._lanes, self._beat = lanes, channels_per_beat
         self._groups, self._drain = groups, drain
         rot_bits = max(1, exact_log2(lanes))
@@ -145,7 +151,7 @@ class Sequencer(wiring.Component):
         m = Module()
         P = self._lanes
         n_entries = max(1, len(self._program.entries))
-        r = _Registers(P, n_entries, self._drain)
+        r = _Registers(P, n_entries, self._drain, self._col_block)
         cur_base = Mux(self.issue_phase == 0, r.base[0],
                        Mux(self.issue_phase == 1, r.base[1], r.base[2]))
         m.d.comb += [
@@ -218,7 +224,7 @@ class Sequencer(wiring.Component):
                 m.d.comb += off.eq(row + (kx - 1))
                 m.d.sync += [self.tap_group[tap].eq(off >> log_p),
                              self.tap_rot[tap].eq(off[:log_p] if log_p else 0)]
-            m.d.sync += [c.eq(k) for k, c in enumerate(r.col)]
+            m.d.sync += [c.eq(b * r.col_block) for b, c in enumerate(r.col)]
             m.next = "INIT"
         with m.State("INIT"):
             m.d.sync += [
@@ -300,15 +306,15 @@ class Sequencer(wiring.Component):
         """Per lane of group ``egroup``: which 3x3 neighbours lie inside the image."""
         P = self._lanes
         top, bottom = row_flags(m, r.egroup, P, r.width, r.pixels_above)
+        B = self._col_block
+        for b, col in enumerate(r.col):
+            left, right = column_flags(m, col, B, r.width)
+            m.d.sync += [self.left_ok[b * B + j].eq(left[j]) for j in range(B)]
+            m.d.sync += [self.right_ok[b * B + j].eq(right[j]) for j in range(B)]
+            advanced = col + r.col_step
+            m.d.sync += col.eq(Mux(advanced >= r.width, advanced - r.width, advanced))
         for k in range(P):
-            m.d.sync += [
-                self.top_ok[k].eq(top[k]),
-                self.bot_ok[k].eq(bottom[k]),
-                self.left_ok[k].eq(r.col[k] != 0),
-                self.right_ok[k].eq(r.col[k] + 1 != r.width),
-            ]
-            advanced = r.col[k] + r.col_step
-            m.d.sync += r.col[k].eq(Mux(advanced >= r.width, advanced - r.width, advanced))
+            m.d.sync += [self.top_ok[k].eq(top[k]), self.bot_ok[k].eq(bottom[k])]
 
     def _issue_state(self, m, r, name, count, then, after=()):
         """Issue one entry per cycle, ``count`` in all, then go to ``then``."""
@@ -335,7 +341,7 @@ class Sequencer(wiring.Component):
 class _Registers:
     """The sequencer's state registers other than its ports."""
 
-    def __init__(self, P, n_entries, drain):
+    def __init__(self, P, n_entries, drain, col_block=1):
         self.height, self.width = Signal(8, name="height"), Signal(8, name="width")
         self.plain = Signal(name="plain")  # the run is a plain layer
         # Entry base and count of the run's squeeze, expand 1x1 and expand 3x3.
@@ -348,7 +354,9 @@ class _Registers:
         self.egroup = Signal.like(self.step, name="egroup")  # step - reach, set in STEP
         # Pixels minus one row: a pixel below this index has a row below it.
         self.pixels_above = Signal(17)
-        self.col = [Signal(range(max(P, 256)), name=f"col{k}") for k in range(P)]
+        # First column of each block of col_block lanes (every lane's own when it is 1).
+        self.col = [Signal(range(max(P, 256)), name=f"col{k}") for k in range(P // col_block)]
+        self.col_block = col_block
         self.col_step = Signal(range(P + 1))  # P mod W after INIT
         self.j = Signal(range(n_entries + 1))
         self.wait = Signal(range(drain + 1))
