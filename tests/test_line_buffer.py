@@ -8,16 +8,21 @@ from amaranth.sim import Simulator
 from hw.fire.line_buffer import LineBuffer, tap_rotations
 
 
-@pytest.mark.parametrize("lanes,groups,channels,latency,blocks,widths", [
-    (4, 4, 8, 2, 1, None), (8, 8, 4, 5, 1, None), (1, 2, 2, 3, 1, None),
-    (8, 4, 4, 5, 2, None), (4, 4, 2, 2, 4, None),     # written one block of lanes at a time
-    (16, 4, 2, 3, 1, (13, 5)), (16, 4, 2, 2, 1, (16, 7)), (32, 2, 2, 6, 1, (27, 13))])
-def test_shifted_reads(lanes, groups, channels, latency, blocks, widths):
+@pytest.mark.parametrize("lanes,groups,channels,latency,blocks,widths,late", [
+    (4, 4, 8, 2, 1, None, False), (8, 8, 4, 5, 1, None, False), (1, 2, 2, 3, 1, None, False),
+    (8, 4, 4, 5, 2, None, False),
+    (4, 4, 2, 2, 4, None, False),     # written one block of lanes at a time
+    (16, 4, 2, 3, 1, (13, 5), False), (16, 4, 2, 2, 1, (16, 7), False),
+    (32, 2, 2, 6, 1, (27, 13), False),
+    # the request delayed instead of the words read
+    (8, 8, 4, 5, 1, None, True), (8, 4, 4, 6, 2, None, True), (4, 4, 8, 3, 1, None, True),
+    (32, 2, 2, 6, 1, (27, 13), True), (16, 4, 2, 4, 1, (13, 5), True)])
+def test_shifted_reads(lanes, groups, channels, latency, blocks, widths, late):
     """Every rotation of range(P), or only those of the 3x3 taps of maps ``widths`` wide."""
     rng = np.random.default_rng(lanes + groups)
     rotations = None if widths is None else tap_rotations(widths, lanes)
     dut = LineBuffer(lanes=lanes, groups=groups, channels=channels, read_latency=latency,
-                     write_blocks=blocks, rotations=rotations)
+                     write_blocks=blocks, rotations=rotations, late_read=late)
     store = rng.integers(0, 256, (groups, channels, lanes))
     rots = range(lanes) if rotations is None else rotations
     requests = [(int(rng.integers(groups)), int(rng.choice(rots)), int(rng.integers(channels)),

@@ -176,7 +176,10 @@ class EntryPipeline(wiring.Component):
         the general rotation (runs may have any width; see :mod:`hw.fire.line_buffer`), or
         with ``fixed_widths`` the rotation for the Fire layers' own widths only."""
         params = {"lanes": self._lanes, "groups": self._groups, "channels": self._sq_slot,
-                  "read_latency": WeightStore.latency + 1}
+                  "read_latency": WeightStore.latency + 1,
+                  # the shared engine's own buffer: written only while squeezing, long after
+                  # an expand's last read (the dataflow units' squeeze writes while they read)
+                  "late_read": not self._carry}
         if self._fixed_widths:
             widths = {layer.width for layer in self._program.layers if layer.is_fire}
             params["rotations"] = tap_rotations(sorted(widths) or [1], self._lanes)

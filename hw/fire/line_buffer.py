@@ -80,6 +80,12 @@ class LineBuffer(wiring.Component):
     rotations : iterable of int, optional
         The values ``r_rot`` may take (:func:`tap_rotations` of the maps it will run); others
         give undefined data. Default (None): any rotation, a 2P-byte shifter.
+    late_read : bool
+        Meet ``read_latency`` by delaying the request (a few dozen bits) instead of the words
+        read (2 x 8P bits a stage; at 64 lanes and latency 6 that was 3,000 flip-flops). The
+        RAM is then read up to ``read_latency - 3`` cycles after the request: the user must
+        not write the group read in that time (the shared engine writes the line buffer only
+        in its squeeze phase, long after the last read of an expand).
 
     Members
     -------
@@ -98,7 +104,7 @@ class LineBuffer(wiring.Component):
     """
 
     def __init__(self, *, lanes, groups, channels, read_latency=2, write_blocks=1,
-                 rotations=None):
+                 rotations=None, late_read=False):
         for name, value in (("Lane count", lanes), ("Group count", groups),
                             ("Channel count", channels), ("Read latency", read_latency)):
             if not isinstance(value, int) or isinstance(value, bool):
@@ -123,6 +129,7 @@ class LineBuffer(wiring.Component):
         self._lanes, self._groups, self._channels = lanes, groups, channels
         self._blocks = write_blocks
         self.read_latency = read_latency
+        self._late = bool(late_read)
         super().__init__({
             "w_en": In(write_blocks),
             "w_group": In(range(groups)),
@@ -139,22 +146,32 @@ class LineBuffer(wiring.Component):
         m = Module()
         P, D = self._lanes, self._groups
         chan_bits = ceil_log2(self._channels)
+        req = {"group": self.r_group, "rot": self.r_rot, "chan": self.r_chan,
+               "mask": self.r_mask}
+        # The data path's own stages: the RAM read, a register after it (the ECP5 flow moves
+        # it into the RAM), the coarse stage (given rotations) and the output register.
+        latency = self.read_latency
+        if self._late:
+            shortest = min(latency, 3 if self._runs is None else 4)
+            for n in range(latency - shortest):
+                req = self._register(m, req, f"req{n}")
+            latency = shortest
         hi_group = Signal(range(D))
-        m.d.comb += hi_group.eq(self.r_group + 1)
+        m.d.comb += hi_group.eq(req["group"] + 1)
         # Each half is one memory per block of lanes written together (plain memories, no
         # write-enable granularity).
         blocks = self._blocks
         width = 8 * P // blocks
         data = []
         for parity in range(2):
-            own = Mux(self.r_group[0] == parity, self.r_group, hi_group)
+            own = Mux(req["group"][0] == parity, req["group"], hi_group)
             words = []
             for b in range(blocks):
                 mem = Memory(shape=unsigned(width), depth=D // 2 * self._channels, init=[])
                 m.submodules[f"half{parity}" + (f"_{b}" if blocks > 1 else "")] = mem
                 rd, wr = mem.read_port(), mem.write_port()
                 m.d.comb += [
-                    rd.addr.eq(Cat(zero_extend(self.r_chan, chan_bits), own[1:])),
+                    rd.addr.eq(Cat(zero_extend(req["chan"], chan_bits), own[1:])),
                     wr.addr.eq(Cat(zero_extend(self.w_chan, chan_bits), self.w_group[1:])),
                     wr.data.eq(self.w_data[b * width:(b + 1) * width]),
                     wr.en.eq(self.w_en[b] & (self.w_group[0] == parity)),
@@ -163,21 +180,21 @@ class LineBuffer(wiring.Component):
             data.append(Cat(*words))
 
         if self._runs is None:
-            return self._general_rotation(m, data)
+            return self._general_rotation(m, data, req, latency)
         # Registers after the RAM, and the request's run, fine shift and mask, until the
         # coarse stage (registered from a latency of 3 on) and the fine stage.
-        lo_odd, mask = self.r_group[0], self.r_mask
+        lo_odd, mask = req["group"][0], req["mask"]
         run = Signal(range(max(2, len(self._runs))), name="run")
         fine = Signal(range(FINE), name="fine")
-        with m.Switch(self.r_rot):
+        with m.Switch(req["rot"]):
             for i, (base, offsets) in enumerate(self._runs):
                 for f in offsets:
                     with m.Case(base + f):
                         m.d.comb += [run.eq(i), fine.eq(f)]
-        coarse_registered = self.read_latency >= 3
+        coarse_registered = latency >= 3
         data, ctl = self._delays(m, data, {"lo_odd": lo_odd, "run": run, "fine": fine,
                                            "mask": mask},
-                                 self.read_latency - 1 - coarse_registered)
+                                 latency - 1 - coarse_registered)
         lo_odd, run, fine, mask = ctl.values()
         window = Cat(Mux(lo_odd, data[1], data[0]), Mux(lo_odd, data[0], data[1]),
                      Const(0, 8 * FINE))
@@ -199,11 +216,11 @@ class LineBuffer(wiring.Component):
                     m.d.comb += rotated.eq(coarse[8 * f:8 * f + 8 * P])
         return self._masked_output(m, rotated, mask)
 
-    def _general_rotation(self, m, data):
+    def _general_rotation(self, m, data, req, latency):
         """Any rotation: registers after the RAM, then a 2P-byte shift (``bit_select``)."""
         P = self._lanes
-        data, ctl = self._delays(m, data, {"lo_odd": self.r_group[0], "rot": self.r_rot,
-                                           "mask": self.r_mask}, self.read_latency - 1)
+        data, ctl = self._delays(m, data, {"lo_odd": req["group"][0], "rot": req["rot"],
+                                           "mask": req["mask"]}, latency - 1)
         lo_odd, rot, mask = ctl.values()
         lo_data = Mux(lo_odd, data[1], data[0])
         hi_data = Mux(lo_odd, data[0], data[1])
