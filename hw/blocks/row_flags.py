@@ -4,8 +4,9 @@ right of them.
 Lane k of group g holds pixel ``g*P + k`` of a raster map ``W`` pixels wide; it has a row above
 when ``g*P + k >= W`` and a row below when ``g*P + k < pixels_above`` (the map's pixels minus
 one row). Written per lane these are 2P comparisons of the full pixel index, a carry chain each
-(by count about 1,150 carry cells at 64 lanes on the ECP5, not measured alone). Here both sides subtract the group's first pixel
-once, ``t = W - g*P`` and ``u = pixels_above - g*P``, and each lane compares the low
+(by count about 1,150 carry cells at 64 lanes on the ECP5, not measured alone). Here both sides
+subtract the group's first pixel once, ``t = W - g*P`` and ``u = pixels_above - g*P``, and each
+lane compares the low
 ``log2 P`` bits of t or u with its own constant k: ``k >= t`` is ``t <= 0``, or ``0 < t < P``
 and ``k >= t mod P``.
 

@@ -10,13 +10,17 @@ they hold this entry's value; the weight store reads in 5 cycles):
 | c1-c5 | the entry word from the banked store (address, bank outputs and bank select registered) |
 | c5-c6 | decode: ``(code, rel)`` -> ``(out, in, tap)`` (two short recurrences) |
 | c7 | tap lookup, destination channel, per-lane padding flags |
-| c8 | codebook, bias, input-buffer and line-buffer addresses |
+| c8 | codebook, bias, input-buffer and line-buffer addresses (see below) |
 | c9-c13 | read data registered |
 | c14 | each lane's activation selected (own pixel: squeeze, plain; neighbour: expand), registered |
 | c15 | multiply |
 | c16 | accumulate; a new output channel or a flush hands the finished sum on |
 | c17-c18 | requantise (round, then shift, ReLU, saturate) |
 | c19 | write: squeezed pixels to the line buffer, layer outputs to the output buffer |
+
+The shared engine reads its input buffer in c12 and its line buffer in c10 or c11 (by rotation):
+their addresses wait in registers, not their 8P-bit words (the dataflow units read both in c8
+and register the data).
 
 Every block-RAM output is registered before any logic, and each decoder recurrence is one short
 add, and the activation select has its own stage (on ECP5 it was the critical path into the
@@ -249,16 +253,22 @@ class EntryPipeline(wiring.Component):
             lbuf.r_group.eq(c8["group"]), lbuf.r_rot.eq(c8["rot"]), lbuf.r_mask.eq(c8["ok"]),
             self.codebook_addr.eq(by_phase(d.cbbase, c8["ph"]) + c8["code"]),
             self.bias_addr.eq(by_phase(d.bbase, c8["ph"]) + c8["out"]),
-            self.x_addr.eq(Cat(zero_extend(c8["chan"], ceil_log2(self._in_slot)),
-                               c8["slot"])),
         ]
+        x_addr = Cat(zero_extend(c8["chan"], ceil_log2(self._in_slot)), c8["slot"])
         c13 = {n: delay(m, c8[n], WeightStore.latency, f"{n}_c13")
                for n in ("v", "first", "ph", "fl", "dst")}
         c13["w"], c13["b"] = self.weight, self.bias
         c14 = {n: delay(m, v, 1, f"{n}_c14") for n, v in c13.items()}
-        # The input buffer's words (read in c9) are registered until they meet the line
-        # buffer's in c14; each lane takes its own pixel (squeeze) or its neighbour (expand).
-        x_c14 = delay(m, self.x_data, WeightStore.latency, "x_c14")
+        # The input buffer's words meet the line buffer's in c14; each lane takes its own
+        # pixel (squeeze) or its neighbour (expand). The shared engine reads them in c13 (its
+        # address waits in registers, not its 8P-bit words: it releases an input slot only
+        # after the drain); the dataflow units read in c9 and register the words.
+        if self._carry:
+            m.d.comb += self.x_addr.eq(x_addr)
+            x_c14 = delay(m, self.x_data, WeightStore.latency, "x_c14")
+        else:
+            m.d.comb += self.x_addr.eq(delay(m, x_addr, WeightStore.latency - 1, "x_addr_c12"))
+            x_c14 = delay(m, self.x_data, 1, "x_c14")
         # Squeeze or a plain layer: a register of its own (it drives 8 multiplexers a lane).
         from_x = delay(m, c13["ph"][0] == c13["ph"][1], 1, "from_x_c14")
         x_lanes, l_lanes = x_c14, lbuf.r_data
