@@ -31,7 +31,8 @@ class OutputDrainer(GroupBuffer):
 
     Throughput W channels per cycle (a beat every L / W cycles) while ``o`` is ready. Latency
     (:attr:`TAIL`): the last beat of a run is on ``o`` ``TAIL`` cycles after the cycle its last
-    channel is read (two read registers, the FIFO, the beat packer and the output register),
+    channel is read (two read registers, the register after the lane select, the FIFO, the
+    beat packer and the output register),
     and ``drained`` is high from the cycle after it is transferred until the next ``go``.
 
     Parameters
@@ -67,8 +68,9 @@ class OutputDrainer(GroupBuffer):
         (``bounds[-1]`` = 0; the last source up to ``out_channels``); steady during a run.
     """
 
-    FIFO_DEPTH = 4
-    TAIL = 6
+    # One more entry than reads in flight (three) plus one, so reads go on every cycle.
+    FIFO_DEPTH = 5
+    TAIL = 7
 
     def __init__(self, *, lanes, channels_per_beat, channels, capacities=None,
                  write_blocks=None, channels_per_cycle=1):
@@ -118,7 +120,7 @@ class OutputDrainer(GroupBuffer):
         pixel = Signal(16)
         chan = Signal(range(slot_words + L + 1))
         m.submodules.fifo = fifo = SyncFIFO(width=8 * W + 2, depth=self.FIFO_DEPTH)
-        inflight = Signal(range(3))
+        inflight = Signal(range(4))
         issue = Signal()
         m.d.comb += issue.eq(active & self.full.bit_select(slot, 1) &
                              (fifo.level + inflight < self.FIFO_DEPTH))
@@ -146,10 +148,14 @@ class OutputDrainer(GroupBuffer):
             delay(m, s, 2, n) for s, n in (
                 (issue, "rd_v"), (lane, "rd_lane"), (pad, "rd_pad"),
                 ((pixel == 0) & (chan == 0), "rd_first"), (last_pixel & last_chan, "rd_last")))
-        m.d.sync += inflight.eq(inflight + issue - rd_v)
         picked = self._pick(m, read_data, rd_lane)
         kept = Cat(*(Mux(rd_pad[i], 0, picked.word_select(i, 8)) for i in range(W)))
-        m.d.comb += [fifo.w_en.eq(rd_v), fifo.w_data.eq(Cat(kept, rd_first, rd_last))]
+        # The lane select is a P/W-way multiplexer: registered before the FIFO's LUT RAM (RAM
+        # output register, select, then the RAM's write data was an ECP5 critical path).
+        wr_data = delay(m, Cat(kept, rd_first, rd_last), 1, "wr_data")
+        wr_v = delay(m, rd_v, 1, "wr_v")
+        m.d.sync += inflight.eq(inflight + issue - wr_v)
+        m.d.comb += [fifo.w_en.eq(wr_v), fifo.w_data.eq(wr_data)]
         packing = self._pack(m, fifo, L)
         m.d.comb += self.drained.eq(~active & (inflight == 0) & ~fifo.r_rdy & (packing == 0) &
                                     ~self.o.valid)
