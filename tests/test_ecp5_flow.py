@@ -6,13 +6,13 @@ import json
 import shutil
 
 import pytest
-from amaranth.hdl import ClockDomain, Module, signed
+from amaranth.hdl import ClockDomain, Module, signed, unsigned
 
 from boards import get_board
 from hw.blocks.banked_rom import BankedROM
 from hw.board.ecp5_pll import pll_parameters
 from hw.flow.logs import parse_nextpnr
-from hw.flow.outreg import absorb, absorb_output_registers
+from hw.flow.outreg import absorb, absorb_output_registers, absorb_through_muxes
 from hw.flow.synth import synthesize, yosys_command
 
 needs_yosys = pytest.mark.skipif(shutil.which(yosys_command()[0]) is None,
@@ -103,6 +103,87 @@ def test_file_is_rewritten_in_place(tmp_path):
     assert absorb_output_registers(path) == 4
     assert json.loads(path.read_text())["modules"]["top"]["cells"].keys() == {"ram"}
     assert [p.name for p in tmp_path.iterdir()] == ["top.json"]
+
+
+def _lut(inputs, z, init="1100101011001010"):
+    """A LUT4 (by default a 2:1 multiplexer: C ? B : A, 0 for all-zero inputs)."""
+    conns = {**{p: [b] for p, b in zip("ABCD", inputs)}, "Z": [z]}
+    return {"type": "LUT4", "connections": conns,
+            "port_directions": {**{p: "input" for p in "ABCD"}, "Z": "output"},
+            "parameters": {"INIT": init}}
+
+
+def _stacked(change=None):
+    """Two RAMs stacked in depth (the second's DOA pins are nets 400+): bit i of the word is
+    LUT i's pick (select net 50) between them, registered by flip-flop i (enable 7)."""
+    ram1 = _ram()
+    for i in range(18):
+        ram1["connections"][f"DOA{i}"] = [400 + i]
+        ram1["connections"][f"DOB{i}"] = [500 + i]
+    cells = {"ram0": _ram(), "ram1": ram1}
+    for i in range(4):
+        cells[f"lut{i}"] = _lut([100 + i, 400 + i, 50], 600 + i)
+        cells[f"ff{i}"] = _ff(600 + i, 300 + i, ce=7)
+    if change == "init":
+        cells["lut2"]["parameters"]["INIT"] = "1100101011001011"
+    elif change == "lut_fanout":
+        cells["extra"] = _ff(601, 310)
+    elif change == "other_clock":
+        cells["ff3"] = _ff(603, 303, clock=9, ce=7)
+    elif change == "pin_elsewhere":
+        cells["extra"] = _ff(401, 310)
+    elif change == "two_enables":
+        cells["ff0"] = _ff(600, 300, ce=8)
+    return {"modules": {"top": {"cells": cells, "ports": {
+        "q": {"direction": "output", "bits": [300, 301, 302, 303, 310]}}}}}
+
+
+def test_registers_after_a_stacked_rams_multiplexer_move_into_the_rams():
+    netlist = _stacked()
+    assert absorb_through_muxes(netlist) == 4
+    cells = netlist["modules"]["top"]["cells"]
+    for ram in ("ram0", "ram1"):
+        assert cells[ram]["parameters"]["REGMODE_A"] == "OUTREG"
+        assert cells[ram]["parameters"]["REGMODE_B"] == "NOREG"
+        assert cells[ram]["connections"]["OCEA"] == [7]
+    # One register for the select (same clock and enable), read by every LUT, which now
+    # drives the removed registers' outputs.
+    selects = [c for c in cells.values() if c["type"] == "TRELLIS_FF"]
+    assert len(selects) == 1
+    assert selects[0]["connections"]["DI"] == [50] and selects[0]["connections"]["CE"] == [7]
+    q = selects[0]["connections"]["Q"]
+    for i in range(4):
+        lut = cells[f"lut{i}"]["connections"]
+        assert (lut["A"], lut["B"], lut["C"], lut["Z"]) == ([100 + i], [400 + i], q, [300 + i])
+
+
+@pytest.mark.parametrize("change", ["init", "lut_fanout", "other_clock", "pin_elsewhere",
+                                    "two_enables"])
+def test_a_multiplexer_that_cannot_move_stays(change):
+    netlist = _stacked(change)
+    before = copy.deepcopy(netlist)
+    assert absorb_through_muxes(netlist) == 0
+    assert netlist == before
+
+
+@needs_yosys
+@pytest.mark.toolchain
+def test_stacked_bank_registers_move_into_yosys_block_rams(tmp_path):
+    """On Yosys's own ECP5 netlist: a 4,096-word ROM of 9-bit values in a 12-bit word is two
+    2048 x 9 DP16KDs stacked, a LUT per bit picking between them; after the pass both RAMs
+    have their output register and the bank's 9 flip-flops are gone."""
+    rom = BankedROM(unsigned(12), [(i * 37) % 512 for i in range(4096)])
+    m = Module()
+    m.domains.sync = cd = ClockDomain(reset_less=True)
+    m.submodules.rom = rom
+    synthesize(m, "ecp5", workdir=tmp_path, ports=[cd.clk, rom.addr, rom.data], quiet=True,
+               script="synth_ecp5 -top {top} -json top.json")
+    cells = json.loads((tmp_path / "top.json").read_text())["modules"]["top"]["cells"]
+    assert [c["type"] for c in cells.values()].count("DP16KD") == 2
+    assert absorb_output_registers(tmp_path / "top.json") >= 9
+    cells = json.loads((tmp_path / "top.json").read_text())["modules"]["top"]["cells"]
+    rams = [c for c in cells.values() if c["type"] == "DP16KD"]
+    assert len(rams) == 2 and all(c["parameters"]["REGMODE_A"] == "OUTREG" for c in rams)
 
 
 @needs_yosys

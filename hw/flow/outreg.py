@@ -17,6 +17,12 @@ flip-flops' enable to ``OCE<port>`` and removes the flip-flops. The output regis
 same register with the same enable, so every signal keeps its value in every cycle; only its
 place on the chip changes. Ports in the 36-bit mode (data on both ports) are left alone.
 
+Yosys stacks RAMs in depth when that takes fewer of them (a weight-store bank of 4,096 words
+whose 12-bit entries use 9 bits is two 2048 x 9 RAMs), and then a LUT per bit picks between the
+RAMs before the register: the RAM's 5.8 ns clock-to-out, routing and the LUT were the 16-lane
+build's critical path at 84.3 MHz (2026-12-03). :func:`absorb_through_muxes` retimes those
+registers into the RAMs as well (its docstring says how).
+
 That needs the read data to reach the flip-flop with no logic between. For the engines' group
 buffers (input loader, output drainer) Yosys adds some: Amaranth's read ports return the old
 word when the write port writes the same address in the same cycle, the DP16KD does not promise
@@ -40,8 +46,8 @@ import re
 import tempfile
 from collections import defaultdict
 
-__all__ = ["absorb_output_registers", "buffer_collisions_undefined", "net_readers",
-           "rewrite_netlist"]
+__all__ = ["absorb_output_registers", "absorb_through_muxes", "buffer_collisions_undefined",
+           "net_readers", "rewrite_netlist"]
 
 _FF = "TRELLIS_FF"
 _RAM = "DP16KD"
@@ -151,6 +157,122 @@ def absorb(netlist):
     return moved
 
 
+def _ram_outputs(module):
+    """``{net bit: (ram, port)}`` of every DP16KD read-data pin."""
+    outputs = {}
+    for name, cell in module["cells"].items():
+        if cell["type"] == _RAM:
+            for pin, bits in cell["connections"].items():
+                if pin[:2] == "DO" and isinstance(bits[0], int):
+                    outputs[bits[0]] = (name, pin[2])
+    return outputs
+
+
+def _mux_ports(module, readers):
+    """``{(ram, port): (clock, [lut, ...])}``: NOREG read ports (not in 36-bit mode) whose used
+    data pins each feed one LUT4 and nothing else."""
+    cells, found = module["cells"], {}
+    for name, ram in cells.items():
+        if ram["type"] != _RAM or 36 in (_int_param(ram, "DATA_WIDTH_A"),
+                                         _int_param(ram, "DATA_WIDTH_B")):
+            continue
+        for port in "AB":
+            clock = ram["connections"].get(f"CLK{port}", ["0"])[0]
+            if (_param(ram, f"REGMODE_{port}", "NOREG") != "NOREG" or not isinstance(clock, int)
+                    or _param(ram, f"CLK{port}MUX", f"CLK{port}") != f"CLK{port}"):
+                continue
+            luts = []
+            for pin, bits in ram["connections"].items():
+                users = readers.get(bits[0], []) if isinstance(bits[0], int) else []
+                if not pin.startswith(f"DO{port}") or not users:
+                    continue
+                if len(users) != 1 or users[0][0] is None or cells[users[0][0]]["type"] != "LUT4":
+                    break
+                luts.append(users[0][0])
+            else:
+                if luts:
+                    found[(name, port)] = (clock, luts)
+    return found
+
+
+def _movable_lut(module, readers, ram_outputs, ports, lut, clock, gsr):
+    """``(flip-flop, enable)`` if ``lut`` can move behind its RAMs' output registers: its output
+    feeds one plain flip-flop on ``clock`` and nothing else, each RAM-driven input comes from a
+    port in ``ports``, and all-zero inputs give 0 (the registers all start at zero)."""
+    cells = module["cells"]
+    z = cells[lut]["connections"]["Z"][0]
+    users = readers.get(z, []) if isinstance(z, int) else []
+    if len(users) != 1 or users[0][0] is None or users[0][1] != "DI":
+        return None
+    if int(str(cells[lut]["parameters"].get("INIT", "1")), 2) & 1:
+        return None
+    for pin, bits in cells[lut]["connections"].items():
+        if pin != "Z" and bits[0] in ram_outputs and ram_outputs[bits[0]] not in ports:
+            return None
+    enable = _plain_ff(cells[users[0][0]], clock, gsr)
+    return None if enable is None else (users[0][0], enable)
+
+
+def _mux_luts(module, readers, ports):
+    """Narrow ``ports`` to those whose LUTs can all move behind the RAM's output register (one
+    enable per port); returns ``{lut: (flip-flop, enable, clock)}`` of the LUTs that move."""
+    ram_outputs = _ram_outputs(module)
+    while True:
+        luts, bad = {}, set()
+        for key, (clock, port_luts) in ports.items():
+            gsr = _param(module["cells"][key[0]], "GSR", "ENABLED")
+            found = [_movable_lut(module, readers, ram_outputs, ports, lut, clock, gsr)
+                     for lut in port_luts]
+            if None in found or len({enable for _, enable in found}) != 1:
+                bad.add(key)
+            else:
+                luts.update((lut, (*f, clock)) for lut, f in zip(port_luts, found))
+        if not bad:
+            return luts
+        for key in bad:
+            del ports[key]
+
+
+def absorb_through_muxes(netlist):
+    """Where Yosys split a read port's word over RAMs stacked in depth, a LUT picks each bit
+    between them before the register: the register cannot go into the RAMs as it is. Retimed:
+    the RAMs' output registers take the data (REGMODE OUTREG, enable the register's), each
+    LUT input from elsewhere (the stacked address bit) gets a register of its own with the
+    same clock and enable, and the LUT drives what the register drove. In every cycle the LUT
+    then sees what its register saw a cycle before, so the output is the same in every cycle.
+    Returns the number of flip-flops removed after LUTs."""
+    moved = 0
+    for module in netlist["modules"].values():
+        readers = net_readers(module)
+        ports = _mux_ports(module, readers)
+        luts = _mux_luts(module, readers, ports)
+        cells = module["cells"]
+        ram_outputs = _ram_outputs(module)
+        for (ram, port), (_, port_luts) in ports.items():
+            cells[ram]["parameters"][f"REGMODE_{port}"] = "OUTREG"
+            cells[ram]["connections"][f"OCE{port}"] = [luts[port_luts[0]][1]]
+        top = max((b for c in cells.values() for bits in c["connections"].values()
+                   for b in bits if isinstance(b, int)), default=0)
+        delayed = {}
+        for lut, (ff, enable, clock) in luts.items():
+            conns = cells[lut]["connections"]
+            for pin in ("A", "B", "C", "D"):
+                bit = conns.get(pin, ["0"])[0]
+                if not isinstance(bit, int) or bit in ram_outputs:
+                    continue
+                if (bit, enable) not in delayed:
+                    top += 1
+                    delayed[(bit, enable)] = top
+                    cells[f"{ff}$mux_select{len(delayed)}"] = {
+                        **cells[ff], "connections": {**cells[ff]["connections"], "DI": [bit],
+                                                     "Q": [top]}}
+                conns[pin] = [delayed[(bit, enable)]]
+            conns["Z"] = list(cells[ff]["connections"]["Q"])
+            del cells[ff]
+            moved += 1
+    return moved
+
+
 def rewrite_netlist(path, netlist_pass, *args):
     """Apply ``netlist_pass(netlist, *args)`` to the Yosys JSON file at ``path``, rewritten
     atomically; returns what the pass returns."""
@@ -166,9 +288,10 @@ def rewrite_netlist(path, netlist_pass, *args):
 
 
 def absorb_output_registers(path):
-    """Apply the pass to the Yosys JSON file at ``path``, rewritten atomically; returns the
-    number of flip-flops moved into RAMs."""
-    return rewrite_netlist(path, absorb)
+    """Apply the pass (then :func:`absorb_through_muxes`) to the Yosys JSON file at ``path``,
+    rewritten atomically; returns the number of flip-flops moved into RAMs."""
+    return rewrite_netlist(path, lambda netlist: absorb(netlist) +
+                           absorb_through_muxes(netlist))
 
 
 _GROUP_BUFFERS = re.compile(r"\.(loader|drainer|line_buffer)$")
