@@ -134,6 +134,13 @@ def _stacked(change=None):
         cells["extra"] = _ff(401, 310)
     elif change == "two_enables":
         cells["ff0"] = _ff(600, 300, ce=8)
+    elif change == "wide_mux":      # bit 0 through two LUTs and a PFUMX (a 5-input function)
+        cells["lut0"] = _lut([100, 400, 50], 700)
+        cells["lut4"] = _lut([51, "0", 50], 701)
+        cells["mux"] = {"type": "PFUMX", "connections": {"ALUT": [700], "BLUT": [701],
+                                                         "C0": [52], "Z": [600]},
+                        "port_directions": {"ALUT": "input", "BLUT": "input", "C0": "input",
+                                            "Z": "output"}, "parameters": {}}
     return {"modules": {"top": {"cells": cells, "ports": {
         "q": {"direction": "output", "bits": [300, 301, 302, 303, 310]}}}}}
 
@@ -155,6 +162,21 @@ def test_registers_after_a_stacked_rams_multiplexer_move_into_the_rams():
     for i in range(4):
         lut = cells[f"lut{i}"]["connections"]
         assert (lut["A"], lut["B"], lut["C"], lut["Z"]) == ([100 + i], [400 + i], q, [300 + i])
+
+
+def test_a_wider_multiplexer_moves_too():
+    """Two LUTs and a PFUMX before the register: every input that is not a RAM pin (nets 50,
+    51, 52) gets one register, shared by all the cones that read it."""
+    netlist = _stacked("wide_mux")
+    assert absorb_through_muxes(netlist) == 4
+    cells = netlist["modules"]["top"]["cells"]
+    registers = {c["connections"]["DI"][0]: c["connections"]["Q"][0]
+                 for c in cells.values() if c["type"] == "TRELLIS_FF"}
+    assert set(registers) == {50, 51, 52}
+    assert cells["mux"]["connections"]["C0"] == [registers[52]]
+    assert cells["mux"]["connections"]["Z"] == [300]
+    assert cells["lut4"]["connections"]["A"] == [registers[51]]
+    assert cells["lut1"]["connections"]["C"] == [registers[50]]
 
 
 @pytest.mark.parametrize("change", ["init", "lut_fanout", "other_clock", "pin_elsewhere",

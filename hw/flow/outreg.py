@@ -157,6 +157,16 @@ def absorb(netlist):
     return moved
 
 
+def _drivers(module):
+    """``{net bit: cell name}`` of every cell output pin."""
+    drivers = {}
+    for name, cell in module["cells"].items():
+        for port, bits in cell["connections"].items():
+            if cell.get("port_directions", {}).get(port) == "output":
+                drivers.update((bit, name) for bit in bits if isinstance(bit, int))
+    return drivers
+
+
 def _ram_outputs(module):
     """``{net bit: (ram, port)}`` of every DP16KD read-data pin."""
     outputs = {}
@@ -168,106 +178,144 @@ def _ram_outputs(module):
     return outputs
 
 
-def _mux_ports(module, readers):
-    """``{(ram, port): (clock, [lut, ...])}``: NOREG read ports (not in 36-bit mode) whose used
-    data pins each feed one LUT4 and nothing else."""
-    cells, found = module["cells"], {}
-    for name, ram in cells.items():
-        if ram["type"] != _RAM or 36 in (_int_param(ram, "DATA_WIDTH_A"),
-                                         _int_param(ram, "DATA_WIDTH_B")):
-            continue
-        for port in "AB":
-            clock = ram["connections"].get(f"CLK{port}", ["0"])[0]
-            if (_param(ram, f"REGMODE_{port}", "NOREG") != "NOREG" or not isinstance(clock, int)
-                    or _param(ram, f"CLK{port}MUX", f"CLK{port}") != f"CLK{port}"):
-                continue
-            luts = []
-            for pin, bits in ram["connections"].items():
-                users = readers.get(bits[0], []) if isinstance(bits[0], int) else []
-                if not pin.startswith(f"DO{port}") or not users:
-                    continue
-                if len(users) != 1 or users[0][0] is None or cells[users[0][0]]["type"] != "LUT4":
-                    break
-                luts.append(users[0][0])
-            else:
-                if luts:
-                    found[(name, port)] = (clock, luts)
-    return found
+#: Combinational cells a multiplexer after stacked RAMs is made of: data inputs, output, and
+#: how the cell computes its output from its inputs.
+_LOGIC = {
+    "LUT4": (("A", "B", "C", "D"), "Z",
+             lambda c, v: int(str(c["parameters"]["INIT"]), 2) >> (
+                 v["A"] | v["B"] << 1 | v["C"] << 2 | v["D"] << 3) & 1),
+    "PFUMX": (("ALUT", "BLUT", "C0"), "Z", lambda c, v: v["BLUT"] if v["C0"] else v["ALUT"]),
+    "L6MUX21": (("D0", "D1", "SD"), "Z", lambda c, v: v["D1"] if v["SD"] else v["D0"]),
+}
 
 
-def _movable_lut(module, readers, ram_outputs, ports, lut, clock, gsr):
-    """``(flip-flop, enable)`` if ``lut`` can move behind its RAMs' output registers: its output
-    feeds one plain flip-flop on ``clock`` and nothing else, each RAM-driven input comes from a
-    port in ``ports``, and all-zero inputs give 0 (the registers all start at zero)."""
+def _cone(module, readers, drivers, ff):
+    """``(cells, leaves)`` of the combinational cone (``_LOGIC`` cells) driving the
+    flip-flop's D input, if each of its cells drives only the cone (the last only the
+    flip-flop), else None. Leaves are the input nets (ints) the cone reads."""
     cells = module["cells"]
-    z = cells[lut]["connections"]["Z"][0]
-    users = readers.get(z, []) if isinstance(z, int) else []
-    if len(users) != 1 or users[0][0] is None or users[0][1] != "DI":
+    root = drivers.get(cells[ff]["connections"]["DI"][0])
+    if root is None or cells[root]["type"] not in _LOGIC:
         return None
-    if int(str(cells[lut]["parameters"].get("INIT", "1")), 2) & 1:
-        return None
-    for pin, bits in cells[lut]["connections"].items():
-        if pin != "Z" and bits[0] in ram_outputs and ram_outputs[bits[0]] not in ports:
-            return None
-    enable = _plain_ff(cells[users[0][0]], clock, gsr)
-    return None if enable is None else (users[0][0], enable)
-
-
-def _mux_luts(module, readers, ports):
-    """Narrow ``ports`` to those whose LUTs can all move behind the RAM's output register (one
-    enable per port); returns ``{lut: (flip-flop, enable, clock)}`` of the LUTs that move."""
-    ram_outputs = _ram_outputs(module)
-    while True:
-        luts, bad = {}, set()
-        for key, (clock, port_luts) in ports.items():
-            gsr = _param(module["cells"][key[0]], "GSR", "ENABLED")
-            found = [_movable_lut(module, readers, ram_outputs, ports, lut, clock, gsr)
-                     for lut in port_luts]
-            if None in found or len({enable for _, enable in found}) != 1:
-                bad.add(key)
+    cone, leaves, todo = set(), set(), [root]
+    while todo:
+        name = todo.pop()
+        if name in cone:
+            continue
+        cone.add(name)
+        for pin in _LOGIC[cells[name]["type"]][0]:
+            bit = cells[name]["connections"].get(pin, ["0"])[0]
+            if not isinstance(bit, int):
+                continue
+            source = drivers.get(bit)
+            if source is not None and cells[source]["type"] in _LOGIC:
+                todo.append(source)
             else:
-                luts.update((lut, (*f, clock)) for lut, f in zip(port_luts, found))
+                leaves.add(bit)
+    for name in cone:
+        out = cells[name]["connections"][_LOGIC[cells[name]["type"]][1]][0]
+        users = {cell for cell, _ in readers.get(out, [])}
+        if users - cone - ({ff} if name == root else set()) or None in users:
+            return None
+    return cone, leaves
+
+
+def _zero_output(module, drivers, cone, net):
+    """The value of ``net`` (in the cone) when every leaf is 0."""
+    cells = module["cells"]
+    name = drivers.get(net) if isinstance(net, int) else None
+    if name not in cone:
+        return 1 if net == "1" else 0
+    pins, _, function = _LOGIC[cells[name]["type"]]
+    values = {p: _zero_output(module, drivers, cone, cells[name]["connections"].get(p, ["0"])[0])
+              for p in pins}
+    return function(cells[name], values)
+
+
+def _movable_cones(module, readers):
+    """``({(ram, port): enable}, {flip-flop: (cone, leaves)})``: the NOREG read ports (not in
+    36-bit mode) whose used data pins feed only cones of logic that can move behind the
+    RAMs' output registers, and those cones by flip-flop. A cone moves when its flip-flop is
+    plain, on the ports' clock, with the RAMs' global set/reset, every RAM pin it reads is of
+    a port that moves, and all-zero leaves give 0 (its registers all start at zero)."""
+    cells, drivers, ram_outputs = module["cells"], _drivers(module), _ram_outputs(module)
+    cones = {}
+    for ff, cell in cells.items():
+        if cell["type"] == _FF:
+            found = _cone(module, readers, drivers, ff)
+            if found and any(leaf in ram_outputs for leaf in found[1]):
+                cones[ff] = found
+    owner = {name: ff for ff, (cone, _) in cones.items() for name in cone}
+    ports = {}
+    for bit, key in ram_outputs.items():
+        ram = cells[key[0]]
+        users = readers.get(bit, [])
+        if users:
+            ports.setdefault(key, set()).update(owner.get(cell) for cell, _ in users)
+    while True:
+        bad = set()
+        for (name, port), ffs in ports.items():
+            ram = cells[name]
+            clock = ram["connections"].get(f"CLK{port}", ["0"])[0]
+            enables = {_plain_ff(cells[ff], clock, _param(ram, "GSR", "ENABLED"))
+                       if ff in cones else None for ff in ffs}
+            if (None in enables or len(enables) != 1 or not isinstance(clock, int)
+                    or _param(ram, f"REGMODE_{port}", "NOREG") != "NOREG"
+                    or _param(ram, f"CLK{port}MUX", f"CLK{port}") != f"CLK{port}"
+                    or 36 in (_int_param(ram, "DATA_WIDTH_A"), _int_param(ram, "DATA_WIDTH_B"))
+                    or any(_zero_output(module, drivers, cones[ff][0],
+                                        cells[ff]["connections"]["DI"][0]) for ff in ffs)
+                    or any(ram_outputs[leaf] not in ports for ff in ffs
+                           for leaf in cones[ff][1] if leaf in ram_outputs)):
+                bad.add((name, port))
         if not bad:
-            return luts
+            break
         for key in bad:
             del ports[key]
+    moving = {ff for ffs in ports.values() for ff in ffs}
+    enables = {key: _plain_ff(cells[next(iter(ffs))], cells[key[0]]["connections"][
+        f"CLK{key[1]}"][0], _param(cells[key[0]], "GSR", "ENABLED")) for key, ffs in ports.items()}
+    return enables, {ff: cones[ff] for ff in moving}
 
 
 def absorb_through_muxes(netlist):
-    """Where Yosys split a read port's word over RAMs stacked in depth, a LUT picks each bit
-    between them before the register: the register cannot go into the RAMs as it is. Retimed:
-    the RAMs' output registers take the data (REGMODE OUTREG, enable the register's), each
-    LUT input from elsewhere (the stacked address bit) gets a register of its own with the
-    same clock and enable, and the LUT drives what the register drove. In every cycle the LUT
-    then sees what its register saw a cycle before, so the output is the same in every cycle.
-    Returns the number of flip-flops removed after LUTs."""
+    """Where Yosys split a read port's word over RAMs stacked in depth, logic (LUTs, wide
+    multiplexers) picks each bit between them before the register: the register cannot go
+    into the RAMs as it is. Retimed: the RAMs' output registers take the data (REGMODE OUTREG,
+    enable the register's), each other input of that logic (the stacked address bits) gets a
+    register of its own with the same clock and enable, and the logic drives what the register
+    drove. In every cycle the logic then sees what the register saw a cycle before, so its
+    output is the register's output in every cycle. Returns the number of flip-flops removed."""
     moved = 0
     for module in netlist["modules"].values():
         readers = net_readers(module)
-        ports = _mux_ports(module, readers)
-        luts = _mux_luts(module, readers, ports)
-        cells = module["cells"]
-        ram_outputs = _ram_outputs(module)
-        for (ram, port), (_, port_luts) in ports.items():
+        enables, cones = _movable_cones(module, readers)
+        cells, drivers, ram_outputs = module["cells"], _drivers(module), _ram_outputs(module)
+        for (ram, port), enable in enables.items():
             cells[ram]["parameters"][f"REGMODE_{port}"] = "OUTREG"
-            cells[ram]["connections"][f"OCE{port}"] = [luts[port_luts[0]][1]]
+            cells[ram]["connections"][f"OCE{port}"] = [enable]
         top = max((b for c in cells.values() for bits in c["connections"].values()
                    for b in bits if isinstance(b, int)), default=0)
         delayed = {}
-        for lut, (ff, enable, clock) in luts.items():
-            conns = cells[lut]["connections"]
-            for pin in ("A", "B", "C", "D"):
-                bit = conns.get(pin, ["0"])[0]
-                if not isinstance(bit, int) or bit in ram_outputs:
-                    continue
-                if (bit, enable) not in delayed:
-                    top += 1
-                    delayed[(bit, enable)] = top
-                    cells[f"{ff}$mux_select{len(delayed)}"] = {
-                        **cells[ff], "connections": {**cells[ff]["connections"], "DI": [bit],
-                                                     "Q": [top]}}
-                conns[pin] = [delayed[(bit, enable)]]
-            conns["Z"] = list(cells[ff]["connections"]["Q"])
+        for ff, (cone, leaves) in cones.items():
+            register = cells[ff]
+            for name in cone:
+                conns = cells[name]["connections"]
+                for pin in _LOGIC[cells[name]["type"]][0]:
+                    bit = conns.get(pin, ["0"])[0]
+                    if bit not in leaves or bit in ram_outputs:
+                        continue
+                    key = (bit, tuple(register["connections"].get("CE", [])))
+                    if key not in delayed:
+                        top += 1
+                        delayed[key] = top
+                        cells[f"{ff}$mux_input{len(delayed)}"] = {
+                            **register, "connections": {**register["connections"], "DI": [bit],
+                                                        "Q": [top]}}
+                    conns[pin] = [delayed[key]]
+            root = drivers[register["connections"]["DI"][0]]
+            cells[root]["connections"][_LOGIC[cells[root]["type"]][1]] = \
+                list(register["connections"]["Q"])
             del cells[ff]
             moved += 1
     return moved
