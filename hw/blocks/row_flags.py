@@ -6,12 +6,11 @@ when ``g*P + k >= W`` and a row below when ``g*P + k < pixels_above`` (the map's
 one row). Written per lane these are 2P comparisons of the full pixel index, a carry chain each
 (by count about 1,150 carry cells at 64 lanes on the ECP5, not measured alone). Here both sides
 subtract the group's first pixel once, ``t = W - g*P`` and ``u = pixels_above - g*P``, and each
-lane compares the low
-``log2 P`` bits of t or u with its own constant k: ``k >= t`` is ``t <= 0``, or ``0 < t < P``
-and ``k >= t mod P``.
+lane compares the low ``log2 P`` bits of t or u with its own constant k: ``k >= t`` is
+``t <= 0``, or ``0 < t < P`` and ``k >= t mod P``.
 
-Columns: lane k's column is ``(c + k) mod W`` for the group's first column c. Kept per lane
-that is a modulo-W counter per lane (about 40 LUTs each). :func:`column_flags` takes a block of
+Columns: lane k's column is ``(c + k) mod W`` for the group's first column c; kept for every
+lane, that is a modulo-W counter each (about 40 LUTs). :func:`column_flags` takes a block of
 B lanes that share one counter (their first column b, ``0 <= b < W``): when ``B <= W`` the
 block's columns wrap at most once, at lane ``t = W - b``, so lane j has no column left iff
 ``j == t`` or ``j == b == 0``, and none right iff ``j + 1 == t``: one subtraction per block and

@@ -68,7 +68,7 @@ class OutputDrainer(GroupBuffer):
         (``bounds[-1]`` = 0; the last source up to ``out_channels``); steady during a run.
     """
 
-    # One more entry than reads in flight (three) plus one, so reads go on every cycle.
+    # Room for the reads in flight (up to three) and one more, so reads go on every cycle.
     FIFO_DEPTH = 5
     TAIL = 7
 

@@ -248,7 +248,6 @@ def _movable_cones(module, readers):
     owner = {name: ff for ff, (cone, _) in cones.items() for name in cone}
     ports = {}
     for bit, key in ram_outputs.items():
-        ram = cells[key[0]]
         users = readers.get(bit, [])
         if users:
             ports.setdefault(key, set()).update(owner.get(cell) for cell, _ in users)
@@ -305,7 +304,8 @@ def absorb_through_muxes(netlist):
                     bit = conns.get(pin, ["0"])[0]
                     if bit not in leaves or bit in ram_outputs:
                         continue
-                    key = (bit, tuple(register["connections"].get("CE", [])))
+                    key = (bit, tuple(register["connections"].get("CE", [])),
+                           tuple(register["connections"]["CLK"]))
                     if key not in delayed:
                         top += 1
                         delayed[key] = top
