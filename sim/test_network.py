@@ -4,8 +4,10 @@ with ``golden.fixed``, every layer's output equal to the golden one, cycles exac
 
 - default suite: a small metaparameter SqueezeNet (``golden.network.from_metaparameters``,
   random sparse weights) on a 63x63 random image, every layer traced, on Verilator (on Icarus
-  with ``-m slow``); the same with 4 channels per cycle in and out and conv1's patches in
-  runs, on Verilator;
+  with ``-m slow``);
+- ``-m slow`` also: the same with 4 channels per cycle in and out and conv1's patches in runs,
+  on Verilator (25 s; the default suite runs those options in the Amaranth simulator,
+  ``tests/test_network_accelerator.py``);
 - ``pytest -m slow sim/test_network.py``: the real v1.0 model on the 227x227 chelsea photo,
   Verilator, 64 lanes (``python -m sim.classify chelsea --model ...`` runs the same), and the
   synthetic v1.1 (``python -m sim.classify chelsea --network v1.1``).
@@ -61,6 +63,7 @@ def test_small_metaparameter_network(sim, test_id):
     assert run.cycles == run.predicted
 
 
+@pytest.mark.slow
 def test_small_network_wide_io_and_patch_runs(test_id):
     """The same network with the loader and drainer moving 4 channels per cycle, 16-channel
     beats and conv1's patches in runs, 32 lanes, on Verilator: every layer and the sums equal
