@@ -9,7 +9,8 @@ accumulator bits below the smallest shift's rounding bit (the rounding term cann
 them, and the shift discards them) and selects the output byte from only those shifts' positions.
 """
 
-import numpy as np
+from numbers import Integral
+
 from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -51,7 +52,7 @@ class Requantizer(wiring.Component):
         if acc_width < 9:
             raise ValueError(f"Accumulator width must be at least 9, not {acc_width!r}")
         shifts = list(range(32) if shifts is None else shifts)
-        if not shifts or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
+        if not shifts or not all(isinstance(s, Integral) and not isinstance(s, bool)
                                  and 0 <= s <= 31 for s in shifts):
             raise ValueError(f"Shifts must be integers from 0 to 31, not {shifts!r}")
         self._shifts = sorted({int(s) for s in shifts})
