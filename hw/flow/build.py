@@ -30,6 +30,7 @@ from hw.flow.logs import parse_nextpnr, parse_yosys_stats
 from hw.flow.outputs import make_output_dir
 from hw.flow.fanout import DEFAULT_LIMIT as FANOUT_LIMIT
 from hw.flow.fanout import replicate_high_fanout
+from hw.flow.multreg import absorb_multiplier_registers
 from hw.flow.outreg import absorb_output_registers, buffer_collisions_undefined
 from hw.flow.report import make_report, write_report
 from hw.flow.yowasp import YOWASP_ENV, first_run_note
@@ -119,6 +120,10 @@ def _open_flow(board, program, chosen, engine_config, out, steps):
             moved = steps.run("ram_output_registers", absorb_output_registers, out / "top.json")
             say(f"{moved} flip-flops moved into their block RAMs' output registers "
                 f"(REGMODE OUTREG: hw/flow/outreg.py)")
+            moved, mults = steps.run("multiplier_registers", absorb_multiplier_registers,
+                                     out / "top.json")
+            say(f"{moved} flip-flops moved into {mults} multipliers' input and output "
+                f"registers (MULT18X18D REG_*: hw/flow/multreg.py)")
             split, copies = steps.run("fanout_copies", replicate_high_fanout, out / "top.json")
             say(f"{split} flip-flops driving more than {FANOUT_LIMIT} cells copied "
                 f"{copies} times, one copy per block of loads (hw/flow/fanout.py)")
