@@ -39,8 +39,8 @@ def _mult(a, b, p, **params):
 def _lane():
     """Two multipliers sharing a weight register (nets 10-11 from 1-2); the first has its own
     activation register (nets 20-21 from 5-6, 21 on two pins as a sign bit is, then a
-    constant 0 pin) and product register
-    (P nets 30-32 into 40-42, enable 9); the second's product drives an output port."""
+    constant 0 pin) and product register (P nets 30-32 into 40-42, enable 9); the second's
+    activation register also drives an output port and its product drives one."""
     cells = {
         "w0": _ff(1, 10), "w1": _ff(2, 11), "x0": _ff(5, 20), "x1": _ff(6, 21),
         "m0": _mult([10, 11], [20, 21, 21, "0"], [30, 31, 32, 33]),
@@ -54,22 +54,55 @@ def _lane():
 
 def test_lane_registers_move_into_the_multiplier():
     netlist = _lane()
-    assert absorb_multipliers(netlist) == (5, 1)
+    assert absorb_multipliers(netlist) == (7, 2)
     cells = netlist["modules"]["top"]["cells"]
-    assert set(cells) == {"w0", "w1", "m0", "m1", "x2"}
-    m0 = cells["m0"]
+    assert set(cells) == {"m0", "m1", "x2"}
+    m0, m1 = cells["m0"], cells["m1"]
     conns, params = m0["connections"], m0["parameters"]
     assert [conns[f"P{i}"] for i in range(4)] == [[40], [41], [42], [33]]
     assert [conns[f"B{i}"] for i in range(4)] == [[5], [6], [6], ["0"]]
-    assert [conns[f"A{i}"] for i in range(2)] == [[10], [11]]      # shared: stays outside
-    assert conns["CLK0"] == [1] and conns["RST0"] == ["0"]
+    for mult in (m0, m1):       # the shared weight register: one copy in each multiplier
+        assert [mult["connections"][f"A{i}"] for i in range(2)] == [[1], [2]]
+        assert mult["connections"]["CLK0"] == [1] and mult["connections"]["RST0"] == ["0"]
+        assert mult["port_directions"]["CLK0"] == "input"
     assert {conns["CE0"][0], conns["CE1"][0]} == {"1", 9}
     ce = {conns["CE0"][0]: "CE0", conns["CE1"][0]: "CE1"}
-    assert params == {"GSR": "ENABLED", "REG_OUTPUT_CLK": "CLK0", "REG_OUTPUT_CE": ce[9], "REG_OUTPUT_RST": "RST0",
+    assert params == {"GSR": "ENABLED",
+                      "REG_OUTPUT_CLK": "CLK0", "REG_OUTPUT_CE": ce[9], "REG_OUTPUT_RST": "RST0",
+                      "REG_INPUTA_CLK": "CLK0", "REG_INPUTA_CE": ce["1"], "REG_INPUTA_RST": "RST0",
                       "REG_INPUTB_CLK": "CLK0", "REG_INPUTB_CE": ce["1"],
                       "REG_INPUTB_RST": "RST0"}
-    assert m0["port_directions"]["CLK0"] == "input"
-    assert cells["m1"]["parameters"] == {}
+    assert m1["parameters"] == {"GSR": "ENABLED", "REG_INPUTA_CLK": "CLK0",
+                                "REG_INPUTA_CE": "CE0", "REG_INPUTA_RST": "RST0"}
+    assert [m1["connections"][p] for p in ("B0", "P0", "CE0")] == [[50], [60], ["1"]]
+
+
+@pytest.mark.parametrize("change", ["other_load", "other_multiplier_cannot", "other_operand"])
+def test_a_shared_weight_register_moves_only_into_every_reader(change):
+    netlist = _lane()
+    cells = netlist["modules"]["top"]["cells"]
+    if change == "other_load":          # the weight register also feeds a flip-flop
+        cells["y"] = _ff(11, 70)
+    elif change == "other_multiplier_cannot":
+        cells["m1"]["parameters"]["REG_PIPELINE_CLK"] = "CLK0"
+    else:                               # it feeds the other multiplier's B operand
+        cells["m1"]["connections"]["B0"] = [11]
+    moved, _ = absorb_multipliers(netlist)
+    assert moved == 5 and {"w0", "w1"} <= set(cells)
+    assert [cells["m0"]["connections"][f"A{i}"] for i in range(2)] == [[10], [11]]
+    assert "REG_INPUTA_CLK" not in cells["m0"]["parameters"]
+
+
+def test_a_product_register_feeding_a_multiplier_moves_once():
+    """m0's product register p0 also is m1's B operand register: it moves into m0 only."""
+    netlist = _lane()
+    cells = netlist["modules"]["top"]["cells"]
+    netlist["modules"]["top"]["ports"]["q"]["bits"] = [41, 42, 60]
+    cells["m1"]["connections"]["B0"] = [40]
+    assert absorb_multipliers(netlist) == (7, 2)
+    assert cells["m0"]["connections"]["P0"] == [40]
+    assert cells["m1"]["connections"]["B0"] == [40]
+    assert "REG_INPUTB_CLK" not in cells["m1"]["parameters"]
 
 
 def _changed(change):
@@ -97,7 +130,7 @@ def _changed(change):
     "product_set_value", "product_other_global_reset", "inverted_clock"])
 def test_a_product_register_that_is_not_plain_stays_out(change):
     netlist = _changed(change)
-    assert absorb_multipliers(netlist) == (2, 1)      # the activation register still moves
+    assert absorb_multipliers(netlist) == (4, 2)      # the operand registers still move
     cells = netlist["modules"]["top"]["cells"]
     assert {"p0", "p1", "p2"} <= set(cells)
     assert "REG_OUTPUT_CLK" not in cells["m0"]["parameters"]
@@ -113,7 +146,7 @@ def test_an_operand_register_that_cannot_move_stays_out(change):
         cells["m0"]["connections"]["B3"] = ["1"]
     else:
         cells["x1"]["connections"]["CLK"] = [3]
-    assert absorb_multipliers(netlist) == (3, 1)      # the product register still moves
+    assert absorb_multipliers(netlist) == (5, 2)      # product and weight registers move
     assert {"x0", "x1"} <= set(cells)
     assert "REG_INPUTB_CLK" not in cells["m0"]["parameters"]
 
@@ -122,13 +155,13 @@ def test_a_multiplier_with_a_register_on_or_two_clocks_stays_as_it_is():
     netlist = _lane()
     cells = netlist["modules"]["top"]["cells"]
     cells["m0"]["parameters"]["REG_PIPELINE_CLK"] = "CLK1"
-    assert absorb_multipliers(netlist) == (0, 0)
+    assert absorb_multipliers(netlist) == (0, 0)      # and m1 cannot take the weight alone
     netlist = _lane()
     cells = netlist["modules"]["top"]["cells"]
     for name in ("x0", "x1"):
         cells[name]["connections"]["CLK"] = [3]
-    assert absorb_multipliers(netlist) == (0, 0)
-    assert len(cells) == 10
+    assert absorb_multipliers(netlist) == (0, 0)      # m0 gives up; m1 cannot take w alone
+    assert len(cells) == 10 and cells["m1"]["parameters"] == {}
 
 
 class _Lane(Elaboratable):

@@ -15,10 +15,16 @@ For every MULT18X18D with all its registers off:
 * **output**: when each used product bit ``P<i>`` feeds one flip-flop's D input and nothing
   else, those flip-flops become the multiplier's output register (``REG_OUTPUT_CLK``);
 * **inputs** ``A`` and ``B``, each alone: when every net on the operand's pins is either the
-  constant 0 or the output of a flip-flop that feeds pins of this operand and nothing else, the
-  flip-flops become the operand's input register (``REG_INPUTA_CLK`` / ``REG_INPUTB_CLK``) and
-  the pins read the flip-flops' D inputs. A flip-flop shared with other cells (the weight,
-  broadcast to every lane) stays where it is.
+  constant 0 or the output of a flip-flop that feeds that operand's pins of multipliers and
+  nothing else, and every one of those multipliers takes it in too, the flip-flops become the
+  operand's input register (``REG_INPUTA_CLK`` / ``REG_INPUTB_CLK``) of each of them, and the
+  pins read the flip-flops' D inputs. So the weight register, broadcast to every lane's
+  multiplier, becomes one input register per multiplier; the register before it then drives
+  the lanes (and :mod:`hw.flow.fanout` copies it per block of 64 loads, as it did the weight
+  register). A flip-flop that also feeds other cells stays where it is, and so does one that an
+  output register takes (one multiplier's product register feeding another's operand).
+  nextpnr times a multiplier with one input registered and the other not as if neither were
+  (it warns "unsupported mixed input register modes"): pessimistic, not wrong.
 
 A flip-flop qualifies when it is a plain register (no set/reset, initial value zero, not an
 inverted clock). All the flip-flops taken into one multiplier share one clock (``CLK0``) and one
@@ -67,21 +73,23 @@ def _output_register(module, readers, mult):
             continue
         if len(users) != 1 or users[0][0] is None or users[0][1] != "DI":
             return None
-        ff = module["cells"].get(users[0][0])    # None: taken by a multiplier already
-        if ff is None:
-            return None
-        found[pin] = _register(ff, users[0][0])
+        found[pin] = _register(module["cells"][users[0][0]], users[0][0])
         if found[pin] is None:
             return None
     return _shared(found)
 
 
+def _operand_pin(module, user, port, operand):
+    """True if ``(user, port)`` is a pin of ``operand`` of a multiplier."""
+    return (user is not None and module["cells"][user]["type"] == _MULT
+            and port[0] == operand and port[1:].isdigit())
+
+
 def _input_register(module, readers, drivers, mult_name, operand):
-    """``(clock, enable, {pin: flip-flop name})`` if operand ``operand`` can take its
-    flip-flops in, else None."""
-    pins = _pins(module["cells"][mult_name], operand)
+    """``(clock, enable, {pin: flip-flop name})`` if every pin of ``operand`` reads a constant
+    0 or a flip-flop that drives only pins of ``operand`` of multipliers, else None."""
     found = {}
-    for pin, net in pins.items():
+    for pin, net in _pins(module["cells"][mult_name], operand).items():
         if not isinstance(net, int):
             if net not in ("0", "x"):
                 return None     # a registered constant 1 would read 0 before the first edge
@@ -90,7 +98,7 @@ def _input_register(module, readers, drivers, mult_name, operand):
         ff = module["cells"].get(ff_name)
         if ff is None or ff["connections"].get("Q") != [net]:
             return None
-        if any(user != mult_name or port not in pins for user, port in readers.get(net, [])):
+        if not all(_operand_pin(module, u, p, operand) for u, p in readers.get(net, [])):
             return None
         found[pin] = _register(ff, ff_name)
         if found[pin] is None:
@@ -116,11 +124,10 @@ def _shared(found):
 
 
 def _plan(module, readers, drivers, name):
-    """``{register: (enable, {pin: flip-flop})}`` and ``(clock, global set/reset)`` for one
-    multiplier."""
-    mult = module["cells"][name]
+    """``({register: (enable, {pin: flip-flop})}, (clock, global set/reset))`` of what one
+    multiplier could take in, judged alone; ``({}, None)`` if nothing."""
     plan, clocks = {}, set()
-    candidates = {"OUTPUT": _output_register(module, readers, mult),
+    candidates = {"OUTPUT": _output_register(module, readers, module["cells"][name]),
                   "INPUTA": _input_register(module, readers, drivers, name, "A"),
                   "INPUTB": _input_register(module, readers, drivers, name, "B")}
     for register, found in candidates.items():
@@ -129,8 +136,51 @@ def _plan(module, readers, drivers, name):
             clocks.add(clock)
             plan[register] = (enable, pins)
     if len(clocks) != 1 or len({e for e, _ in plan.values()}) > len(_ENABLES):
-        return None, None
+        return {}, None
     return plan, clocks.pop()
+
+
+def _agree(module, readers, plans):
+    """Drop, until nothing changes, every input register whose flip-flops also feed a
+    multiplier that does not take them in, or that an output register takes (a product
+    register feeding another multiplier's operand moves into one of the two, not both)."""
+    outputs = {ff for plan, _ in plans.values() if "OUTPUT" in plan
+               for ff in plan["OUTPUT"][1].values()}
+    dropped = True
+    while dropped:
+        dropped = False
+        for plan, _ in plans.values():
+            for register in ("INPUTA", "INPUTB"):
+                if register not in plan:
+                    continue
+                ffs = set(plan[register][1].values())
+                loads = [r for ff in ffs
+                         for r in readers.get(module["cells"][ff]["connections"]["Q"][0], [])]
+                if ffs & outputs or any(register not in plans[user][0] for user, _ in loads):
+                    del plan[register]
+                    dropped = True
+
+
+def _apply(module, name, plan, clock):
+    """Rewire one multiplier to its registers; returns the flip-flops it took in."""
+    mult = module["cells"][name]
+    enables = sorted({e for e, _ in plan.values()}, key=str)
+    conns, params = mult["connections"], mult["parameters"]
+    taken = set()
+    for register, (enable, pins) in plan.items():
+        side = "Q" if register == "OUTPUT" else "DI"
+        for pin, ff_name in pins.items():
+            conns[pin] = list(module["cells"][ff_name]["connections"][side])
+        taken |= set(pins.values())          # a sign bit drives several pins
+        params.update({f"REG_{register}_CLK": "CLK0",
+                       f"REG_{register}_CE": _ENABLES[enables.index(enable)],
+                       f"REG_{register}_RST": "RST0"})
+    clock, params["GSR"] = clock
+    conns.update({"CLK0": [clock], "RST0": ["0"]})
+    conns.update({_ENABLES[i]: [e] for i, e in enumerate(enables)})
+    directions = mult.setdefault("port_directions", {})
+    directions.update({p: "input" for p in ("CLK0", "RST0", *_ENABLES[:len(enables)])})
+    return taken
 
 
 def absorb_multipliers(netlist):
@@ -139,31 +189,17 @@ def absorb_multipliers(netlist):
     moved = changed = 0
     for module in netlist["modules"].values():
         readers, drivers = net_readers(module), _drivers(module)
-        for name in sorted(n for n, c in module["cells"].items() if c["type"] == _MULT):
-            mult = module["cells"][name]
-            if not _unregistered(mult):
-                continue
-            plan, clock = _plan(module, readers, drivers, name)
-            if not plan:
-                continue
-            enables = sorted({e for e, _ in plan.values()}, key=str)
-            conns, params = mult["connections"], mult["parameters"]
-            for register, (enable, pins) in plan.items():
-                side = "Q" if register == "OUTPUT" else "DI"
-                for pin, ff_name in pins.items():
-                    conns[pin] = list(module["cells"][ff_name]["connections"][side])
-                for ff_name in set(pins.values()):      # a sign bit drives several pins
-                    del module["cells"][ff_name]
-                params.update({f"REG_{register}_CLK": "CLK0",
-                               f"REG_{register}_CE": _ENABLES[enables.index(enable)],
-                               f"REG_{register}_RST": "RST0"})
-                moved += len(set(pins.values()))
-            clock, params["GSR"] = clock
-            conns.update({"CLK0": [clock], "RST0": ["0"]})
-            conns.update({_ENABLES[i]: [e] for i, e in enumerate(enables)})
-            directions = mult.setdefault("port_directions", {})
-            directions.update({p: "input" for p in ("CLK0", "RST0", *_ENABLES[:len(enables)])})
-            changed += 1
+        plans = {name: _plan(module, readers, drivers, name) if _unregistered(cell) else ({}, None)
+                 for name, cell in module["cells"].items() if cell["type"] == _MULT}
+        _agree(module, readers, plans)
+        taken = set()
+        for name, (plan, clock) in sorted(plans.items()):
+            if plan:
+                taken |= _apply(module, name, plan, clock)
+                changed += 1
+        for ff_name in taken:
+            del module["cells"][ff_name]
+        moved += len(taken)
     return moved, changed
 
 
