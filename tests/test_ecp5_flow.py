@@ -256,3 +256,15 @@ def test_nextpnr_fmax_of_a_pll_clock(tmp_path):
     log.write_text("Info: Max frequency for clock 'a': 10.00 MHz (PASS at 1.00 MHz)\n"
                    "Info: Max frequency for clock 'cd_sync_clk': 94.00 MHz (PASS at 25 MHz)\n")
     assert parse_nextpnr(log)["fmax_mhz"] == 94.0
+
+
+def test_nextpnr_counts_of_the_netlist_after_the_passes(tmp_path):
+    """The report's "placed" LUTs and flip-flops are nextpnr-ecp5's counts of the netlist it
+    read, after the flow moved flip-flops into RAMs and multipliers."""
+    log = tmp_path / "top.tim"
+    log.write_text("Info: Logic utilisation before packing:\n"
+                   "Info:     Total LUT4s:      7272/83640     8%\n"
+                   "Info:         logic LUTs:   5196/83640     6%\n"
+                   "Info:      Total DFFs:      4876/83640     5%\n")
+    util = parse_nextpnr(log)["utilisation"]
+    assert util["LUT4"] == (7272, 83640) and util["DFF"] == (4876, 83640)

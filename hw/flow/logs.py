@@ -38,6 +38,10 @@ def parse_nextpnr(path):
     util = {}
     for m in re.finditer(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", text):
         util[m.group(1)] = (int(m.group(2)), int(m.group(3)))
+    # nextpnr-ecp5's count of the netlist it read (after the flow's netlist passes, which
+    # move flip-flops into RAMs and multipliers): "Total LUT4s:  7272/83640", "Total DFFs:".
+    for m in re.finditer(r"Total (LUT4|DFF)s:\s+(\d+)/\s*(\d+)", text):
+        util[m.group(1)] = (int(m.group(2)), int(m.group(3)))
     clocks = re.findall(r"Max frequency for clock '([^']*)': ([\d.]+) MHz", text)
     # The platform's own sync domain is named cd_sync...; a PLL-made clock (ECP5PLL) has the
     # PLL output's name, and is then the only clock that reaches any register.

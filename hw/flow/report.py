@@ -39,8 +39,8 @@ def make_report(board, engine_config, qmodel, chosen, left_out, program, plan, s
     dev = board.device
     lanes = engine_config["lanes"]
     util = pnr["utilisation"]
-    lut_key = {"xc7": None, "ecp5": "TRELLIS_COMB", "ice40": "ICESTORM_LC"}[dev.family]
-    ff_key = {"xc7": None, "ecp5": "TRELLIS_FF", "ice40": "ICESTORM_LC"}[dev.family]
+    lut_key = {"xc7": None, "ecp5": "LUT4", "ice40": "ICESTORM_LC"}[dev.family]
+    ff_key = {"xc7": None, "ecp5": "DFF", "ice40": "ICESTORM_LC"}[dev.family]
     used_sites = None if synth is None else dev.sites_for(bram_cells(cells))
     resources = {
         "lut": {"used": (synth or {}).get("lut"), "available": dev.luts, "predicted": None},
@@ -145,12 +145,12 @@ def report_markdown(r):
          "the board the layers it holds: `python -m hw.host classify`)")
         + f": {r['mode']['why']}.",
         "",
-        "| resource | used | predicted | available |",
-        "|---|---|---|---|",
+        "| resource | used (synthesis) | placed | predicted | available |",
+        "|---|---|---|---|---|",
     ]
     for name, row in r["resources"].items():
-        lines.append(f"| {name} | {_fmt(row['used'])} | {_fmt(row['predicted'])} | "
-                     f"{_fmt(row['available'])} |")
+        lines.append(f"| {name} | {_fmt(row['used'])} | {_fmt(row.get('placed'))} | "
+                     f"{_fmt(row['predicted'])} | {_fmt(row['available'])} |")
     ws = r["weight_store"]
     lines += [
         "",
