@@ -77,6 +77,15 @@ def test_lane_registers_move_into_the_multiplier():
     assert [m1["connections"][p] for p in ("B0", "P0", "CE0")] == [[50], [60], ["1"]]
 
 
+def test_output_registers_only():
+    netlist = _lane()
+    assert absorb_multipliers(netlist, inputs=False) == (3, 1)
+    cells = netlist["modules"]["top"]["cells"]
+    assert set(cells) == {"w0", "w1", "x0", "x1", "m0", "m1", "x2"}
+    assert set(cells["m0"]["parameters"]) == {"GSR", "REG_OUTPUT_CLK", "REG_OUTPUT_CE",
+                                              "REG_OUTPUT_RST"}
+
+
 @pytest.mark.parametrize("change", ["other_load", "other_multiplier_cannot", "other_operand"])
 def test_a_shared_weight_register_moves_only_into_every_reader(change):
     netlist = _lane()

@@ -123,13 +123,14 @@ def _shared(found):
     return clock, enable, {pin: ff for pin, (_, _, ff) in found.items()}
 
 
-def _plan(module, readers, drivers, name):
+def _plan(module, readers, drivers, name, inputs):
     """``({register: (enable, {pin: flip-flop})}, (clock, global set/reset))`` of what one
     multiplier could take in, judged alone; ``({}, None)`` if nothing."""
     plan, clocks = {}, set()
-    candidates = {"OUTPUT": _output_register(module, readers, module["cells"][name]),
-                  "INPUTA": _input_register(module, readers, drivers, name, "A"),
-                  "INPUTB": _input_register(module, readers, drivers, name, "B")}
+    candidates = {"OUTPUT": _output_register(module, readers, module["cells"][name])}
+    if inputs:
+        candidates.update({r: _input_register(module, readers, drivers, name, r[-1])
+                           for r in ("INPUTA", "INPUTB")})
     for register, found in candidates.items():
         if found is not None:
             clock, enable, pins = found
@@ -183,13 +184,14 @@ def _apply(module, name, plan, clock):
     return taken
 
 
-def absorb_multipliers(netlist):
-    """Apply the pass to a parsed Yosys JSON netlist in place; returns ``(flip-flops moved,
-    multipliers changed)``."""
+def absorb_multipliers(netlist, inputs=True):
+    """Apply the pass to a parsed Yosys JSON netlist in place (``inputs=False``: the output
+    registers only); returns ``(flip-flops moved, multipliers changed)``."""
     moved = changed = 0
     for module in netlist["modules"].values():
         readers, drivers = net_readers(module), _drivers(module)
-        plans = {name: _plan(module, readers, drivers, name) if _unregistered(cell) else ({}, None)
+        plans = {name: _plan(module, readers, drivers, name, inputs) if _unregistered(cell)
+                 else ({}, None)
                  for name, cell in module["cells"].items() if cell["type"] == _MULT}
         _agree(module, readers, plans)
         taken = set()
@@ -203,7 +205,7 @@ def absorb_multipliers(netlist):
     return moved, changed
 
 
-def absorb_multiplier_registers(path):
+def absorb_multiplier_registers(path, inputs=True):
     """Apply the pass to the Yosys JSON file at ``path``, rewritten atomically; returns
     ``(flip-flops moved, multipliers changed)``."""
-    return rewrite_netlist(path, absorb_multipliers)
+    return rewrite_netlist(path, absorb_multipliers, inputs)
