@@ -80,6 +80,13 @@ def _run_logged(step, cmd, cwd, log):
         raise ToolError(step, cmd[0], path, f"exited with status {proc.returncode}")
 
 
+#: ECP5 builds with this many lanes or more route with nextpnr's router2: at 64 lanes router1
+#: still had 53k of 84k arcs to route after 204 s, router2 routed the same design in 381 s
+#: (2026-12-03). The 16-lane default keeps router1 (router2 reached 58.3 MHz where router1
+#: reached 77.3 on an older 64-lane netlist; README).
+ROUTER2_LANES = 64
+
+
 def _open_flow(board, program, chosen, engine_config, out, steps):
     """Yosys -> nextpnr -> packer through the board's amaranth-boards platform."""
     from hw.board.top import NetworkStepSystem
@@ -92,6 +99,8 @@ def _open_flow(board, program, chosen, engine_config, out, steps):
         # A design that misses the PLL's clock still gets its bitstream and report; the
         # report says the timing was not met (report.md, ``timing_met``).
         options["nextpnr_opts"] = "--timing-allow-fail"
+        if engine_config["lanes"] >= ROUTER2_LANES:
+            options["nextpnr_opts"] += " --router router2"
     plan = steps.run("elaborate", lambda: platform.build(top, name="top", do_build=False,
                                                          **options))
     plan.extract(str(out))
@@ -121,9 +130,9 @@ def _open_flow(board, program, chosen, engine_config, out, steps):
             say(f"{moved} flip-flops moved into their block RAMs' output registers "
                 f"(REGMODE OUTREG: hw/flow/outreg.py)")
             moved, mults = steps.run("multiplier_registers", absorb_multiplier_registers,
-                                     out / "top.json")
-            say(f"{moved} flip-flops moved into {mults} multipliers' input and output "
-                f"registers (MULT18X18D REG_*: hw/flow/multreg.py)")
+                                     out / "top.json", inputs=False)
+            say(f"{moved} flip-flops moved into {mults} multipliers' output registers "
+                f"(MULT18X18D REG_OUTPUT: hw/flow/multreg.py)")
             split, copies = steps.run("fanout_copies", replicate_high_fanout, out / "top.json")
             say(f"{split} flip-flops driving more than {FANOUT_LIMIT} cells copied "
                 f"{copies} times, one copy per block of loads (hw/flow/fanout.py)")

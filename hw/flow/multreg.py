@@ -35,6 +35,13 @@ DSP register is the same register with the same clock, enable and reset value, s
 keeps its value in every cycle; the registered constant-0 pins stay 0. nextpnr-ecp5 times the
 multiplier from these settings (nextpnr PR #435) and writes them to the bitstream.
 
+The build (:mod:`hw.flow.build`) moves the output registers only (``inputs=False``), as
+measured on the 64-lane ULX3S design (2026-12-03, router2): with the output registers alone it
+routed (overuse 40,809 in the first iteration, 0 at the 77th, 381 s; 59.2 MHz, its critical
+path the weight register into a multiplier's A pins across 12.9 ns of detour); with the input
+registers as well the pre-route estimate was better (80.8 against 67.7 MHz) but router2 stalled
+at about 5,200 overused wires from its 12th iteration.
+
 Yosys has no simulation model of the MULT18X18D's registers (its ``cells_sim.v`` has none), so
 the pass is tested on netlists (tests/test_ecp5_flow.py) and the designs it runs on are tested
 bit-exact before synthesis.
