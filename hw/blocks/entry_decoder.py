@@ -87,25 +87,31 @@ class EntryDecoder(wiring.Component):
         cw = ceil_log2(self._max_channels + 17) + 1
 
         # ---- stage A: the tap recurrence --------------------------------------------------
-        tap = Signal(range(9))
+        # The loop is one short add and a table: the register ``tap1`` holds ``tap + 1`` (a
+        # constant of the table), so ``tap_sum = tap + rel + 1`` is one add of 4-bit values;
+        # ``(carry, next_tap)`` of a 3x3 kernel is a 25-entry table of ``tap_sum``, and
+        # ``carry - in_channels`` a choice among three subtractions done beside the loop.
+        tap1 = Signal(range(10), init=1)
         rel = self.entry[cb:cb + 4]
         gap = Signal(range(17))
         m.d.comb += gap.eq(rel + ~self.restart)
         tap_sum = Signal(range(25))
-        m.d.comb += tap_sum.eq(Mux(self.restart, 0, tap) + gap)
-        carry = Signal(range(17))
-        next_tap = Signal(range(9))
-        with m.If(self.kernel3):
-            with m.If(tap_sum >= 18):
-                m.d.comb += [carry.eq(2), next_tap.eq(tap_sum - 18)]
-            with m.Elif(tap_sum >= 9):
-                m.d.comb += [carry.eq(1), next_tap.eq(tap_sum - 9)]
-            with m.Else():
-                m.d.comb += [carry.eq(0), next_tap.eq(tap_sum)]
-        with m.Else():
-            m.d.comb += [carry.eq(gap), next_tap.eq(4)]
+        m.d.comb += tap_sum.eq(Mux(self.restart, rel, tap1 + rel))
+        carry3 = Signal(range(3))
+        next_tap3 = Signal(range(9))
+        with m.Switch(tap_sum):
+            for value in range(25):
+                with m.Case(value):
+                    m.d.comb += [carry3.eq(value // 9), next_tap3.eq(value % 9)]
+        carry = Mux(self.kernel3, carry3, gap)
+        next_tap = Mux(self.kernel3, next_tap3, 4)
         with m.If(self.valid):
-            m.d.sync += tap.eq(next_tap)
+            m.d.sync += tap1.eq(next_tap + 1)
+        minus = [Signal(signed(cw), name=f"minus_in{k}") for k in range(3)]
+        m.d.comb += [v.eq(k - self.in_channels) for k, v in enumerate(minus)]
+        carry_wrapped = Mux(self.kernel3,
+                            Mux(carry3 == 2, minus[2], Mux(carry3 == 1, minus[1], minus[0])),
+                            gap - self.in_channels)
 
         a_valid = Signal()
         a_restart = Signal()
@@ -115,7 +121,7 @@ class EntryDecoder(wiring.Component):
         a_code = Signal(unsigned(cb))
         m.d.sync += [
             a_valid.eq(self.valid), a_restart.eq(self.restart), a_carry.eq(carry),
-            a_carry_wrapped.eq(carry - self.in_channels), a_tap.eq(next_tap),
+            a_carry_wrapped.eq(carry_wrapped), a_tap.eq(next_tap),
             a_code.eq(self.entry[:cb]),
         ]
 
