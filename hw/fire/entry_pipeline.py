@@ -260,15 +260,17 @@ class EntryPipeline(wiring.Component):
         c13["w"], c13["b"] = self.weight, self.bias
         c14 = {n: delay(m, v, 1, f"{n}_c14") for n, v in c13.items()}
         # The input buffer's words meet the line buffer's in c14; each lane takes its own
-        # pixel (squeeze) or its neighbour (expand). The shared engine reads them in c13 (its
+        # pixel (squeeze) or its neighbour (expand). The shared engine reads them in c12 (its
         # address waits in registers, not its 8P-bit words: it releases an input slot only
-        # after the drain); the dataflow units read in c9 and register the words.
+        # after the drain) and registers them twice, once beside the RAM (its output register
+        # where the pass in hw/flow/outreg.py can move it) and once by the lanes; the dataflow
+        # units read in c9 and register the words.
         if self._carry:
             m.d.comb += self.x_addr.eq(x_addr)
             x_c14 = delay(m, self.x_data, WeightStore.latency, "x_c14")
         else:
-            m.d.comb += self.x_addr.eq(delay(m, x_addr, WeightStore.latency - 1, "x_addr_c12"))
-            x_c14 = delay(m, self.x_data, 1, "x_c14")
+            m.d.comb += self.x_addr.eq(delay(m, x_addr, WeightStore.latency - 2, "x_addr_c11"))
+            x_c14 = delay(m, self.x_data, 2, "x_c14")
         # Squeeze or a plain layer: a register of its own (it drives 8 multiplexers a lane).
         from_x = delay(m, c13["ph"][0] == c13["ph"][1], 1, "from_x_c14")
         x_lanes, l_lanes = x_c14, lbuf.r_data
