@@ -11,6 +11,7 @@ from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal, signed, unsi
 from hw.flow.multreg import absorb_multiplier_registers, absorb_multipliers
 from hw.flow.synth import synthesize, yosys_command
 from hw.flow.yowasp import YOWASP_ENV
+from tests.test_ecp5_flow import _ff as _flow_ff
 
 needs_yosys = pytest.mark.skipif(shutil.which(yosys_command()[0]) is None,
                                  reason=f"{yosys_command()[0]} not installed")
@@ -18,14 +19,8 @@ NEXTPNR = YOWASP_ENV["NEXTPNR_ECP5"]
 
 
 def _ff(d, q, clock=1, ce=None, **params):
-    conns = {"CLK": [clock], "DI": [d], "Q": [q], "LSR": ["0"]}
-    if ce is not None:
-        conns["CE"] = [ce]
-    return {"type": "TRELLIS_FF", "connections": conns,
-            "port_directions": {"CLK": "input", "DI": "input", "Q": "output", "LSR": "input",
-                                "CE": "input"},
-            "parameters": {"CEMUX": "CE" if ce is not None else "1 ", "CLKMUX": "CLK",
-                           "LSRMUX": "LSR", "REGSET": "RESET", "GSR": "ENABLED", **params}}
+    """A plain flip-flop following the global set/reset (as on the boards)."""
+    return _flow_ff(d, q, clock=clock, ce=ce, **{"GSR": "ENABLED", **params})
 
 
 def _mult(a, b, p, **params):
