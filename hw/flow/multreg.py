@@ -29,11 +29,11 @@ For every MULT18X18D with all its registers off:
 A flip-flop qualifies when it is a plain register (no set/reset, initial value zero, not an
 inverted clock). All the flip-flops taken into one multiplier share one clock (``CLK0``) and one
 global set/reset setting, which the multiplier takes (its ``GSR``, free while all its registers
-are off); each distinct clock enable gets
-one of ``CE0``-``CE3`` (a multiplier needing more is left alone) and ``RST0`` is tied low. The
-DSP register is the same register with the same clock, enable and reset value, so every signal
-keeps its value in every cycle; the registered constant-0 pins stay 0. nextpnr-ecp5 times the
-multiplier from these settings (nextpnr PR #435) and writes them to the bitstream.
+are off); each distinct clock enable gets one of ``CE0``-``CE3`` (a multiplier needing more is
+left alone) and ``RST0`` is tied low. The DSP register is the same register with the same clock,
+enable and reset value, so every signal keeps its value in every cycle; the registered
+constant-0 pins stay 0. nextpnr-ecp5 times the multiplier from these settings (nextpnr PR #435)
+and writes them to the bitstream.
 
 The build (:mod:`hw.flow.build`) moves the output registers only (``inputs=False``), as
 measured on the 64-lane ULX3S design (2026-12-03, router2): with the output registers alone it
@@ -43,8 +43,9 @@ registers as well the pre-route estimate was better (80.8 against 67.7 MHz) but 
 at about 5,200 overused wires from its 12th iteration.
 
 Yosys has no simulation model of the MULT18X18D's registers (its ``cells_sim.v`` has none), so
-the pass is tested on netlists (tests/test_ecp5_flow.py) and the designs it runs on are tested
-bit-exact before synthesis.
+the pass is tested on netlists, synthetic and Yosys's own, and through nextpnr-ecp5 to the DSP
+tile's configuration (tests/test_multreg.py); the designs it runs on are tested bit-exact before
+synthesis.
 """
 
 from hw.flow.outreg import _drivers, _param, _plain_ff, net_readers, rewrite_netlist
