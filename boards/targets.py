@@ -138,13 +138,14 @@ BOARDS = {b.name: b for b in (
     # needs 31 of the 30 4-Kib blocks, with 2 lanes 29.
     Board("icebreaker", "1BitSquared iCEBreaker (iCE40 UP5K)", get_device("ice40up5k"),
           "amaranth_boards.icebreaker:ICEBreakerPlatform", 12e6, _engine(2)),
-    # 64 lanes: the whole v1.0 network on chip (weights, the activation store and the
-    # engine's buffers). With the wide options 319 of the 365 block-RAM sites (323 without)
-    # and 7.14 M cycles (0.957 utilisation; 7.67 M without), synthesised in 11 min 15 s; with
-    # 128 lanes the engine's buffers double (conv_final's 1,000 output channels take 1,024
-    # words a slot) and it needs 377.
+    # 128 lanes: the whole v1.0 network on chip (weights, the activation store and the
+    # engine's buffers). The engine's buffers double from 64 lanes (conv_final's 1,000 output
+    # channels take 1,024 words a slot): with its line buffer in block RAM it needs 378 of the
+    # 365 block-RAM sites, with the line buffer in LUT RAM (two 1,024-bit x 128-word halves,
+    # a quarter of their 29 sites used) 349. 64 lanes took 319 sites (with the wide options;
+    # 7.14 M cycles, 0.957 utilisation), synthesised in 11 min 15 s.
     Board("xc7a200t", "Artix-7 200T, synthesis only", get_device("xc7a200t"),
-          None, None, _engine(64, **WIDE)),
+          None, None, _engine(128, line_buffer="distributed", **WIDE)),
     # 128 of 3,360 multipliers: with 1,024 lanes Yosys (YoWASP, a WebAssembly build with a
     # 4 GB address space) died after 602 s ("thrown Wasm exception" in SHARE). 128 lanes with
     # 8 channels per cycle in and out, 32-channel beats and conv1's patches in runs: the whole

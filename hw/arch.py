@@ -28,11 +28,14 @@ class Arch:
     """A Fire datapath: ``name`` (``shared`` or ``dataflow``); for dataflow, each unit's
     passes over a group and how layers are split between the units (see
     :mod:`hw.dataflow.program`); for shared, ``channels_per_cycle`` (W), the channels of a pixel
-    its input loader and output drainer move per cycle."""
+    its input loader and output drainer move per cycle, and ``line_buffer`` (``"block"`` or
+    ``"distributed"``), what its line buffer is built from (LUT RAM where block RAM is short;
+    the design behaves the same)."""
     name: str = "shared"
     passes: tuple = (1, 1, 1)
     balance: str = "all"
     channels_per_cycle: int = 1
+    line_buffer: str = "block"
 
     def __post_init__(self):
         from hw.dataflow.program import BALANCE
@@ -46,6 +49,12 @@ class Arch:
             raise ValueError(f"channels per cycle must be a power of two, not {W!r}")
         if W > 1 and self.name != "shared":
             raise ValueError("channels per cycle above 1 is built for the shared engine only")
+        from hw.fire.line_buffer import RAMS
+        if self.line_buffer not in RAMS:
+            raise ValueError(f"line buffer must be one of {', '.join(RAMS)}, not "
+                             f"{self.line_buffer!r}")
+        if self.line_buffer != "block" and self.name != "shared":
+            raise ValueError("a distributed line buffer is built for the shared engine only")
 
     def multipliers(self, lanes):
         """Multipliers of the datapath with group size (lanes) ``lanes``."""
@@ -62,7 +71,8 @@ class Arch:
         if self.name == "shared":
             wide = (f", {self.channels_per_cycle} channels per cycle in and out"
                     if self.channels_per_cycle > 1 else "")
-            return f"shared, {lanes} lanes{wide}"
+            lut = ", line buffer in LUT RAM" if self.line_buffer == "distributed" else ""
+            return f"shared, {lanes} lanes{wide}{lut}"
         sq, one, three = (lanes // p for p in self.passes)
         return (f"dataflow, {lanes}-pixel groups: squeeze {sq}, expand-1x1 {one}, "
                 f"expand-3x3 {three} multipliers")
@@ -86,7 +96,7 @@ class Arch:
             return FireEngine(program, lanes=lanes, channels_per_beat=channels_per_beat,
                               acc_width=acc_width, bank_depth=bank_depth,
                               channels_per_cycle=self.channels_per_cycle,
-                              fixed_widths=fixed_widths)
+                              fixed_widths=fixed_widths, line_buffer_ram=self.line_buffer)
         from hw.dataflow.engine import DataflowEngine
         return DataflowEngine(program, lanes=lanes, channels_per_beat=channels_per_beat,
                               acc_width=acc_width, bank_depth=bank_depth)
@@ -113,9 +123,10 @@ SHARED = Arch()
 
 def arch_of(engine_config):
     """The :class:`Arch` an engine configuration (``board.engine`` and the build's options:
-    ``arch``, ``passes``, ``balance``, ``channels_per_cycle``) asks for."""
+    ``arch``, ``passes``, ``balance``, ``channels_per_cycle``, ``line_buffer``) asks for."""
     return Arch(engine_config.get("arch", "shared"), tuple(engine_config.get("passes", (1, 1, 1))),
-                engine_config.get("balance", "all"), engine_config.get("channels_per_cycle", 1))
+                engine_config.get("balance", "all"), engine_config.get("channels_per_cycle", 1),
+                engine_config.get("line_buffer", "block"))
 
 
 def dataflow_candidates(budget):

@@ -6,6 +6,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from hw.fire.line_buffer import LineBuffer, tap_rotations
+from hw.flow.memories import design_memories
 
 
 @pytest.mark.parametrize("lanes,groups,channels,latency,blocks,widths,late", [
@@ -79,6 +80,17 @@ def test_parameter_errors():
         LineBuffer(lanes=4, groups=4, channels=4, read_latency="2")
     with pytest.raises(ValueError, match="Rotations must be integers from 0 to 3, not \\[4\\]"):
         LineBuffer(lanes=4, groups=4, channels=4, rotations=[4])
+    with pytest.raises(ValueError, match="Line-buffer RAM must be one of block, distributed, "
+                                         "not 'lut'"):
+        LineBuffer(lanes=4, groups=4, channels=4, ram="lut")
+
+
+def test_distributed_ram_reaches_the_memories():
+    """``ram="distributed"`` marks both halves (each block of lanes) for LUT RAM."""
+    lbuf = LineBuffer(lanes=8, groups=4, channels=4, write_blocks=2, ram="distributed")
+    styles = {spec.name: spec.style for spec in design_memories(lbuf)}
+    assert styles == dict.fromkeys(["half0_0", "half0_1", "half1_0", "half1_1"], "distributed")
+    assert {s.style for s in design_memories(LineBuffer(lanes=8, groups=4, channels=4))} == {None}
 
 
 def test_tap_rotations():

@@ -96,6 +96,24 @@ def test_whole_network_with_several_channels_per_cycle(lanes, beat, per_cycle, r
     assert cycles < network_cycles(plain, lanes=lanes).cycles
 
 
+def test_line_buffer_option_reaches_the_engine():
+    """``Arch(line_buffer="distributed")`` puts the engine's line buffer in LUT RAM and
+    nothing else; only the shared engine has the option."""
+    from hw.arch import Arch
+    from hw.flow.memories import design_memories
+    rng = np.random.default_rng(2)
+    model = random_model(rng, tiny_network(pool_after=("conv1",)))
+    program = NetworkProgram(model, input_size=19, channels_per_beat=4)
+    styles = {m.name: m.style for m in design_memories(
+        NetworkAccelerator(program, lanes=4, arch=Arch(line_buffer="distributed")))}
+    lut = {name for name, style in styles.items() if style == "distributed"}
+    assert lut == {"engine/pipeline/line_buffer/half0", "engine/pipeline/line_buffer/half1"}
+    with pytest.raises(ValueError, match="line buffer must be one of block, distributed"):
+        Arch(line_buffer="lut")
+    with pytest.raises(ValueError, match="distributed line buffer is built for the shared"):
+        Arch("dataflow", line_buffer="distributed")
+
+
 def test_channels_per_cycle_the_pool_cannot_follow_is_refused():
     from hw.arch import Arch
     rng = np.random.default_rng(1)

@@ -36,6 +36,7 @@ from hw.blocks.layouts import engine_members
 from hw.blocks.weight_store import DEFAULT_BANK_DEPTH, WeightStore
 from hw.fire.entry_pipeline import EntryPipeline
 from hw.fire.input_loader import InputLoader
+from hw.fire.line_buffer import RAMS as LINE_BUFFER_RAMS
 from hw.fire.output_drainer import OutputDrainer
 from hw.fire.program import EngineProgram
 from hw.fire.sequencer import Sequencer
@@ -114,6 +115,9 @@ class FireEngine(wiring.Component):
         line buffer rotates only for those widths (:func:`~hw.fire.line_buffer.tap_rotations`):
         at 64 lanes a third of the general rotation's logic. Off by default: with it off a
         run may be any crop of its layer.
+    line_buffer_ram : str
+        ``"block"`` (default) or ``"distributed"``: LUT RAM for the line buffer (see
+        :class:`~hw.fire.line_buffer.LineBuffer`), where block RAM is short.
 
     Members
     -------
@@ -144,7 +148,8 @@ class FireEngine(wiring.Component):
     DRAIN = EntryPipeline.latency
 
     def __init__(self, program, *, lanes=8, channels_per_beat=8, acc_width=32,
-                 bank_depth=DEFAULT_BANK_DEPTH, channels_per_cycle=1, fixed_widths=False):
+                 bank_depth=DEFAULT_BANK_DEPTH, channels_per_cycle=1, fixed_widths=False,
+                 line_buffer_ram="block"):
         if not isinstance(program, EngineProgram):
             raise TypeError(f"Program must be an EngineProgram, not {program!r}")
         check_parameters(lanes=lanes, channels_per_beat=channels_per_beat,
@@ -154,6 +159,10 @@ class FireEngine(wiring.Component):
                                      channels_per_cycle)
         self._per_cycle = channels_per_cycle
         self._fixed_widths = bool(fixed_widths)
+        if line_buffer_ram not in LINE_BUFFER_RAMS:
+            raise ValueError(f"Line-buffer RAM must be one of {', '.join(LINE_BUFFER_RAMS)}, "
+                             f"not {line_buffer_ram!r}")
+        self._line_buffer_ram = line_buffer_ram
         self._program = program
         self.weight_store = WeightStore(program, bank_depth=bank_depth)
         self._lanes = lanes
@@ -189,7 +198,8 @@ class FireEngine(wiring.Component):
             fixed_widths=self._fixed_widths)
         m.submodules.pipeline = pipe = EntryPipeline(
             self._program, lanes=P, groups=D, in_slot=self._cin_slot, sq_slot=self._csq_slot,
-            out_slot=self._e_slot, acc_width=self._acc_width, fixed_widths=self._fixed_widths)
+            out_slot=self._e_slot, acc_width=self._acc_width, fixed_widths=self._fixed_widths,
+            line_buffer_ram=self._line_buffer_ram)
         W = self._per_cycle
         m.submodules.loader = loader = InputLoader(
             lanes=P, channels_per_beat=L, channels=self._cin_slot, channels_per_cycle=W)

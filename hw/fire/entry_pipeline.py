@@ -78,6 +78,9 @@ class EntryPipeline(wiring.Component):
     fixed_widths : bool
         The line buffer (without ``carry_context``) rotates only for the program's Fire layer
         widths; the sequencer must reject runs of other widths.
+    line_buffer_ram : str
+        What the line buffer (without ``carry_context``) is built from: ``"block"`` or
+        ``"distributed"`` (:class:`~hw.fire.line_buffer.LineBuffer`'s ``ram``).
 
     Members
     -------
@@ -99,8 +102,10 @@ class EntryPipeline(wiring.Component):
     latency = 2 * WeightStore.latency + EntryDecoder.latency + 5 + Requantizer.latency
 
     def __init__(self, program, *, lanes, groups, in_slot, sq_slot, out_slot, acc_width=32,
-                 carry_context=False, unit_lanes=None, fixed_widths=False):
+                 carry_context=False, unit_lanes=None, fixed_widths=False,
+                 line_buffer_ram="block"):
         self._program = program
+        self._line_buffer_ram = line_buffer_ram
         self._fixed_widths = bool(fixed_widths)
         self._lanes, self._groups = lanes, groups
         self._unit = lanes if unit_lanes is None else unit_lanes
@@ -183,7 +188,7 @@ class EntryPipeline(wiring.Component):
                   "read_latency": WeightStore.latency + 1,
                   # the shared engine's own buffer: written only while squeezing, long after
                   # an expand's last read (the dataflow units' squeeze writes while they read)
-                  "late_read": not self._carry}
+                  "late_read": not self._carry, "ram": self._line_buffer_ram}
         if self._fixed_widths:
             widths = {layer.width for layer in self._program.layers if layer.is_fire}
             params["rotations"] = tap_rotations(sorted(widths) or [1], self._lanes)

@@ -33,7 +33,10 @@ from amaranth.utils import ceil_log2
 
 from hw.blocks.signals import zero_extend
 
-__all__ = ["FINE", "LineBuffer", "tap_rotations"]
+__all__ = ["FINE", "LineBuffer", "RAMS", "tap_rotations"]
+
+#: What the line buffer's halves may be built from (``LineBuffer(ram=...)``).
+RAMS = ("block", "distributed")
 
 #: Consecutive rotations served by one coarse window (dx in -1..1 gives runs of 3).
 FINE = 3
@@ -86,6 +89,11 @@ class LineBuffer(wiring.Component):
         RAM is then read up to ``read_latency - 3`` cycles after the request: the user must
         not write the group read in that time (the shared engine writes the line buffer only
         in its squeeze phase, long after the last read of an expand).
+    ram : str
+        ``"block"`` (default): Yosys picks the mapping (block RAM from 65 words on xc7).
+        ``"distributed"``: the halves ask for LUT RAM (``ram_style``). At 128 lanes a half is
+        1,024 bits x 128 words, 14.5 block-RAM sites on xc7 for 131 Kib (a quarter used); in
+        LUT RAM about 3k LUTs. Behaviour and latency are the same.
 
     Members
     -------
@@ -104,7 +112,7 @@ class LineBuffer(wiring.Component):
     """
 
     def __init__(self, *, lanes, groups, channels, read_latency=2, write_blocks=1,
-                 rotations=None, late_read=False):
+                 rotations=None, late_read=False, ram="block"):
         for name, value in (("Lane count", lanes), ("Group count", groups),
                             ("Channel count", channels), ("Read latency", read_latency)):
             if not isinstance(value, int) or isinstance(value, bool):
@@ -125,6 +133,9 @@ class LineBuffer(wiring.Component):
                                     for r in rotations):
                 raise ValueError(f"Rotations must be integers from 0 to {lanes - 1}, "
                                  f"not {rotations!r}")
+        if ram not in RAMS:
+            raise ValueError(f"Line-buffer RAM must be one of {', '.join(RAMS)}, not {ram!r}")
+        self._attrs = {} if ram == "block" else {"ram_style": ram}
         self._runs = None if rotations is None else _runs(rotations)
         self._lanes, self._groups, self._channels = lanes, groups, channels
         self._blocks = write_blocks
@@ -167,7 +178,8 @@ class LineBuffer(wiring.Component):
             own = Mux(req["group"][0] == parity, req["group"], hi_group)
             words = []
             for b in range(blocks):
-                mem = Memory(shape=unsigned(width), depth=D // 2 * self._channels, init=[])
+                mem = Memory(shape=unsigned(width), depth=D // 2 * self._channels, init=[],
+                             attrs=self._attrs)
                 m.submodules[f"half{parity}" + (f"_{b}" if blocks > 1 else "")] = mem
                 rd, wr = mem.read_port(), mem.write_port()
                 m.d.comb += [

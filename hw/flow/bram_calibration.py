@@ -65,6 +65,8 @@ class MemoryUnderTest(wiring.Component):
         top-level input, so Yosys sees distinct enables per ``granularity`` bits.
     seed : int
         Seed of the contents.
+    style : str, optional
+        ``"distributed"``: the memory's ``ram_style`` attribute (LUT RAM whatever the cost).
 
     Members
     -------
@@ -75,7 +77,8 @@ class MemoryUnderTest(wiring.Component):
         Only with ``write_port``; ``we`` has ``width // granularity`` bits.
     """
 
-    def __init__(self, width, depth, *, write_port=False, granularity=None, seed=0):
+    def __init__(self, width, depth, *, write_port=False, granularity=None, seed=0,
+                 style=None):
         _check_int(width, 1, f"Width must be a positive integer, not {width!r}")
         _check_int(depth, 2, f"Depth must be an integer of at least 2, not {depth!r}")
         if granularity is not None:
@@ -90,6 +93,7 @@ class MemoryUnderTest(wiring.Component):
                 granularity = None
         self._width, self._depth, self._write_port = width, depth, bool(write_port)
         self._granularity = granularity
+        self._attrs = {} if style is None else {"ram_style": style}
         rng = random.Random(seed * 1_000_003 + width * 65537 + depth)
         self._init = [rng.getrandbits(width) for _ in range(depth)]
         abits = ceil_log2(depth)
@@ -119,7 +123,7 @@ class MemoryUnderTest(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.mem = mem = memory.Memory(shape=unsigned(self._width), depth=self._depth,
-                                               init=self._init)
+                                               init=self._init, attrs=self._attrs)
         rd = mem.read_port()
         m.d.comb += [rd.addr.eq(self.raddr), self.rdata.eq(rd.data)]
         if self._write_port:

@@ -152,6 +152,8 @@ def _engine_config(board, lanes, channels_per_beat, arch=None, io=None):
         engine_config["arch"] = arch
     engine_config.update({k: v for k, v in (io or {}).items() if v is not None})
     engine_config.setdefault("arch", "shared")
+    if engine_config["arch"] != "shared":
+        engine_config.pop("line_buffer", None)     # a shared-engine option of some boards
     try:
         if engine_config["arch"] not in ARCHS:
             raise ValueError(f"unknown architecture {engine_config['arch']!r}: use "

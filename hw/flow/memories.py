@@ -47,8 +47,9 @@ def design_memories(elaboratable, platform=None):
 
     A RAM's ``granularity`` is its write port's enable granularity (``None`` for a
     whole-word enable). A memory with N read ports counts N times (``name#readK`` for the
-    copies), as synthesis duplicates it. A ROM's ``const_lanes`` counts the bit columns of its initial contents
-    that are the same in every word (Yosys removes those before mapping).
+    copies), as synthesis duplicates it. A ROM's ``const_lanes`` counts the bit columns of its
+    initial contents that are the same in every word (Yosys removes those before mapping). A
+    ``ram_style`` attribute (``"distributed"``) becomes the spec's ``style``.
     """
     found = []
 
@@ -59,7 +60,8 @@ def design_memories(elaboratable, platform=None):
             ram = bool(fragment._write_ports)
             spec = MemorySpec("/".join(path), width, data.depth, write_port=ram,
                               granularity=_granularity(fragment, width) if ram else None,
-                              const_lanes=0 if ram else _const_lanes(data, width))
+                              const_lanes=0 if ram else _const_lanes(data, width),
+                              style=fragment._attrs.get("ram_style"))
             found.append(spec)
             # A block RAM has one read port beside the write port: Yosys' memory_libmap gives
             # each further read port its own copy of the memory.

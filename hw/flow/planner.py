@@ -80,7 +80,11 @@ from boards.devices import Device
 from hw.flow.bram_library import (FACTOR_DEMUX, FACTOR_EMU, FACTOR_MUX, LIBRARIES,
                                   LOGIC_COST)
 
-__all__ = ["MemorySpec", "Placement", "Plan", "predict", "plan_memories", "LOGIC_COST"]
+__all__ = ["MemorySpec", "Placement", "Plan", "predict", "plan_memories", "LOGIC_COST",
+           "STYLES"]
+
+#: Mapping styles a memory may ask for (:attr:`MemorySpec.style`).
+STYLES = (None, "distributed")
 
 
 
@@ -109,6 +113,10 @@ class MemorySpec:
         removes them before mapping, so only ``width - const_lanes`` columns are placed
         (:attr:`mapped_width`). :func:`hw.flow.memories.design_memories` counts them from the
         initial contents.
+    style : str or None
+        ``"distributed"``: the memory asks for LUT RAM (its ``ram_style`` attribute), which
+        Yosys' ``memory_libmap`` then uses whatever the block-RAM cost (not soft logic either).
+        ``None`` (default): the cheapest mapping.
     """
 
     name: str
@@ -117,6 +125,7 @@ class MemorySpec:
     write_port: bool = False
     granularity: int | None = None
     const_lanes: int = 0
+    style: str | None = None
 
     def __post_init__(self):
         for what, value in (("width", self.width), ("depth", self.depth)):
@@ -145,6 +154,8 @@ class MemorySpec:
             raise ValueError(message)
         if c and self.write_port:
             raise ValueError("Only a ROM can have constant lanes")
+        if self.style not in STYLES:
+            raise ValueError(f"Memory style must be one of {STYLES!r}, not {self.style!r}")
 
     @property
     def mapped_width(self):
@@ -334,16 +345,22 @@ def predict(memory, device):
     mem = MemorySpec(row.name, row.mapped_width, row.depth, row.write_port, row.granularity)
     ram = mem.write_port
     logic_cost = mem.bits * LOGIC_COST[family][1 if ram else 0]
+    if row.style == "distributed":
+        # memory_libmap with ram_style "distributed": LUT RAM candidates only, soft logic
+        # not weighed against them.
+        logic_cost = math.inf
     # Cheapest candidate per kind; the first of equal cost wins (prune_post_geom).
     kept = {}
     for cand in LIBRARIES[family]:
         if not (cand.ram if ram else cand.rom):
             continue
+        if row.style is not None and cand.kind != row.style:
+            continue
         cost, repl = _geometry(cand, mem)
         if cand.kind not in kept or cost < kept[cand.kind][0]:
             kept[cand.kind] = (cost, repl, cand)
     # Final choice against soft logic, with memory_libmap's integer truncation.
-    chosen, best = None, int(logic_cost)
+    chosen, best = None, logic_cost if math.isinf(logic_cost) else int(logic_cost)
     for kind in ("distributed", "block"):
         if kind in kept and kept[kind][0] < best:
             chosen, best = kept[kind], int(kept[kind][0])
