@@ -146,15 +146,14 @@ BOARDS = {b.name: b for b in (
     # 7.14 M cycles, 0.957 utilisation), synthesised in 11 min 15 s.
     Board("xc7a200t", "Artix-7 200T, synthesis only", get_device("xc7a200t"),
           None, None, _engine(128, line_buffer="distributed", **WIDE)),
-    # 128 of 3,360 multipliers: with 1,024 lanes Yosys (YoWASP, a WebAssembly build with a
-    # 4 GB address space) died after 602 s ("thrown Wasm exception" in SHARE). 128 lanes with
+    # 256 of 3,360 multipliers: with 1,024 lanes Yosys (YoWASP, a WebAssembly build with a
+    # 4 GB address space) died after 602 s ("thrown Wasm exception" in SHARE). 256 lanes with
     # 8 channels per cycle in and out, 32-channel beats and conv1's patches in runs: the whole
-    # network, 3.73 M cycles (0.916 utilisation, 26.8 frames/s at 100 MHz), synthesised in
-    # 15 min 43 s (1.5 GB), 377 block-RAM sites. 256 lanes the same way: 2.01 M cycles (0.849,
-    # 49.7 frames/s), but 23 min 56 s and 3.6 GB of the 4 GB (22 min 6 s with the tap-only
-    # line-buffer rotation), over the 20-minute budget.
+    # network, 2.01 M cycles (0.849 utilisation, 49.7 frames/s at 100 MHz), 494 block-RAM
+    # sites, synthesised in 9 min 42 s (1.8 GB; 2026-12-04; 23 min 56 s and 3.6 GB before
+    # session 10's cuts to the engine's logic).
     Board("xc7vx1140t", "Virtex-7 XC7VX1140T (largest Virtex-7), synthesis only",
-          get_device("xc7vx1140t"), None, None, _engine(128, **WIDE)),
+          get_device("xc7vx1140t"), None, None, _engine(256, **WIDE)),
 )}
 
 
