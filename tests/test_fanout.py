@@ -73,26 +73,6 @@ def test_registers_within_the_limit_stay_as_they_are(loads):
     assert netlist == before
 
 
-def _mult(a):
-    return {"type": "MULT18X18D", "connections": {"A0": [a], "P0": [a + 5000]},
-            "port_directions": {"A0": "input", "P0": "output"}, "parameters": {}}
-
-
-@pytest.mark.parametrize("luts, copies", [(0, 2), (1, 0)])
-def test_multiplier_loads_have_their_own_limit(luts, copies):
-    """A register read only by multipliers (the weight) is cut into blocks of ``dsp_limit``
-    in lane order (Yosys names them after their products); with any other load the general
-    limit holds."""
-    netlist = _netlist(luts)
-    cells = netlist["modules"]["top"]["cells"]
-    cells.update({f"prod{k}_TRELLIS_FF_Q_DI_MULT18X18D_P0": _mult(10) for k in range(40)})
-    assert replicate(netlist, limit=64, dsp_limit=16) == (int(copies > 0), copies)
-    if copies:
-        drivers = [_driver_of(cells, cells[f"prod{k}_TRELLIS_FF_Q_DI_MULT18X18D_P0"]
-                              ["connections"]["A0"][0])[0] for k in range(40)]
-        assert drivers == ["src"] * 16 + ["src$fanout1"] * 16 + ["src$fanout2"] * 8
-
-
 def test_module_outputs_stay_on_the_original():
     netlist = _netlist(6, extra_q_user=True)
     replicate(netlist, limit=4)
@@ -104,8 +84,6 @@ def test_module_outputs_stay_on_the_original():
 def test_bad_limit():
     with pytest.raises(ValueError, match="Fan-out limit must be a positive integer, not 0"):
         replicate(_netlist(2), limit=0)
-    with pytest.raises(ValueError, match="Fan-out limit must be a positive integer, not 0"):
-        replicate(_netlist(2), dsp_limit=0)
 
 
 def test_file_is_rewritten_in_place(tmp_path):

@@ -29,7 +29,6 @@ from hw.flow.layers import (choose_steps, network_program, network_system, plan_
 from hw.flow.logs import parse_nextpnr, parse_yosys_stats
 from hw.flow.outputs import make_output_dir
 from hw.flow.fanout import DEFAULT_LIMIT as FANOUT_LIMIT
-from hw.flow.fanout import DSP_LIMIT
 from hw.flow.fanout import replicate_high_fanout
 from hw.flow.multreg import absorb_multiplier_registers
 from hw.flow.outreg import absorb_output_registers, buffer_collisions_undefined
@@ -135,9 +134,8 @@ def _open_flow(board, program, chosen, engine_config, out, steps):
             say(f"{moved} flip-flops moved into {mults} multipliers' output registers "
                 f"(MULT18X18D REG_OUTPUT: hw/flow/multreg.py)")
             split, copies = steps.run("fanout_copies", replicate_high_fanout, out / "top.json")
-            say(f"{split} flip-flops driving more than {FANOUT_LIMIT} cells ({DSP_LIMIT} "
-                f"multipliers) copied {copies} times, one copy per block of loads "
-                f"(hw/flow/fanout.py)")
+            say(f"{split} flip-flops driving more than {FANOUT_LIMIT} cells copied "
+                f"{copies} times, one copy per block of loads (hw/flow/fanout.py)")
     return parse_yosys_stats(out / "top.rpt", board.family), parse_nextpnr(out / "top.tim")
 
 

@@ -14,13 +14,6 @@ numbers) and cut into blocks of at most ``limit``; the first block stays on the 
 other block gets a copy of it: the same cell type, parameters, clock, enable, set/reset and
 data input. Every copy holds the same value in every cycle, so behaviour is unchanged; the
 placer can put each copy by its block. Output ports of the module stay on the original.
-
-A register whose loads are all multipliers (``MULT18X18D``: the weight, broadcast to every
-lane's multiplier) gets the lower ``dsp_limit``: the multipliers sit in a few rows of DSP
-tiles across the chip, each needs its operand bits at its own pins, and at 64 lanes the weight
-register's route into them was the critical path (12.9 ns of routing around the congestion
-beside the DSP rows). Yosys names each multiplier after its product (``prod12_...``), so the
-blocks follow the lanes there too.
 """
 
 import json
@@ -28,12 +21,10 @@ import re
 
 from hw.flow.outreg import net_readers, rewrite_netlist
 
-__all__ = ["replicate", "replicate_high_fanout", "DEFAULT_LIMIT", "DSP_LIMIT"]
+__all__ = ["replicate", "replicate_high_fanout", "DEFAULT_LIMIT"]
 
 _FF = "TRELLIS_FF"
-_DSP = "MULT18X18D"
 DEFAULT_LIMIT = 64
-DSP_LIMIT = 16
 
 
 def _natural(name):
@@ -41,13 +32,11 @@ def _natural(name):
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
-def replicate(netlist, limit=DEFAULT_LIMIT, dsp_limit=DSP_LIMIT):
+def replicate(netlist, limit=DEFAULT_LIMIT):
     """Apply the pass to a parsed Yosys JSON netlist in place; returns ``(registers, copies)``:
     how many flip-flops were split and how many copies were added."""
-    for value in (limit, dsp_limit):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"Fan-out limit must be a positive integer, not {value!r}")
-    whole_limit = limit
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise ValueError(f"Fan-out limit must be a positive integer, not {limit!r}")
     split = added = 0
     for module in netlist["modules"].values():
         readers = net_readers(module)
@@ -62,8 +51,6 @@ def replicate(netlist, limit=DEFAULT_LIMIT, dsp_limit=DSP_LIMIT):
                 continue
             q = cell["connections"].get("Q", [None])[0]
             loads = [r for r in readers.get(q, []) if r[0] is not None and r[0] != name]
-            dsps = all(module["cells"][load]["type"] == _DSP for load, _ in loads)
-            limit = dsp_limit if loads and dsps else whole_limit
             if not isinstance(q, int) or len(loads) <= limit:
                 continue
             loads.sort(key=lambda r: (_natural(r[0]), r[1]))
@@ -83,7 +70,7 @@ def replicate(netlist, limit=DEFAULT_LIMIT, dsp_limit=DSP_LIMIT):
     return split, added
 
 
-def replicate_high_fanout(path, limit=DEFAULT_LIMIT, dsp_limit=DSP_LIMIT):
+def replicate_high_fanout(path, limit=DEFAULT_LIMIT):
     """Apply the pass to the Yosys JSON file at ``path``, rewritten atomically; returns
     ``(registers, copies)``."""
-    return rewrite_netlist(path, replicate, limit, dsp_limit)
+    return rewrite_netlist(path, replicate, limit)
