@@ -326,11 +326,12 @@ class EntryPipeline(wiring.Component):
             m.d.sync += [res_dst_c16.eq(acc_dst), res_ph_c16.eq(acc_ph)]
             m.d.sync += [r.eq(a) for r, a in zip(res_c16, acc)]
         with m.If(c15["v"]):
+            # One adder per lane, its addend chosen before it: the bias for a new channel,
+            # else the sum so far (two adders and a select after them was 2 x 16 CCU2C a
+            # lane on ECP5, a quarter of the 64-lane design's carry cells).
+            m.d.sync += [a.eq(Mux(c15["first"], c15["b"], a) + p) for a, p in zip(acc, prod_c15)]
             with m.If(c15["first"]):
-                m.d.sync += [a.eq(c15["b"] + p) for a, p in zip(acc, prod_c15)]
                 m.d.sync += [acc_valid.eq(1), acc_dst.eq(c15["dst"]), acc_ph.eq(c15["ph"])]
-            with m.Else():
-                m.d.sync += [a.eq(a + p) for a, p in zip(acc, prod_c15)]
         with m.Elif(c15["fl"]):
             m.d.sync += acc_valid.eq(0)
 
