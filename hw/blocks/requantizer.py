@@ -11,7 +11,7 @@ them, and the shift discards them) and selects the output byte from only those s
 
 from numbers import Integral
 
-from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -67,16 +67,16 @@ class Requantizer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         # Stage 1: the rounding add, and in parallel the saturation test against the sum,
-        # rewritten as a test on ``acc``: acc + half >= 256 << shift  <=>  acc >= limit.
-        # ``half`` and ``limit`` depend on ``shift`` only, so lanes sharing it share them.
+        # rewritten as a test on ``acc``. ``half`` and the shift's one-hot code depend on
+        # ``shift`` only, so lanes sharing it share them.
         half = Signal(unsigned(32))
-        limit = Signal(unsigned(41))
         given = Signal.like(self.shift)
+        is_shift = Signal(len(self._shifts))
         domain = m.d.sync if self._early else m.d.comb
         domain += [
             given.eq(self.shift),
             half.eq((1 << self.shift) >> 1),
-            limit.eq(Mux(self.shift == 0, 256, (511 << self.shift) >> 1)),
+            is_shift.eq(Cat(self.shift == s for s in self._shifts)),
         ]
         # Bits of acc below b0 (the smallest shift's rounding bit) cannot change the result:
         # half and limit are multiples of 2**b0, and every shift discards them.
@@ -86,7 +86,7 @@ class Requantizer(wiring.Component):
         choice = Signal(range(len(self._shifts)))
         m.d.sync += [
             top.eq((self.acc >> b0) + (half >> b0)),
-            high.eq((self.acc >> b0) >= (limit >> b0)),
+            high.eq((is_shift & Cat(self._saturates(s) for s in self._shifts)).any()),
         ]
         if self._shifts == list(range(len(self._shifts))):
             m.d.sync += choice.eq(given)
@@ -100,3 +100,19 @@ class Requantizer(wiring.Component):
         m.d.comb += low.eq(Array((top >> (s - b0))[:8] for s in self._shifts)[choice])
         m.d.sync += self.o.eq(Mux(top < 0, 0, Mux(high, 255, low)))
         return m
+
+    def _saturates(self, shift):
+        """Whether ``acc + half >= 256 << shift`` (the result saturates), without a carry
+        chain: for shift s > 0 that is ``acc >= 511 << (s - 1)``, i.e. acc is not negative and
+        ``acc >> (s - 1)``, read as a number, is at least 511: a bit above its low 9 is set,
+        or those 9 are all ones (for s = 0, ``acc >= 256``: a bit from 8 up is set). A
+        comparator against a shift-dependent limit was 11 CCU2C a lane on ECP5, and the
+        41-bit limit went to every lane."""
+        w = self._acc_width
+        sign = self.acc[w - 1]
+        ext = Cat(self.acc, sign.replicate(9))        # bits above w - 1: copies of the sign
+        if shift == 0:
+            return ~sign & ext[8:w - 1].any()
+        lo = shift - 1
+        above = ext[lo + 9:w - 1].any() if lo + 9 < w - 1 else 0
+        return ~sign & (above | ext[lo:lo + 9].all())
