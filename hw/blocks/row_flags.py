@@ -45,12 +45,30 @@ def row_flags(m, group, lanes, width, pixels_above):
     t = Signal(signed(bits), name="row_above_from")   # lanes k >= t have a row above
     u = Signal(signed(bits), name="row_below_until")  # lanes k < u have a row below
     m.d.comb += [t.eq(width - first), u.eq(pixels_above - first)]
-    t_all, t_some = t <= 0, t < lanes        # every lane / lanes from t mod P on
-    u_none, u_all = u <= 0, u >= lanes       # no lane / every lane
+    # After the two subtractions, only LUTs: the tests against 0 and P are the sign and OR
+    # reductions, and each lane's ``t mod P <= k`` a lookup of a constant by ``t mod P``
+    # (written as comparisons, Yosys gave each its own carry chain, in series with the
+    # subtraction's: the ECP5 default's critical path, 2026-12-04).
+    t_all = _at_most_zero(t)                         # every lane
+    t_some = t[-1] | ~t[log_p:].any()                # t < P: lanes from t mod P on
+    u_none = _at_most_zero(u)                        # no lane
+    u_all = ~u[-1] & u[log_p:].any()                 # u >= P: every lane
     t_low, u_low = t[:log_p], u[:log_p]
-    top = [t_all | (t_some & (t_low <= k)) for k in range(lanes)]
-    bottom = [u_all | (~u_none & (u_low > k)) for k in range(lanes)]
+    top = [t_all | (t_some & _table(lambda v: v <= k, lanes).bit_select(t_low, 1))
+           for k in range(lanes)]
+    bottom = [u_all | (~u_none & _table(lambda v: v > k, lanes).bit_select(u_low, 1))
+              for k in range(lanes)]
     return top, bottom
+
+
+def _at_most_zero(value):
+    """``value <= 0`` for a signed value, as its sign or no bit set."""
+    return value[-1] | ~value.any()
+
+
+def _table(predicate, size):
+    """A constant whose bit v is ``predicate(v)``, for v in 0..size-1."""
+    return Const(sum(1 << v for v in range(size) if predicate(v)), size)
 
 
 def column_flags(m, first, block, width):
