@@ -17,7 +17,8 @@ from hw.flow.memories import design_memories
     (32, 2, 2, 6, 1, (27, 13), False),
     # the request delayed instead of the words read
     (8, 8, 4, 5, 1, None, True), (8, 4, 4, 6, 2, None, True), (4, 4, 8, 3, 1, None, True),
-    (32, 2, 2, 6, 1, (27, 13), True), (16, 4, 2, 4, 1, (13, 5), True)])
+    (32, 2, 2, 6, 1, (27, 13), True), (16, 4, 2, 4, 1, (13, 5), True),
+    (16, 4, 2, 5, 1, (13, 5), True)])
 def test_shifted_reads(lanes, groups, channels, latency, blocks, widths, late):
     """Every rotation of range(P), or only those of the 3x3 taps of maps ``widths`` wide."""
     rng = np.random.default_rng(lanes + groups)

@@ -160,10 +160,14 @@ class LineBuffer(wiring.Component):
         req = {"group": self.r_group, "rot": self.r_rot, "chan": self.r_chan,
                "mask": self.r_mask}
         # The data path's own stages: the RAM read, a register after it (the ECP5 flow moves
-        # it into the RAM), the coarse stage (given rotations) and the output register.
+        # it into the RAM), the coarse stage (given rotations) and the output register. With
+        # given rotations and the latency to spare, a second register after the RAM: the
+        # first then feeds only it and is placed by the RAM (ECP5 RAMs in their 36-bit mode
+        # keep their 5.6 ns clock-to-out; the ULX3S default's critical path, 97.8 MHz, was
+        # such a RAM into the register that fed the coarse stage's windows).
         latency = self.read_latency
         if self._late:
-            shortest = min(latency, 3 if self._runs is None else 4)
+            shortest = min(latency, 3 if self._runs is None else 5)
             for n in range(latency - shortest):
                 req = self._register(m, req, f"req{n}")
             latency = shortest
