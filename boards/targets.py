@@ -127,7 +127,7 @@ BOARDS = {b.name: b for b in (
     Board("arty_a7_100", "Digilent Arty A7-100T", get_device("xc7a100t"),
           "amaranth_boards.arty_a7:ArtyA7_100Platform", 100e6, _engine(128)),
     # 16 of 156 multipliers, the design clocked at 100 MHz by a PLL: 16 lanes place and route
-    # in 3 minutes (100-104 MHz measured, timing met); 64 lanes route (router2, the product
+    # in 3 minutes (100-105 MHz measured, timing met); 64 lanes route (router2, the product
     # registers in the multipliers) but take 12 minutes and reach 59.2 MHz (README).
     # With 91% of the block RAM filled (fire2..fire8) routing took 14 minutes and reached
     # 70 MHz, with 28% (fire2..fire5) 4 minutes and 94 MHz: the default stays within half.
