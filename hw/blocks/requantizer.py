@@ -79,7 +79,8 @@ class Requantizer(wiring.Component):
             is_shift.eq(Cat(self.shift == s for s in self._shifts)),
         ]
         # Bits of acc below b0 (the smallest shift's rounding bit) cannot change the result:
-        # half and limit are multiples of 2**b0, and every shift discards them.
+        # half is a multiple of 2**b0, the saturation test reads bits from b0 up, and every
+        # shift discards them.
         b0 = max(self._shifts[0] - 1, 0)
         top = Signal(signed(self._acc_width - b0 + 1))  # one bit more: the add cannot overflow
         high = Signal()
