@@ -345,10 +345,6 @@ def predict(memory, device):
     mem = MemorySpec(row.name, row.mapped_width, row.depth, row.write_port, row.granularity)
     ram = mem.write_port
     logic_cost = mem.bits * LOGIC_COST[family][1 if ram else 0]
-    if row.style == "distributed":
-        # memory_libmap with ram_style "distributed": LUT RAM candidates only, soft logic
-        # not weighed against them.
-        logic_cost = math.inf
     # Cheapest candidate per kind; the first of equal cost wins (prune_post_geom).
     kept = {}
     for cand in LIBRARIES[family]:
@@ -359,8 +355,9 @@ def predict(memory, device):
         cost, repl = _geometry(cand, mem)
         if cand.kind not in kept or cost < kept[cand.kind][0]:
             kept[cand.kind] = (cost, repl, cand)
-    # Final choice against soft logic, with memory_libmap's integer truncation.
-    chosen, best = None, logic_cost if math.isinf(logic_cost) else int(logic_cost)
+    # Final choice against soft logic, with memory_libmap's integer truncation; with
+    # ram_style "distributed" soft logic is not weighed against the LUT RAM candidates.
+    chosen, best = None, math.inf if row.style == "distributed" else int(logic_cost)
     for kind in ("distributed", "block"):
         if kind in kept and kept[kind][0] < best:
             chosen, best = kept[kind], int(kept[kind][0])
