@@ -36,10 +36,10 @@ def network():
     return model, NetworkProgram(model, input_size=SIZE, channels_per_beat=4), image, expected
 
 
-def board(program, steps, faults=None):
+def board(program, steps, faults=None, arch=None):
     """(host link driver, bridge) of a simulated board holding ``steps``."""
     system = NetworkStepSystem(program, steps, lanes=4, clk_hz=DIVISOR, baud=1,
-                               timeout=40 * BYTE)
+                               timeout=40 * BYTE, arch=arch)
     sim = Simulator(system)
     sim.add_clock(1e-6)
     bridge = SimUARTBridge(sim, system.rx, system.tx, DIVISOR, timeout_cycles=150 * BYTE,
@@ -74,6 +74,21 @@ def test_some_layers_on_the_host(network):
     sums, runs = classify_on_board(link, model, image)
     np.testing.assert_array_equal(sums, expected)
     assert [r.where for r in runs] == ["host", "host", "board", "board"]
+
+
+@pytest.mark.parametrize("steps", [("conv1", "fire2", "fire3", "conv_final"), ("conv1", "fire2")])
+def test_wide_io_and_patch_runs_on_the_board(network, steps):
+    """The wide options of the 128-lane boards (README: "the whole network above 64 lanes"):
+    the loader and drainer moving 2 channels per cycle, 8-channel beats, conv1's patches in
+    runs; the board holding every step, or conv1 and fire2 with the rest on the host."""
+    from hw.arch import Arch
+    model, _, image, expected = network
+    program = NetworkProgram(model, input_size=SIZE, channels_per_beat=8, patch_runs=True)
+    link, _ = board(program, list(steps), arch=Arch(channels_per_cycle=2))
+    sums, runs = classify_on_board(link, model, image)
+    np.testing.assert_array_equal(sums, expected)
+    assert [r.name for r in runs if r.where == "board"] == list(steps)
+    assert all(r.attempts == 1 for r in runs)
 
 
 # Byte numbers on the wire with the board holding fire2 only (conv1 runs on the host): to the
