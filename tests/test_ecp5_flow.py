@@ -225,6 +225,32 @@ def test_banked_rom_registers_move_into_yosys_block_rams(tmp_path):
     assert len(rams) == 5 and all(c["parameters"]["REGMODE_A"] == "OUTREG" for c in rams)
 
 
+@needs_yosys
+@pytest.mark.toolchain
+def test_patch_streamer_row_reads_move_into_yosys_block_rams(tmp_path):
+    """conv1's patch streamer (7x7/2, 3 channels, rows up to 227 wide) registers its row-memory
+    reads with nothing between: on Yosys's own ECP5 netlist its three 2048 x 9 RAMs then get
+    their output registers and the 24 flip-flops are gone (the unregistered read into logic was
+    the 32-lane ULX3S build's critical path). The run streamer's two memories are 36-bit-mode
+    RAMs, which the pass leaves alone: its registers stay in the fabric, beside the RAMs."""
+    from hw.network.patch_streamer import PatchStreamer
+    dut = PatchStreamer(kernel=7, stride=2, channels=3, channels_per_beat=4, max_width=227)
+    m = Module()
+    m.domains.sync = cd = ClockDomain(reset_less=True)
+    m.submodules.dut = dut
+    ports = [cd.clk, dut.i.valid, dut.i.ready, dut.i.payload.as_value(), dut.o.valid,
+             dut.o.ready, dut.o.payload.as_value(), dut.width, dut.height, dut.out_height,
+             dut.out_width]
+    synthesize(m, "ecp5", workdir=tmp_path, ports=ports, quiet=True,
+               script="synth_ecp5 -top {top} -json top.json")
+    assert absorb_output_registers(tmp_path / "top.json") == 24
+    cells = json.loads((tmp_path / "top.json").read_text())["modules"]["top"]["cells"]
+    rams = [c for c in cells.values() if c["type"] == "DP16KD"]
+    assert len(rams) == 3
+    assert all("OUTREG" in (c["parameters"]["REGMODE_A"], c["parameters"]["REGMODE_B"])
+               for c in rams)
+
+
 @pytest.mark.parametrize("in_hz, out_hz, expected", [
     (25e6, 100e6, {"CLKI_DIV": 1, "CLKFB_DIV": 4, "CLKOP_DIV": 6}),
     (25e6, 125e6, {"CLKI_DIV": 1, "CLKFB_DIV": 5, "CLKOP_DIV": 5}),

@@ -17,7 +17,7 @@ from amaranth.hdl import Array, Cat, Mux, Signal, unsigned
 from amaranth.lib.memory import Memory
 from amaranth.utils import ceil_log2
 
-from hw.network.patch_streamer import PatchStreamer
+from hw.network.patch_streamer import PatchStreamer, registered
 
 __all__ = ["PatchRunStreamer", "run_bytes", "run_layout", "run_conv", "patch_streamer"]
 
@@ -132,15 +132,17 @@ class PatchRunStreamer(PatchStreamer):
             ]
 
     def _read(self, m, mems, base, col0, kx, c):
-        """Both memories at the words holding columns ``col0 .. col0 + K - 1``; a cycle later
-        the run is shifted out of the two words of channel ``c``."""
+        """Both memories at the words holding columns ``col0 .. col0 + K - 1``; two cycles
+        later the run is shifted out of the two registered words of channel ``c``."""
         K, C, Q = self._k, self._c, run_bytes(self._k)
         word = col0[ceil_log2(Q):]
         even, odd = mems[0].read_port(), mems[1].read_port()
         m.d.comb += [even.addr.eq(base + ((word + 1) >> 1)), odd.addr.eq(base + (word >> 1))]
         pend_c, pend_off, pend_odd = Signal(range(C)), Signal(range(Q)), Signal()
-        channel = [Array(port.data.word_select(ch, 8 * Q) for ch in range(C))[pend_c]
-                   for port in (even, odd)]
+        data = [registered(m, port.data, f"{name}_q")
+                for port, name in ((even, "even"), (odd, "odd"))]
+        channel = [Array(word.word_select(ch, 8 * Q) for ch in range(C))[pend_c]
+                   for word in data]
         both = Signal(16 * Q)
         m.d.comb += both.eq(Mux(pend_odd, Cat(channel[1], channel[0]),
                                 Cat(channel[0], channel[1])))

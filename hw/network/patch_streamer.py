@@ -9,6 +9,13 @@ kernel, so the stored entries of conv1 are used unchanged.
 The last ``R = K + S`` image rows live in a row memory (one word of C bytes per pixel, row
 ``y`` in slot ``y mod R``): while the K rows of output row ``yo`` are read, the next S rows can
 arrive. No multiplier: slot bases move by adding the width.
+
+Each row-memory read is registered straight out of the RAM (on the ECP5 the block RAM's own
+output register, :mod:`hw.flow.outreg`) and collected into the beat a cycle later; the beat's
+last read goes out in the first cycle of the beat's offer without waiting for the beat
+register, so throughput and latency are those of an unregistered read. The unregistered row
+memory into the beat register was the 32-lane ULX3S build's critical path (88.2 MHz:
+5.8 ns of the RAM's clock-to-out, 4.3 ns of routing; 2026-12-04).
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
@@ -19,7 +26,15 @@ from amaranth.lib.wiring import In, Out
 from hw.blocks.layouts import beat_layout
 from hw.blocks.params import check_int
 
-__all__ = ["PatchStreamer"]
+__all__ = ["PatchStreamer", "registered"]
+
+
+def registered(m, value, name):
+    """``value`` (a read port's data) registered: with nothing between, the ECP5 flow moves the
+    register into the block RAM (:mod:`hw.flow.outreg`)."""
+    reg = Signal.like(value, name=name)
+    m.d.sync += reg.eq(value)
+    return reg
 
 
 class RowCursor:
@@ -138,12 +153,13 @@ class PatchStreamer(wiring.Component):
 
     def _read(self, m, mems, base, col0, kx, c):
         """Address the read of patch byte ``(c, ky, kx)`` (``base``: row ky's slot); return
-        ``(pending, collect)``: what to register at the issue and the read's bytes from it a
-        cycle later."""
+        ``(pending, collect)``: what to register at the issue (the registers hold it two cycles
+        later) and the read's bytes from them and the registered read data, two cycles after
+        the issue."""
         rd = mems[0].read_port()
         m.d.comb += rd.addr.eq(base + col0 + kx)
         pend_c = Signal(range(self._c))
-        return [(pend_c, c)], rd.data.word_select(pend_c, 8)
+        return [(pend_c, c)], registered(m, rd.data, "rows_q").word_select(pend_c, 8)
 
     def _writer(self, m, mems, rows_in, free_below, running, first):
         """Image beats into the row memory, row ``y`` in slot ``y mod R``; a new image's first
@@ -179,17 +195,23 @@ class PatchStreamer(wiring.Component):
         n = Signal(range(padded + 1))          # patch read being issued
         xo, yo, col0 = Signal(16), Signal(16), Signal(16)
         issued = Signal(range(L // U + 1))
-        pend, pend_pad = Signal(), Signal()
+        pend, pend_pad = Signal(), Signal()    # a read issued last cycle, a padding read
+        pend_d, pend_pad_d = Signal(), Signal()  # the same a cycle later: its data is in
         beat = Signal(8 * L)
         steps = Signal(range(S + 1))
         sent_first = Signal()
         pending, collect = self._read(m, mems, rowk.base, col0, kx, c)
+        # What the issue decides, held a cycle, then in ``pending`` beside the registered data.
+        issue = [Signal.like(reg, name=f"{reg.name}_i") for reg, _ in pending]
+        m.d.sync += [reg.eq(held) for (reg, _), held in zip(pending, issue)]
 
-        # Collect the read of last cycle (a padding read reads nothing).
-        with m.If(pend):
-            got = Mux(pend_pad, 0, collect)
-            m.d.sync += beat.eq(Cat(beat[8 * U:], got) if L > U else got)
-        m.d.sync += pend.eq(0)
+        # Collect the read of two cycles ago (a padding read reads nothing). In the first
+        # cycle of SEND the beat's last read is being collected: the beat goes out with it.
+        got = Mux(pend_pad_d, 0, collect)
+        collected = Cat(beat[8 * U:], got) if L > U else got
+        with m.If(pend_d):
+            m.d.sync += beat.eq(collected)
+        m.d.sync += [pend.eq(0), pend_d.eq(pend), pend_pad_d.eq(pend_pad)]
         with m.FSM():
             with m.State("WAIT"):
                 with m.If(running & (rows_in >= need)):
@@ -199,7 +221,7 @@ class PatchStreamer(wiring.Component):
                 with m.If(issued < L // U):
                     m.d.sync += [pend.eq(1), pend_pad.eq(n >= total),
                                  issued.eq(issued + 1), n.eq(n + 1)]
-                    m.d.sync += [reg.eq(value) for reg, value in pending]
+                    m.d.sync += [held.eq(value) for held, (_, value) in zip(issue, pending)]
                     with m.If(n < total):
                         m.d.sync += kx.eq(kx + 1)
                         row_end = Const(1) if U > 1 else kx == K - 1   # a run is a whole row
@@ -212,7 +234,8 @@ class PatchStreamer(wiring.Component):
             with m.State("SEND"):
                 last_beat = n == padded
                 last_pixel = xo + 1 == self.out_width
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.data.eq(beat),
+                m.d.comb += [self.o.valid.eq(1),
+                             self.o.payload.data.eq(Mux(pend_d, collected, beat)),
                              self.o.payload.first.eq(~sent_first),
                              self.o.payload.last.eq(last_beat & last_pixel &
                                                     (yo + 1 == self.out_height))]
