@@ -162,9 +162,10 @@ class LineBuffer(wiring.Component):
         # The data path's own stages: the RAM read, a register after it (the ECP5 flow moves
         # it into the RAM), the coarse stage (given rotations) and the output register. With
         # given rotations and the latency to spare, a second register after the RAM: the
-        # first then feeds only it and is placed by the RAM (ECP5 RAMs in their 36-bit mode
-        # keep their 5.6 ns clock-to-out; the ULX3S default's critical path, 97.8 MHz, was
-        # such a RAM into the register that fed the coarse stage's windows).
+        # first then feeds only it and is placed by the RAM (the ULX3S default's critical
+        # path, 97.8 MHz, was such a RAM in its 36-bit mode, 5.6 ns clock-to-out before the
+        # flow gave those RAMs their output register, into the register that fed the coarse
+        # stage's windows).
         latency = self.read_latency
         if self._late:
             shortest = min(latency, 3 if self._runs is None else 5)

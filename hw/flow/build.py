@@ -82,7 +82,7 @@ def _run_logged(step, cmd, cwd, log):
 
 #: ECP5 builds with this many lanes or more route with nextpnr's router2: at 64 lanes router1
 #: still had 53k of 84k arcs to route after 204 s, router2 routed the same design in 381 s
-#: (2026-12-03). The 32-lane default keeps router1 (router2 reached 58.3 MHz where router1
+#: (2026-12-03). The 16-lane default keeps router1 (router2 reached 58.3 MHz where router1
 #: reached 77.3 on an older 64-lane netlist; README).
 ROUTER2_LANES = 64
 

@@ -15,7 +15,17 @@ set/reset as the RAM does (its ``GSR`` setting), the pass sets
 ``REGMODE_<port>`` to ``OUTREG``, drives the flip-flops' output nets from the RAM, connects the
 flip-flops' enable to ``OCE<port>`` and removes the flip-flops. The output register is the
 same register with the same enable, so every signal keeps its value in every cycle; only its
-place on the chip changes. Ports in the 36-bit mode (data on both ports) are left alone.
+place on the chip changes.
+
+In the 36-bit mode (``DATA_WIDTH_A`` and ``_B`` 36, Yosys's pseudo-dual-port mapping: port A
+writes, port B reads, the read data on both ports' output pins, ``DOA`` the low 18 bits) the
+read port's registers move when both ports run on the flip-flops' clock and the read port's
+reset is tied low: both ``REGMODE_A`` and ``REGMODE_B`` become ``OUTREG`` (nextpnr-ecp5 copies
+either to the other in this mode, nextpnr PR #789, as Lattice's PDPW16KD has one ``REGMODE``)
+and both ``OCEA`` and ``OCEB`` take the enable, so whichever port's clock and enable the
+silicon uses for the low half, it is the register's. Measured only through nextpnr's timing
+and configuration (no board here): the 32-lane ULX3S build's critical path was such a RAM,
+an input-buffer bank, at 5.8 ns of clock-to-out.
 
 Yosys stacks RAMs in depth when that takes fewer of them (a weight-store bank of 4,096 words
 whose 12-bit entries use 9 bits is two 2048 x 9 RAMs), and then a LUT per bit picks between the
@@ -104,9 +114,10 @@ def _plain_ff(cell, clock, gsr):
     return None
 
 
-def _port_registers(module, readers, ram, port):
+def _port_registers(module, readers, ram, port, pins=None):
     """``(enable, {output pin: flip-flop name})`` if ``port`` ("A"/"B") of the RAM cell can
-    take its registers in, else None."""
+    take its registers in, else None. ``pins``: the prefixes of its read-data pins (default
+    ``DO<port>``)."""
     if _param(ram, f"REGMODE_{port}", "NOREG") != "NOREG":
         return None
     if _param(ram, f"CLK{port}MUX", f"CLK{port}") != f"CLK{port}":
@@ -116,7 +127,7 @@ def _port_registers(module, readers, ram, port):
         return None
     enables, registers = set(), {}
     for pin, bits in ram["connections"].items():
-        if not pin.startswith(f"DO{port}") or not isinstance(bits[0], int):
+        if not pin.startswith(pins or (f"DO{port}",)) or not isinstance(bits[0], int):
             continue
         users = readers.get(bits[0], [])
         if not users:
@@ -133,6 +144,17 @@ def _port_registers(module, readers, ram, port):
     return enables.pop(), registers
 
 
+def _pdp_registers(module, readers, ram):
+    """``(enable, {output pin: flip-flop name})`` if the 36-bit-mode RAM's read data (on the
+    ``DOA`` and ``DOB`` pins) can take its registers in, else None."""
+    conns = ram["connections"]
+    if conns.get("CLKA") != conns.get("CLKB") or conns.get("RSTB", ["0"]) != ["0"]:
+        return None
+    if _param(ram, "REGMODE_A", "NOREG") != "NOREG" or _param(ram, "CLKAMUX", "CLKA") != "CLKA":
+        return None
+    return _port_registers(module, readers, ram, "B", pins=("DOA", "DOB"))
+
+
 def absorb(netlist):
     """Apply the pass to a parsed Yosys JSON netlist in place; returns the number of
     flip-flops moved into RAMs."""
@@ -141,18 +163,23 @@ def absorb(netlist):
         readers = net_readers(module)
         rams = [c for c in module["cells"].values() if c["type"] == _RAM]
         for ram in rams:
-            if 36 in (_int_param(ram, "DATA_WIDTH_A"), _int_param(ram, "DATA_WIDTH_B")):
+            widths = (_int_param(ram, "DATA_WIDTH_A"), _int_param(ram, "DATA_WIDTH_B"))
+            if widths == (36, 36):
+                ports = [("AB", _pdp_registers(module, readers, ram))]
+            elif 36 in widths:
                 continue
-            for port in "AB":
-                found = _port_registers(module, readers, ram, port)
+            else:
+                ports = [(port, _port_registers(module, readers, ram, port)) for port in "AB"]
+            for regs, found in ports:
                 if found is None:
                     continue
                 enable, registers = found
                 for pin, ff_name in registers.items():
                     ram["connections"][pin] = list(module["cells"][ff_name]["connections"]["Q"])
                     del module["cells"][ff_name]
-                ram["parameters"][f"REGMODE_{port}"] = "OUTREG"
-                ram["connections"][f"OCE{port}"] = [enable]
+                for port in regs:
+                    ram["parameters"][f"REGMODE_{port}"] = "OUTREG"
+                    ram["connections"][f"OCE{port}"] = [enable]
                 moved += len(registers)
     return moved
 
