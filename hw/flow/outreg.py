@@ -20,12 +20,12 @@ place on the chip changes.
 In the 36-bit mode (``DATA_WIDTH_A`` and ``_B`` 36, Yosys's pseudo-dual-port mapping: port A
 writes, port B reads, the read data on both ports' output pins, ``DOA`` the low 18 bits) the
 read port's registers move when both ports run on the flip-flops' clock and the read port's
-reset is tied low: both ``REGMODE_A`` and ``REGMODE_B`` become ``OUTREG`` (nextpnr-ecp5 copies
-either to the other in this mode, nextpnr PR #789, as Lattice's PDPW16KD has one ``REGMODE``)
-and both ``OCEA`` and ``OCEB`` take the enable, so whichever port's clock and enable the
-silicon uses for the low half, it is the register's. Measured only through nextpnr's timing
-and configuration (no board here): the 32-lane ULX3S build's critical path was such a RAM,
-an input-buffer bank, at 5.8 ns of clock-to-out.
+reset is tied low: both ``REGMODE_A`` and ``REGMODE_B`` become ``OUTREG`` (in this mode
+nextpnr-ecp5 copies the register mode to both ports itself, nextpnr PR #789; Lattice's
+PDPW16KD has a single ``REGMODE``) and both ``OCEA`` and ``OCEB`` take the enable, so whichever
+port's clock and enable the silicon uses for the low half, it is the register's. Checked
+through nextpnr's timing and configuration only, not on a board: the 32-lane ULX3S build's
+critical path was such a RAM, an input-buffer bank, at 5.8 ns of clock-to-out.
 
 Yosys stacks RAMs in depth when that takes fewer of them (a weight-store bank of 4,096 words
 whose 12-bit entries use 9 bits is two 2048 x 9 RAMs), and then a LUT per bit picks between the
