@@ -154,8 +154,9 @@ BOARDS = {b.name: b for b in (
     # 256 of 3,360 multipliers: with 1,024 lanes Yosys (YoWASP, a WebAssembly build with a
     # 4 GB address space) died after 602 s ("thrown Wasm exception" in SHARE). 256 lanes with
     # 8 channels per cycle in and out, 32-channel beats and conv1's patches in runs: the whole
-    # network, 2.01 M cycles (0.849 utilisation, 49.7 frames/s at 100 MHz), 494 block-RAM
-    # sites, synthesised in 9 min 42 s (1.8 GB; 2026-12-04; 23 min 56 s and 3.6 GB before
+    # network, 2.01 M cycles (0.849 utilisation, 49.7 frames/s at 100 MHz), 493 block-RAM
+    # sites, synthesised in 9 min 6 s (2026-12-04, session 13; 9 min 42 s and 1.8 GB before
+    # session 12's carry-chain cuts; 23 min 56 s and 3.6 GB before
     # session 10's cuts to the engine's logic).
     Board("xc7vx1140t", "Virtex-7 XC7VX1140T (largest Virtex-7), synthesis only",
           get_device("xc7vx1140t"), None, None, _engine(256, **WIDE)),
