@@ -231,8 +231,9 @@ def test_patch_streamer_row_reads_move_into_yosys_block_rams(tmp_path):
     """conv1's patch streamer (7x7/2, 3 channels, rows up to 227 wide) registers its row-memory
     reads with nothing between: on Yosys's own ECP5 netlist its three 2048 x 9 RAMs then get
     their output registers and the 24 flip-flops are gone (the unregistered read into logic was
-    the 32-lane ULX3S build's critical path). The run streamer's two memories are 36-bit-mode
-    RAMs, which the pass leaves alone: its registers stay in the fabric, beside the RAMs."""
+    the 32-lane ULX3S build's critical path). The run streamer's memories are 36-bit-mode RAMs
+    stacked two deep, a LUT per bit picking between them before the register, which the
+    multiplexer retiming does not take for that mode: its registers stay in the fabric."""
     from hw.network.patch_streamer import PatchStreamer
     dut = PatchStreamer(kernel=7, stride=2, channels=3, channels_per_beat=4, max_width=227)
     m = Module()
