@@ -17,7 +17,8 @@ from amaranth.hdl import Array, Cat, Mux, Signal, unsigned
 from amaranth.lib.memory import Memory
 from amaranth.utils import ceil_log2
 
-from hw.network.patch_streamer import PatchStreamer, registered
+from hw.blocks.signals import delay
+from hw.network.patch_streamer import PatchStreamer
 
 __all__ = ["PatchRunStreamer", "run_bytes", "run_layout", "run_conv", "patch_streamer"]
 
@@ -139,7 +140,7 @@ class PatchRunStreamer(PatchStreamer):
         even, odd = mems[0].read_port(), mems[1].read_port()
         m.d.comb += [even.addr.eq(base + ((word + 1) >> 1)), odd.addr.eq(base + (word >> 1))]
         pend_c, pend_off, pend_odd = Signal(range(C)), Signal(range(Q)), Signal()
-        data = [registered(m, port.data, f"{name}_q")
+        data = [delay(m, port.data, 1, f"{name}_q")
                 for port, name in ((even, "even"), (odd, "odd"))]
         channel = [Array(word.word_select(ch, 8 * Q) for ch in range(C))[pend_c]
                    for word in data]

@@ -25,16 +25,9 @@ from amaranth.lib.wiring import In, Out
 
 from hw.blocks.layouts import beat_layout
 from hw.blocks.params import check_int
+from hw.blocks.signals import delay
 
-__all__ = ["PatchStreamer", "registered"]
-
-
-def registered(m, value, name):
-    """``value`` (a read port's data) registered: with nothing between, the ECP5 flow moves the
-    register into the block RAM (:mod:`hw.flow.outreg`)."""
-    reg = Signal.like(value, name=name)
-    m.d.sync += reg.eq(value)
-    return reg
+__all__ = ["PatchStreamer"]
 
 
 class RowCursor:
@@ -159,7 +152,7 @@ class PatchStreamer(wiring.Component):
         rd = mems[0].read_port()
         m.d.comb += rd.addr.eq(base + col0 + kx)
         pend_c = Signal(range(self._c))
-        return [(pend_c, c)], registered(m, rd.data, "rows_q").word_select(pend_c, 8)
+        return [(pend_c, c)], delay(m, rd.data, 1, "rows_q").word_select(pend_c, 8)
 
     def _writer(self, m, mems, rows_in, free_below, running, first):
         """Image beats into the row memory, row ``y`` in slot ``y mod R``; a new image's first
@@ -196,7 +189,6 @@ class PatchStreamer(wiring.Component):
         xo, yo, col0 = Signal(16), Signal(16), Signal(16)
         issued = Signal(range(L // U + 1))
         pend, pend_pad = Signal(), Signal()    # a read issued last cycle, a padding read
-        pend_d, pend_pad_d = Signal(), Signal()  # the same a cycle later: its data is in
         beat = Signal(8 * L)
         steps = Signal(range(S + 1))
         sent_first = Signal()
@@ -207,11 +199,12 @@ class PatchStreamer(wiring.Component):
 
         # Collect the read of two cycles ago (a padding read reads nothing). In the first
         # cycle of SEND the beat's last read is being collected: the beat goes out with it.
-        got = Mux(pend_pad_d, 0, collect)
+        pend_d = delay(m, pend, 1, "pend_d")          # the same a cycle later: its data is in
+        got = Mux(delay(m, pend_pad, 1, "pend_pad_d"), 0, collect)
         collected = Cat(beat[8 * U:], got) if L > U else got
         with m.If(pend_d):
             m.d.sync += beat.eq(collected)
-        m.d.sync += [pend.eq(0), pend_d.eq(pend), pend_pad_d.eq(pend_pad)]
+        m.d.sync += pend.eq(0)
         with m.FSM():
             with m.State("WAIT"):
                 with m.If(running & (rows_in >= need)):
