@@ -120,27 +120,35 @@ class OutputDrainer(GroupBuffer):
         pixel = Signal(16)
         chan = Signal(range(slot_words + L + 1))
         m.submodules.fifo = fifo = SyncFIFO(width=8 * W + 2, depth=self.FIFO_DEPTH)
-        inflight = Signal(range(4))
+        # FIFO places not yet promised to a read: FIFO_DEPTH - level - reads in flight, kept
+        # as a register (an add and a compare on the FIFO's level before the issue decision,
+        # then the channel counters, was the ECP5 build's critical path).
+        credits = Signal(range(self.FIFO_DEPTH + 1), init=self.FIFO_DEPTH)
         issue = Signal()
-        m.d.comb += issue.eq(active & self.full.bit_select(slot, 1) &
-                             (fifo.level + inflight < self.FIFO_DEPTH))
+        m.d.comb += issue.eq(active & self.full.bit_select(slot, 1) & (credits != 0))
+        m.d.sync += credits.eq(credits - issue + (fifo.r_en & fifo.r_rdy))
         if self._capacities is None:
             read_data = self._storage(m, chan, slot, lane)
         else:
             read_data = self._sources(m, chan, slot)
-        last_chan = chan + W == self.beats * L
-        last_pixel = pixel + 1 == self.pixels
+        # ``chan + W == beats * L`` and ``pixel + 1 == pixels`` of the read being issued, as
+        # registers computed a read ahead.
+        last_chan = Signal()
+        last_pixel = Signal()
+        end = self.beats * L
         with m.If(issue):
-            m.d.sync += chan.eq(chan + W)
+            m.d.sync += [chan.eq(chan + W), last_chan.eq(chan + 2 * W == end)]
             with m.If(last_chan):
-                m.d.sync += [chan.eq(0), lane.eq(lane + 1), pixel.eq(pixel + 1)]
+                m.d.sync += [chan.eq(0), lane.eq(lane + 1), pixel.eq(pixel + 1),
+                             last_chan.eq(W == end), last_pixel.eq(pixel + 2 == self.pixels)]
                 with m.If((lane == P - 1) | last_pixel):
                     m.d.comb += release.eq(Mux(slot, 0b10, 0b01))
                     m.d.sync += [slot.eq(~slot), lane.eq(0)]
                     with m.If(last_pixel):
                         m.d.sync += active.eq(0)
         with m.If(self.go):
-            m.d.sync += [active.eq(1), slot.eq(0), lane.eq(0), pixel.eq(0), chan.eq(0)]
+            m.d.sync += [active.eq(1), slot.eq(0), lane.eq(0), pixel.eq(0), chan.eq(0),
+                         last_chan.eq(W == end), last_pixel.eq(self.pixels == 1)]
 
         # What each read is for, delayed two cycles to meet its registered data.
         pad = Cat(*(chan + i >= self.out_channels for i in range(W)))
@@ -154,10 +162,10 @@ class OutputDrainer(GroupBuffer):
         # output register, select, then the RAM's write data was an ECP5 critical path).
         wr_data = delay(m, Cat(kept, rd_first, rd_last), 1, "wr_data")
         wr_v = delay(m, rd_v, 1, "wr_v")
-        m.d.sync += inflight.eq(inflight + issue - wr_v)
         m.d.comb += [fifo.w_en.eq(wr_v), fifo.w_data.eq(wr_data)]
         packing = self._pack(m, fifo, L)
-        m.d.comb += self.drained.eq(~active & (inflight == 0) & ~fifo.r_rdy & (packing == 0) &
+        # No read in flight and the FIFO empty: every credit is back.
+        m.d.comb += self.drained.eq(~active & (credits == self.FIFO_DEPTH) & (packing == 0) &
                                     ~self.o.valid)
         return m
 

@@ -21,6 +21,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 
 from hw.blocks.layouts import engine_members
+from hw.blocks.signals import delay
 from hw.blocks.weight_store import DEFAULT_BANK_DEPTH
 from hw.arch import SHARED
 from hw.network.global_sum import GlobalSum
@@ -165,7 +166,7 @@ class StepEngine(wiring.Component):
                          patches.out_height.eq(first.height), patches.out_width.eq(first.width)]
             with m.If(desc["from_image"]):
                 self._route(m, self.i, patches.i, running)
-                with m.If(self.i.valid & self.i.ready):
+                with m.If(desc["image_took"]):
                     m.d.sync += desc["image_left"].eq(desc["image_left"] - 1)
                 self._route(m, patches.o, engine.i)
             with m.Else():
@@ -221,6 +222,13 @@ class StepEngine(wiring.Component):
         # is left over for the next run.
         pixels = prog.input_size ** 2
         desc["image_left"] = Signal(range(pixels + 1), name="desc_image_left")
+        # The count is decremented a cycle after each transfer (the handshake straight into
+        # its 16-bit decrement was the ECP5 build's critical path); ``image_in`` is what the
+        # count would be without that delay.
+        desc["image_took"] = delay(m, self.i.valid & self.i.ready, 1, "desc_image_took")
+        desc["image_in"] = Signal(name="desc_image_in")
+        m.d.comb += desc["image_in"].eq((desc["image_left"] == 0) |
+                                        ((desc["image_left"] == 1) & desc["image_took"]))
         with m.If(self.start.valid & self.start.ready):
             m.d.sync += desc["layer"].eq(self.start.payload.layer)
             with m.Switch(self.start.payload.layer):
@@ -263,7 +271,7 @@ class StepEngine(wiring.Component):
                     m.d.sync += engine_seen.eq(1)
                 with m.If(self.o.valid & self.o.ready & self.o.payload.last):
                     m.d.sync += out_seen.eq(1)
-                with m.If(out_seen & (engine_seen | engine.done) & (desc["image_left"] == 0)):
+                with m.If(out_seen & (engine_seen | engine.done) & desc["image_in"]):
                     m.d.comb += self.done.eq(1)
                     m.d.sync += running.eq(0)
                     m.next = "IDLE"
