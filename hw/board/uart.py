@@ -202,25 +202,32 @@ class UARTTx(UARTTiming, wiring.Component):
         bits_left = Signal(range(BITS_PER_BYTE + 1))
         timer = Signal(range(divisor))
 
+        # ``ready`` is a register, computed from the next state: decoded from the timer, it
+        # headed the ECP5 build's critical path (through the link transmitter's choice of what
+        # to send into the framing check's counters).
+        ready = Signal(init=1)
+        bits_next = Signal.like(bits_left)
+        timer_next = Signal.like(timer)
         m.d.comb += [
             self.tx.eq(shreg[0]),
-            self.i.ready.eq((bits_left == 0) | ((bits_left == 1) & (timer == 0))),
+            self.i.ready.eq(ready),
+            bits_next.eq(bits_left),
+            timer_next.eq(timer),
         ]
 
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [
-                shreg.eq(Cat(0, self.i.payload, 1)),
-                bits_left.eq(BITS_PER_BYTE),
-                timer.eq(divisor - 1),
-            ]
+            m.d.sync += shreg.eq(Cat(0, self.i.payload, 1))
+            m.d.comb += [bits_next.eq(BITS_PER_BYTE), timer_next.eq(divisor - 1)]
         with m.Elif(bits_left != 0):
             with m.If(timer != 0):
-                m.d.sync += timer.eq(timer - 1)
+                m.d.comb += timer_next.eq(timer - 1)
             with m.Else():
-                m.d.sync += [
-                    shreg.eq(Cat(shreg[1:], 1)),
-                    bits_left.eq(bits_left - 1),
-                    timer.eq(divisor - 1),
-                ]
+                m.d.sync += shreg.eq(Cat(shreg[1:], 1))
+                m.d.comb += [bits_next.eq(bits_left - 1), timer_next.eq(divisor - 1)]
+        m.d.sync += [
+            bits_left.eq(bits_next),
+            timer.eq(timer_next),
+            ready.eq((bits_next == 0) | ((bits_next == 1) & (timer_next == 0))),
+        ]
 
         return m
