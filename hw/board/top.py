@@ -57,18 +57,14 @@ class LinkSystem(wiring.Component):
         m.submodules.engine = engine = self.engine
         m.submodules.link = link = self.link
         connect(m, link.start, engine.start)
-        connect(m, link.i, engine.i)
-        # A two-beat FIFO between the engine's output and the link: the UART transmitter's
-        # ready reached the engine's drainer (through the max-pool) combinationally, the
-        # ECP5 critical path of the host-driven design at 74 MHz.
-        width = Shape.cast(engine.o.payload.shape()).width
-        m.submodules.out_fifo = fifo = SyncFIFOBuffered(width=width, depth=2)
-        m.d.comb += [
-            fifo.w_data.eq(engine.o.payload), fifo.w_en.eq(engine.o.valid),
-            engine.o.ready.eq(fifo.w_rdy),
-            link.o.payload.eq(fifo.r_data), link.o.valid.eq(fifo.r_rdy),
-            fifo.r_en.eq(link.o.ready),
-        ]
+        # A two-beat FIFO each way between the engine and the link. Out: the UART
+        # transmitter's ready reached the engine's drainer (through the max-pool)
+        # combinationally, the ECP5 critical path of the host-driven design at 74 MHz. In:
+        # the patch streamer's ready (a compare of its row count) reached the link's input
+        # packer's counters, the 32-lane ULX3S build's critical path at 90.6 MHz. The link
+        # sends each run exactly its beats (zeros after an abort), so none is left over.
+        self._fifo(m, "in_fifo", link.i, engine.i)
+        self._fifo(m, "out_fifo", engine.o, link.o)
         m.d.comb += [
             link.done.eq(engine.done),
             link.rx.eq(self.rx),
@@ -76,6 +72,17 @@ class LinkSystem(wiring.Component):
             self.busy.eq(engine.busy),
         ]
         return m
+
+    @staticmethod
+    def _fifo(m, name, src, dst):
+        """``src`` -> a two-beat FIFO -> ``dst`` (streams): every path between them starts or
+        ends at a register."""
+        width = Shape.cast(src.payload.shape()).width
+        m.submodules[name] = fifo = SyncFIFOBuffered(width=width, depth=2)
+        m.d.comb += [
+            fifo.w_data.eq(src.payload), fifo.w_en.eq(src.valid), src.ready.eq(fifo.w_rdy),
+            dst.payload.eq(fifo.r_data), dst.valid.eq(fifo.r_rdy), fifo.r_en.eq(dst.ready),
+        ]
 
 
 class FireSystem(LinkSystem):
