@@ -86,6 +86,8 @@ def run_drainer(lanes, beat, slot, pixels, channels, *, seed, ready_prob=0.6, ga
 
 @pytest.mark.parametrize("lanes,beat,slot,pixels,channels", [
     (4, 2, 8, 11, 5), (1, 1, 4, 5, 3), (8, 4, 16, 20, 16), (2, 3, 8, 7, 4), (4, 8, 8, 4, 8),
+    # more than 8 lanes: the lane select in two steps
+    (16, 4, 8, 37, 7), (32, 8, 8, 70, 5),
 ])
 def test_groups_drain_in_raster_order(lanes, beat, slot, pixels, channels, request):
     run_drainer(lanes, beat, slot, pixels, channels, seed=lanes * 5 + pixels,

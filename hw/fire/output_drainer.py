@@ -7,8 +7,8 @@ channels per pixel (channels from ``channels`` on are sent as zeros), packs L by
 beat of ``o`` with ``first`` on the run's first beat and ``last`` on its last, and frees the
 slot (``full`` drops) after its last read.
 
-Reads go through two registers (the RAM's output register, then the lane select) into a small
-FIFO; a read is only issued when the FIFO has room for everything in flight, so back-pressure
+Reads go through two registers (the RAM's output register, then the lane select: with more
+than 8 lanes and W = 1, its first step within blocks of 8 lanes) into a small FIFO; a read is only issued when the FIFO has room for everything in flight, so back-pressure
 on ``o`` never has to stop the read pipeline.
 """
 
@@ -156,12 +156,17 @@ class OutputDrainer(GroupBuffer):
             delay(m, s, 2, n) for s, n in (
                 (issue, "rd_v"), (lane, "rd_lane"), (pad, "rd_pad"),
                 ((pixel == 0) & (chan == 0), "rd_first"), (last_pixel & last_chan, "rd_last")))
-        picked = self._pick(m, read_data, rd_lane)
-        kept = Cat(*(Mux(rd_pad[i], 0, picked.word_select(i, 8)) for i in range(W)))
-        # The lane select is a P/W-way multiplexer: registered before the FIFO's LUT RAM (RAM
-        # output register, select, then the RAM's write data was an ECP5 critical path).
-        wr_data = delay(m, Cat(kept, rd_first, rd_last), 1, "wr_data")
         wr_v = delay(m, rd_v, 1, "wr_v")
+        if W == 1 and P > 8:
+            wr_data = Cat(self._pick_in_two(m, read_data, rd_lane, rd_pad),
+                          delay(m, Cat(rd_first, rd_last), 1, "wr_frame"))
+        else:
+            picked = self._pick(m, read_data, rd_lane)
+            kept = Cat(*(Mux(rd_pad[i], 0, picked.word_select(i, 8)) for i in range(W)))
+            # The lane select is a P/W-way multiplexer: registered before the FIFO's LUT RAM
+            # (RAM output register, select, then the RAM's write data was an ECP5 critical
+            # path).
+            wr_data = delay(m, Cat(kept, rd_first, rd_last), 1, "wr_data")
         m.d.comb += [fifo.w_en.eq(wr_v), fifo.w_data.eq(wr_data)]
         packing = self._pack(m, fifo, L)
         # No read in flight and the FIFO empty: every credit is back.
@@ -202,6 +207,18 @@ class OutputDrainer(GroupBuffer):
         r, j = rd_lane[:ceil_log2(W)], rd_lane[ceil_log2(W):]
         bytes_ = [read_data[b * width:(b + 1) * width].word_select(j, 8) for b in range(W)]
         return Cat(*(Array(bytes_)[(r + i)[:ceil_log2(W)]] for i in range(W)))
+
+    def _pick_in_two(self, m, read_data, rd_lane, rd_pad):
+        """Byte ``rd_lane`` of ``read_data`` (zero if ``rd_pad``) a cycle later, picked in two
+        steps with a register between: within each block of 8 lanes (beside its RAMs), then
+        among the P/8 blocks (into the FIFO's write data). One P-way select there had its
+        inputs spread along a row of block RAMs: the 32-lane ULX3S build's critical path,
+        8.4 ns of routing at 95.1 MHz."""
+        blocks = self._lanes // 8
+        lane_lo, lane_hi = rd_lane[:3], delay(m, rd_lane[3:], 1, "rd_lane_hi")
+        near = [Mux(rd_pad, 0, read_data[64 * b:64 * b + 64].word_select(lane_lo, 8))
+                for b in range(blocks)]
+        return delay(m, Cat(*near), 1, "rd_block_bytes").word_select(lane_hi, 8)
 
     def _sources(self, m, chan, slot):
         """One memory per source, and per block of lanes for a source written a block at a
