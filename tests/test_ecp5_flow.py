@@ -295,3 +295,35 @@ def test_nextpnr_counts_of_the_netlist_after_the_passes(tmp_path):
                    "Info:      Total DFFs:      4876/83640     5%\n")
     util = parse_nextpnr(log)["utilisation"]
     assert util["LUT4"] == (7272, 83640) and util["DFF"] == (4876, 83640)
+
+
+def test_nextpnr_critical_path_hops(tmp_path):
+    """The report's critical path: each hop with its delay and running total, a carry chain's
+    ripple folded into one line, the logic/routing split; sink lists and source lines left
+    out; a cross-domain report after it is not part of it."""
+    log = tmp_path / "top.tim"
+    chain = "Info:    routing  0.00  {t}  Net a_CCU2C_COUT_CIN (4,8) -> (4,8)\n"
+    log.write_text(
+        "Info: Critical path report for clock '$glbnet$clock.clk' (posedge -> posedge):\n"
+        "Info:       type curr  total name\n"
+        "Info:   clk-to-q  0.52  0.52 Source x.rows_in_TRELLIS_FF_Q.Q\n"
+        "Info:    routing  1.11  1.63 Net x.rows_in[0] (3,6) -> (3,8)\n"
+        "Info:                               Sink y.A\n"
+        "Info:                               /share/lattice/cells_map_trellis.v:108.23\n"
+        + chain.format(t="2.08") + chain.format(t="2.15") +
+        "Info:      logic  0.45  2.60 Source z.F\n"
+        "Info:    routing  2.66  5.26 Net z[2] (6,13) -> (6,47)\n"
+        "Info:      setup  0.42  5.68 Source w_TRELLIS_FF_Q.CE\n"
+        "Info: 1.39 ns logic, 4.29 ns routing\n"
+        "\n"
+        "Info: Critical path report for cross-domain path '<async>' -> 'posedge clk':\n"
+        "Info:    routing  1.28  1.28 Net rx_buffer.buf.i (0,89) -> (2,77)\n")
+    assert parse_nextpnr(log)["critical_path"] == [
+        "clk-to-q  0.52  0.52  Source x.rows_in_TRELLIS_FF_Q.Q",
+        " routing  1.11  1.63  Net x.rows_in[0] (3,6) -> (3,8)",
+        "   carry  0.00  2.15  (2 carry-chain hops)",
+        "   logic  0.45  2.60  Source z.F",
+        " routing  2.66  5.26  Net z[2] (6,13) -> (6,47)",
+        "   setup  0.42  5.68  Source w_TRELLIS_FF_Q.CE",
+        "1.39 ns logic, 4.29 ns routing",
+    ]

@@ -48,13 +48,43 @@ def parse_nextpnr(path):
     fmax = [float(f) for name, f in clocks if "cd_sync" in name]
     if not fmax and len({name for name, _ in clocks}) == 1:
         fmax = [float(f) for _, f in clocks]
-    path_lines = []
-    start = text.rfind("Critical path report for clock")
-    if start >= 0:
-        for line in text[start:].splitlines()[1:]:
-            if "Critical path report" in line or line.startswith("Info: Max frequency"):
-                break
-            if re.search(r"(clk-to-q|setup)\s", line) or "Sink" in line:
-                path_lines.append(line.replace("Info:", "").strip())
     return {"utilisation": util, "fmax_mhz": fmax[-1] if fmax else None,
-            "critical_path": path_lines[:12]}
+            "critical_path": critical_path(text)}
+
+
+#: A hop of nextpnr's critical-path report: type, its delay, the running total, what.
+_HOP = re.compile(r"^Info:\s+(clk-to-q|routing|logic|setup)\s+([\d.]+)\s+([\d.]+)\s+(.*)$")
+
+
+def critical_path(text, width=140):
+    """The hops of the clock's critical path in a nextpnr timing report, one line each
+    (``type delay total what``, cut to ``width`` characters), a run of carry-chain hops
+    (the chain's ripple, 0.0x ns each) folded into one line, and the logic/routing split."""
+    start = text.rfind("Critical path report for clock")
+    if start < 0:
+        return []
+    lines, chain = [], []
+
+    def fold():
+        if chain:
+            total = sum(float(h[1]) for h in chain)
+            lines.append(f"{'carry':>8}  {total:.2f}  {chain[-1][2]}  "
+                         f"({len(chain)} carry-chain hops)")
+            chain.clear()
+
+    for line in text[start:].splitlines()[1:]:
+        if "Critical path report" in line or "Max frequency" in line:
+            break
+        hop = _HOP.match(line)
+        if hop:
+            if "CCU2" in hop.group(4) and float(hop.group(2)) < 0.1:
+                chain.append(hop.groups())
+                continue
+            fold()
+            kind, delay_ns, total, what = hop.groups()
+            lines.append(f"{kind:>8}  {delay_ns}  {total}  {what}"[:width])
+        elif re.match(r"^Info:\s+[\d.]+ ns logic, [\d.]+ ns routing", line):
+            fold()
+            lines.append(line.replace("Info:", "").strip())
+    fold()
+    return lines
