@@ -7,9 +7,10 @@ channels per pixel (channels from ``channels`` on are sent as zeros), packs L by
 beat of ``o`` with ``first`` on the run's first beat and ``last`` on its last, and frees the
 slot (``full`` drops) after its last read.
 
-Reads go through two registers (the RAM's output register, then the lane select: with more
-than 8 lanes and W = 1, its first step within blocks of 8 lanes) into a small FIFO; a read is only issued when the FIFO has room for everything in flight, so back-pressure
-on ``o`` never has to stop the read pipeline.
+Reads go through two registers (the RAM's output register, then the lane select: with more than
+8 lanes and W = 1, its first step within blocks of 8 lanes) into a small FIFO; a read is only
+issued when the FIFO has room for everything in flight, so back-pressure on ``o`` never has to
+stop the read pipeline.
 """
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal, unsigned

@@ -257,7 +257,7 @@ class Sequencer(wiring.Component):
             with m.Else():
                 m.next = "EXP_CHECK"
         with m.State("SQ_WAIT"):
-            m.d.sync += [r.j.eq(0), self.issue_phase.eq(0)]
+            m.d.sync += [r.j.eq(0), r.last.eq(r.count[0] == 1), self.issue_phase.eq(0)]
             with m.If(self.x_full.bit_select(r.step[0], 1)):
                 m.next = "SQ_ISSUE"
         self._issue_state(m, r, "SQ_ISSUE", r.count[0], "SQ_FLUSH")
@@ -269,14 +269,14 @@ class Sequencer(wiring.Component):
             with m.Else():
                 m.next = "NEXT"
         with m.State("EXP_WAIT"):
-            m.d.sync += [r.j.eq(0), self.issue_phase.eq(1)]
+            m.d.sync += [r.j.eq(0), r.last.eq(r.count[1] == 1), self.issue_phase.eq(1)]
             with m.If(~self.o_full.bit_select(r.egroup[0], 1)):
                 m.next = "EXP_SETUP"
         with m.State("EXP_SETUP"):
             self._border_flags(m, r)
             m.next = "E1_ISSUE"
         self._issue_state(m, r, "E1_ISSUE", r.count[1], "E3_ISSUE",
-                          [r.j.eq(0), self.issue_phase.eq(2)])
+                          [r.j.eq(0), r.last.eq(r.count[2] == 1), self.issue_phase.eq(2)])
         self._issue_state(m, r, "E3_ISSUE", r.count[2], "EXP_FLUSH")
         self._flush_states(m, r, "EXP", self.o_fill.eq(Mux(r.egroup[0], 0b10, 0b01)), "NEXT")
         self._plain_states(m, r)
@@ -296,7 +296,7 @@ class Sequencer(wiring.Component):
         """A plain layer's step: input group ``step`` -> output slot of the same parity."""
         slot = r.step[0]
         with m.State("PL_WAIT"):
-            m.d.sync += [r.j.eq(0), self.issue_phase.eq(3)]
+            m.d.sync += [r.j.eq(0), r.last.eq(r.count[0] == 1), self.issue_phase.eq(3)]
             with m.If(self.x_full.bit_select(slot, 1) & ~self.o_full.bit_select(slot, 1)):
                 m.next = "PL_ISSUE"
         self._issue_state(m, r, "PL_ISSUE", r.count[0], "PL_FLUSH")
@@ -318,11 +318,13 @@ class Sequencer(wiring.Component):
             m.d.sync += [self.top_ok[k].eq(top[k]), self.bot_ok[k].eq(bottom[k])]
 
     def _issue_state(self, m, r, name, count, then, after=()):
-        """Issue one entry per cycle, ``count`` in all, then go to ``then``."""
+        """Issue one entry per cycle, ``count`` in all, then go to ``then``. ``r.last`` (this
+        entry is the last) is a register set a cycle ahead, with ``j = 0`` on the way in: the
+        add and compare before the state change was the 32-lane ULX3S build's critical path."""
         with m.State(name):
             m.d.comb += [self.issue_valid.eq(1), self.issue_restart.eq(r.j == 0)]
-            m.d.sync += r.j.eq(r.j + 1)
-            with m.If(r.j + 1 == count):
+            m.d.sync += [r.j.eq(r.j + 1), r.last.eq(r.j + 2 == count)]
+            with m.If(r.last):
                 m.d.sync += after
                 m.next = then
 
@@ -360,6 +362,7 @@ class _Registers:
         self.col_block = col_block
         self.col_step = Signal(range(P + 1))  # P mod W after INIT
         self.j = Signal(range(n_entries + 1))
+        self.last = Signal(name="last")    # entry j is the issue state's last
         self.wait = Signal(range(drain + 1))
         self.finishing = Signal(name="finishing")   # in FINISH
         self.rejecting = Signal(name="rejecting")   # in REJECT
