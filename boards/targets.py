@@ -129,16 +129,17 @@ BOARDS = {b.name: b for b in (
     # 0.906 of the lanes busy (README).
     Board("arty_a7_100", "Digilent Arty A7-100T", get_device("xc7a100t"),
           "amaranth_boards.arty_a7:ArtyA7_100Platform", 100e6, _engine(128, **WIDE)),
-    # 16 of 156 multipliers, the design clocked at 100 MHz by a PLL: 16 lanes place and route
-    # in 2 minutes and meet 100 MHz with margin. 32 lanes (conv1, fire2..fire5) route in 3-4
-    # minutes but met 100 MHz in one build of three (103.5, 97.4, 99.4 MHz: the critical path
-    # moves with placement); 64 lanes route only with luck (router2, 12 minutes, 59.2 MHz),
-    # the line buffer's rotation congesting the middle of the chip (README). With 91% of the
-    # block RAM filled (fire2..fire8) routing took 14 minutes and reached 70 MHz, with 28%
-    # (fire2..fire5) 4 minutes and 94 MHz: the default stays within half.
+    # 32 of 156 multipliers, the design clocked at 100 MHz by a PLL: conv1, fire2..fire5 in
+    # half the block RAM (97 of 208 sites), 100.2 MHz, 3 min 30 s (2026-12-05, after five
+    # cuts to the paths that limited 32-lane builds at 90.6-97.4 MHz: README, "32 lanes at
+    # 100 MHz"). 16 lanes (fire2..fire6) reach 105.7 MHz. 64 lanes route only with luck
+    # (router2, 12 minutes, 59.2 MHz), the lanes' multipliers and the line buffer's rotation
+    # congesting the chip (README). With 91% of the block RAM filled (fire2..fire8) routing
+    # took 14 minutes and reached 70 MHz, with 28% (fire2..fire5) 4 minutes and 94 MHz: the
+    # default stays within half.
     Board("ulx3s_85f", "Radiona ULX3S with ECP5 LFE5U-85F, speed grade 6",
           get_device("lfe5u-85f"), "amaranth_boards.ulx3s:ULX3S_85F_Platform", 25e6,
-          _engine(16), bram_budget=0.5, pll_hz=100e6),
+          _engine(32), bram_budget=0.5, pll_hz=100e6),
     # 2 of 8 multipliers: block RAM, not multipliers, is the limit: fire2 alone with 4 lanes
     # needs 31 of the 30 4-Kib blocks, with 2 lanes 29.
     Board("icebreaker", "1BitSquared iCEBreaker (iCE40 UP5K)", get_device("ice40up5k"),
