@@ -5,6 +5,7 @@ configuration."""
 
 import copy
 import json
+import re
 import shutil
 import subprocess
 
@@ -118,3 +119,27 @@ def test_nextpnr_writes_both_output_registers(tmp_path):
                     "--log", "top.log"], cwd=tmp_path, check=True, capture_output=True)
     config = (tmp_path / "top.config").read_text()
     assert ".REGMODE_A OUTREG" in config and ".REGMODE_B OUTREG" in config
+
+
+def test_pool_stages_read_ports_are_marked_undefined(tmp_path):
+    """The max-pool stages' line memories (``pool.pixels``, ``pool.rows``) are marked like the
+    engine's buffers; a memory in any other module keeps its read-old behaviour."""
+    m = Module()
+    m.submodules.pool = pool = Module()
+    ports = []
+    for name in ("pixels", "rows", "other"):
+        pool.submodules[name] = sub = Module()
+        sub.submodules.line = mem = Memory(shape=unsigned(8), depth=16, init=[])
+        rd, wr = mem.read_port(transparent_for=()), mem.write_port()
+        q = Signal(8, name=f"q_{name}")
+        sub.d.sync += q.eq(rd.data)
+        ports += [wr.addr, wr.data, wr.en, rd.addr, q]
+    path = tmp_path / "top.il"
+    path.write_text(rtlil.convert(m, name="top", ports=ports))
+    assert buffer_collisions_undefined(path) == 2
+    masks = {}
+    for part in path.read_text().split("\nmodule ")[1:]:
+        found = re.findall(r"parameter \\COLLISION_X_MASK \d+'([01]+)", part)
+        if found:
+            masks[part.split("\n", 1)[0].strip().rsplit(".", 1)[-1]] = found
+    assert masks == {"pixels": ["1"], "rows": ["1"], "other": ["0"]}

@@ -43,11 +43,15 @@ registered last write lands in the first cycle of ``full``; the engines read a s
 cycles later), and the engine releases an input slot only after the results of its last read
 are written (the drainer releases a slot after its last read; the engine's writes trail its
 issue by the pipeline's latency).
-The engine's line buffer reads and writes different groups at any time (its docstring).
+The engine's line buffer reads and writes different groups at any time (its docstring). A
+max-pool stage (``pool.pixels``, ``pool.rows``) writes a line word in the cycle after its MAX
+state, while the next beat reads the next word (one-word lines keep their word in a register
+and do not use the read); its emulation logic, a bypass register and a multiplexer after the
+RAM, was on the 32-lane ULX3S build's critical path (100.2 MHz, 2026-12-05).
 :func:`buffer_collisions_undefined` therefore marks, in the RTLIL that Yosys reads, the read
-ports of the memories of the ``loader``, ``drainer`` and ``line_buffer`` modules as undefined
-on a collision (Yosys's ``COLLISION_X_MASK``), so no emulation logic is built for them; every
-other memory keeps its read-old behaviour.
+ports of the memories of the ``loader``, ``drainer``, ``line_buffer`` and pool stage modules as
+undefined on a collision (Yosys's ``COLLISION_X_MASK``), so no emulation logic is built for
+them; every other memory keeps its read-old behaviour.
 """
 
 import json
@@ -369,7 +373,7 @@ def absorb_output_registers(path):
                            absorb_through_muxes(netlist))
 
 
-_GROUP_BUFFERS = re.compile(r"\.(loader|drainer|line_buffer)$")
+_GROUP_BUFFERS = re.compile(r"\.(loader|drainer|line_buffer)$|\.pool\.(pixels|rows)$")
 
 
 def _undefined(match):
@@ -379,8 +383,9 @@ def _undefined(match):
 
 def buffer_collisions_undefined(path):
     """In the RTLIL file at ``path`` (rewritten), set every read port of the memories of the
-    ``...loader``, ``...drainer`` and ``...line_buffer`` modules undefined on a same-cycle
-    write of the same address; returns the number of read ports changed."""
+    ``...loader``, ``...drainer``, ``...line_buffer``, ``...pool.pixels`` and ``...pool.rows``
+    modules undefined on a same-cycle write of the same address; returns the number of read
+    ports changed."""
     with open(path, encoding="utf-8") as f:
         parts = f.read().split("\nmodule ")
     changed = 0

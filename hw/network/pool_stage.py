@@ -31,8 +31,8 @@ class PoolStage(wiring.Component):
     """Max of lines 2k, 2k+1, 2k+2 for every output line k, beat by beat.
 
     Throughput one input beat every three cycles (a read-modify-write of its line word, the
-    block RAM's output registered before the byte maxima: on ECP5 that read was the critical
-    path). Latency: an emitted beat is on ``o`` three cycles after its input beat was taken, and
+    block RAM's output registered before the byte maxima, the write registered after them: on
+    ECP5 each was the critical path). Latency: an emitted beat is on ``o`` three cycles after its input beat was taken, and
     stays there until
     taken; ``i`` waits while ``o`` holds a beat that is not being taken.
 
@@ -80,6 +80,16 @@ class PoolStage(wiring.Component):
         stored = Signal(8 * L)                 # the line word, registered
         finishes, last_word, last_line = Signal(), Signal(), Signal()   # set in READ
         m.d.comb += rd.addr.eq(word)
+        # The write is registered and lands in the next cycle (the next beat's TAKE), so the
+        # RAM's read data, the byte maxima and the write data are not one round trip (the
+        # 32-lane ULX3S build's critical path: a row RAM placed 50 columns from this logic).
+        # The next beat reads another word, except with one-word lines: those keep their word
+        # in ``single`` as well, and the RAM's read is not used.
+        w_addr, w_data, w_en = Signal.like(word), Signal(8 * L), Signal()
+        single = Signal(8 * L)
+        one_word = Signal()
+        m.d.comb += [wr.addr.eq(w_addr), wr.data.eq(w_data), wr.en.eq(w_en)]
+        m.d.sync += w_en.eq(0)
         # The output register: emptied when taken, loaded in MAX (never both in one cycle:
         # TAKE only accepts a beat when the register is empty or being emptied).
         with m.If(self.o.valid & self.o.ready):
@@ -102,18 +112,19 @@ class PoolStage(wiring.Component):
                 # MAX): in MAX they were the ECP5 critical path, adds and compares into the
                 # enables of the output register.
                 even = ~pos[0]
-                m.d.sync += [stored.eq(rd.data),
+                m.d.sync += [stored.eq(rd.data), one_word.eq(self.words == 1),
                              finishes.eq(Mux(even, pos != 0, pos + 1 == self.length)),
                              last_word.eq(word + 1 == self.words),
                              last_line.eq(pos + 1 == self.length)]
                 m.next = "MAX"
             with m.State("MAX"):
                 new = held.data.as_value()
-                best = Cat(*(Mux(stored[8 * j:8 * j + 8] > new[8 * j:8 * j + 8],
-                                 stored[8 * j:8 * j + 8], new[8 * j:8 * j + 8])
+                kept = Mux(one_word, single, stored)
+                best = Cat(*(Mux(kept[8 * j:8 * j + 8] > new[8 * j:8 * j + 8],
+                                 kept[8 * j:8 * j + 8], new[8 * j:8 * j + 8])
                              for j in range(L)))
-                m.d.comb += [wr.addr.eq(word), wr.en.eq(1),
-                             wr.data.eq(Mux(pos[0], best, new))]
+                m.d.sync += [w_addr.eq(word), w_en.eq(1), w_data.eq(Mux(pos[0], best, new)),
+                             single.eq(Mux(pos[0], best, new))]
                 with m.If(finishes):
                     m.d.sync += [self.o.valid.eq(1), self.o.payload.data.eq(best),
                                  self.o.payload.first.eq(~sent_any),
