@@ -169,10 +169,18 @@ class OutputDrainer(GroupBuffer):
             # path).
             wr_data = delay(m, Cat(kept, rd_first, rd_last), 1, "wr_data")
         m.d.comb += [fifo.w_en.eq(wr_v), fifo.w_data.eq(wr_data)]
-        packing = self._pack(m, fifo, L)
-        # No read in flight and the FIFO empty: every credit is back.
-        m.d.comb += self.drained.eq(~active & (credits == self.FIFO_DEPTH) & (packing == 0) &
-                                    ~self.o.valid)
+        self._pack(m, fifo, L)
+        # A register: set by the transfer of the run's last beat (everything else is empty by
+        # then: no read in flight, the FIFO and the packer empty), cleared by ``go``. The
+        # same as ``~active``, every credit back, nothing packing and ``o`` empty, without
+        # the logic (the 32-lane ULX3S build's critical path ran from it through the
+        # sequencer's FSM, 2026-12-05).
+        drained = Signal(init=1)
+        m.d.comb += self.drained.eq(drained)
+        with m.If(self.o.valid & self.o.ready & self.o.payload.last):
+            m.d.sync += drained.eq(1)
+        with m.If(self.go):
+            m.d.sync += drained.eq(0)
         return m
 
     def _storage(self, m, chan, slot, lane):
