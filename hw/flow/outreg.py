@@ -44,10 +44,9 @@ cycles later), and the engine releases an input slot only after the results of i
 are written (the drainer releases a slot after its last read; the engine's writes trail its
 issue by the pipeline's latency).
 The engine's line buffer reads and writes different groups at any time (its docstring). A
-max-pool stage (``pool.pixels``, ``pool.rows``) writes a line word in the cycle after its MAX
-state, while the next beat reads the next word (one-word lines keep their word in a register
-and do not use the read); its emulation logic, a bypass register and a multiplexer after the
-RAM, was on the 32-lane ULX3S build's critical path (100.2 MHz, 2026-12-05).
+max-pool stage (``pool.pixels``, ``pool.rows``) writes a line word in the cycle after MAX while
+the next beat reads the next word (one-word lines keep theirs in a register, unread); its
+emulation logic was on the 32-lane ULX3S build's critical path (2026-12-05).
 :func:`buffer_collisions_undefined` therefore marks, in the RTLIL that Yosys reads, the read
 ports of the memories of the ``loader``, ``drainer``, ``line_buffer`` and pool stage modules as
 undefined on a collision (Yosys's ``COLLISION_X_MASK``), so no emulation logic is built for

@@ -32,9 +32,9 @@ class PoolStage(wiring.Component):
 
     Throughput one input beat every three cycles (a read-modify-write of its line word, the
     block RAM's output registered before the byte maxima, the write registered after them: on
-    ECP5 each was the critical path). Latency: an emitted beat is on ``o`` three cycles after its input beat was taken, and
-    stays there until
-    taken; ``i`` waits while ``o`` holds a beat that is not being taken.
+    ECP5 each was the critical path). Latency: an emitted beat is on ``o`` three cycles after
+    its input beat was taken, and stays there until taken; ``i`` waits while ``o`` holds a beat
+    that is not being taken.
 
     Parameters
     ----------
