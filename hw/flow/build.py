@@ -106,7 +106,7 @@ def _open_flow(board, program, chosen, engine_config, out, steps):
     plan.extract(str(out))
     if board.family == "ecp5":
         ports = buffer_collisions_undefined(out / "top.il")
-        say(f"{ports} buffer read ports (group and line buffers) marked undefined on a "
+        say(f"{ports} buffer read ports (group and line buffers, pool lines) marked undefined on a "
             f"same-address write (no emulation logic after their RAMs: hw/flow/outreg.py)")
     env = dict(os.environ)
     for key, value in YOWASP_ENV.items():
