@@ -45,7 +45,7 @@ are written (the drainer releases a slot after its last read; the engine's write
 issue by the pipeline's latency).
 The engine's line buffer reads and writes different groups at any time (its docstring). A
 max-pool stage (``pool.pixels``, ``pool.rows``) writes a line word in the cycle after MAX while
-the next beat reads the next word (one-word lines keep theirs in a register, unread); its
+the next beat reads the next word (one-word lines use the write register, not the read); its
 emulation logic was on the 32-lane ULX3S build's critical path (2026-12-05).
 :func:`buffer_collisions_undefined` therefore marks, in the RTLIL that Yosys reads, the read
 ports of the memories of the ``loader``, ``drainer``, ``line_buffer`` and pool stage modules as

@@ -83,10 +83,9 @@ class PoolStage(wiring.Component):
         # The write is registered and lands in the next cycle (the next beat's TAKE), so the
         # RAM's read data, the byte maxima and the write data are not one round trip (the
         # 32-lane ULX3S build's critical path: a row RAM placed 50 columns from this logic).
-        # The next beat reads another word, except with one-word lines: those keep their word
-        # in ``single`` as well, and the RAM's read is not used.
+        # The next beat reads another word, except with one-word lines: those take their word
+        # from the write register ``w_data`` instead, and the RAM's read is not used.
         w_addr, w_data, w_en = Signal.like(word), Signal(8 * L), Signal()
-        single = Signal(8 * L)
         one_word = Signal()
         m.d.comb += [wr.addr.eq(w_addr), wr.data.eq(w_data), wr.en.eq(w_en)]
         m.d.sync += w_en.eq(0)
@@ -119,12 +118,11 @@ class PoolStage(wiring.Component):
                 m.next = "MAX"
             with m.State("MAX"):
                 new = held.data.as_value()
-                kept = Mux(one_word, single, stored)
+                kept = Mux(one_word, w_data, stored)
                 best = Cat(*(Mux(kept[8 * j:8 * j + 8] > new[8 * j:8 * j + 8],
                                  kept[8 * j:8 * j + 8], new[8 * j:8 * j + 8])
                              for j in range(L)))
-                m.d.sync += [w_addr.eq(word), w_en.eq(1), w_data.eq(Mux(pos[0], best, new)),
-                             single.eq(Mux(pos[0], best, new))]
+                m.d.sync += [w_addr.eq(word), w_en.eq(1), w_data.eq(Mux(pos[0], best, new))]
                 with m.If(finishes):
                     m.d.sync += [self.o.valid.eq(1), self.o.payload.data.eq(best),
                                  self.o.payload.first.eq(~sent_any),
