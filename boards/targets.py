@@ -130,7 +130,7 @@ BOARDS = {b.name: b for b in (
     Board("arty_a7_100", "Digilent Arty A7-100T", get_device("xc7a100t"),
           "amaranth_boards.arty_a7:ArtyA7_100Platform", 100e6, _engine(128, **WIDE)),
     # 32 of 156 multipliers, the design clocked at 100 MHz by a PLL: conv1, fire2..fire5 in
-    # half the block RAM (97 of 208 sites), 103.8 MHz, 3 min 49 s (2026-12-05, after seven
+    # half the block RAM (97 of 208 sites), 104.1 MHz, 3 min 55 s (2026-12-05, after seven
     # cuts to the paths that limited 32-lane builds at 90.6-101.0 MHz: README, "32 lanes at
     # 100 MHz"). 16 lanes (fire2..fire6) reach 108.4 MHz. 64 lanes route only with luck
     # (router2, 12 minutes, 59.2 MHz), the lanes' multipliers and the line buffer's rotation
