@@ -30,6 +30,10 @@ CONFIGS = [
     (16, 8, 10, 4, 3, 5, 5, 5),
     (16, 1, 4, 2, 2, 2, 1, 20),
     (32, 16, 24, 8, 8, 8, 6, 6),
+    # lanes not a power of two: divisions by constants (hw/blocks/const_div.py), row flags
+    (24, 8, 10, 4, 6, 6, 7, 9),
+    (24, 4, 6, 3, 4, 4, 3, 30),
+    (40, 4, 8, 4, 4, 4, 9, 11),
 ]
 
 
@@ -51,6 +55,7 @@ WIDE = [
     (8, 8, 8, 12, 5, 8, 8, 7, 9),
     (16, 8, 4, 20, 4, 6, 10, 5, 6),
     (4, 6, 2, 11, 3, 2, 7, 4, 4),
+    (24, 8, 8, 12, 5, 8, 8, 7, 9),
 ]
 
 
@@ -125,15 +130,17 @@ def test_unknown_layer_is_rejected_with_done():
     assert cycles == 1 and framing == []
 
 
-def test_fixed_widths_runs_own_widths_and_rejects_others():
+@pytest.mark.parametrize("lanes", [16, 24])
+def test_fixed_widths_runs_own_widths_and_rejects_others(lanes):
     """With ``fixed_widths`` the line buffer rotates only for the layers' widths (9 and 5 at
     16 lanes leave rotations 2, 3, 13 and 14 out): the layers at their own widths (any height)
-    are bit-exact in the modelled cycles; a run at another width is rejected, not run wrong."""
+    are bit-exact in the modelled cycles; a run at another width is rejected, not run wrong.
+    24 lanes: tap offsets and group counts by division by a constant."""
     rng = np.random.default_rng(21)
     a = random_fire(rng, "fireA", 6, 4, 3, 5, density=0.5)
     b = random_fire(rng, "fireB", 8, 3, 4, 2, density=0.5)
     program = EngineProgram([("fireA", 4, 9, *a), ("fireB", 6, 5, *b)])
-    engine = FireEngine(program, lanes=16, channels_per_beat=4, fixed_widths=True)
+    engine = FireEngine(program, lanes=lanes, channels_per_beat=4, fixed_widths=True)
     for layer, convs, (h, w) in [(0, a, (4, 9)), (1, b, (6, 5)), (1, b, (3, 5))]:
         x = rng.integers(0, 256, (convs[0].spec.in_channels, h, w)).astype(np.uint8)
         assert check(engine, layer, x, convs) == predicted(engine, layer, h, w)
@@ -142,15 +149,16 @@ def test_fixed_widths_runs_own_widths_and_rejects_others():
 
 
 @pytest.mark.parametrize("kwargs,exc,message", [
-    ({"lanes": 3}, ValueError, "Lane count must be a power of two from 1 to 1024, not 3"),
-    ({"lanes": 2048}, ValueError, "Lane count must be a power of two"),
+    ({"lanes": 3}, ValueError, "Lane count must be 1, 2, 4 or a multiple of 8 up to 1024, not 3"),
+    ({"lanes": 2048}, ValueError, "Lane count must be 1, 2, 4 or a multiple of 8"),
+    ({"lanes": 20}, ValueError, "Lane count must be 1, 2, 4 or a multiple of 8"),
     ({"lanes": 4.0}, TypeError, "Lane count must be an integer, not 4.0"),
     ({"channels_per_beat": 0}, ValueError, "Channels per beat must be from 1 to 64, not 0"),
     ({"channels_per_beat": "8"}, TypeError, "Channels per beat must be an integer"),
     ({"acc_width": 16}, ValueError, "Accumulator width must be from 24 to 48, not 16"),
     ({"acc_width": 32.0}, TypeError, "Accumulator width must be an integer, not 32.0"),
     ({"channels_per_cycle": 16}, ValueError, "Channels per cycle must divide the channels per "
-                                             r"beat \(8\) and be at most the lane count"),
+                                             r"beat \(8\) and the lane count"),
 ])
 def test_parameter_errors(kwargs, exc, message):
     rng = np.random.default_rng(0)
@@ -163,7 +171,8 @@ def test_parameter_errors(kwargs, exc, message):
 
 # (lanes, channels_per_beat, in_channels, out_channels, height, width, channels_per_cycle)
 PLAIN = [(4, 4, 10, 6, 3, 5, 1), (8, 3, 27, 12, 4, 4, 1), (2, 8, 5, 20, 2, 3, 1),
-         (16, 8, 147, 9, 3, 7, 1), (8, 4, 27, 12, 4, 4, 4), (16, 8, 147, 9, 3, 7, 8)]
+         (16, 8, 147, 9, 3, 7, 1), (8, 4, 27, 12, 4, 4, 4), (16, 8, 147, 9, 3, 7, 8),
+         (24, 8, 27, 12, 5, 11, 1)]
 
 
 @pytest.mark.parametrize("lanes,beat,cin,cout,height,width,per_cycle", PLAIN)

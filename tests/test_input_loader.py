@@ -147,7 +147,8 @@ def test_last_channel_is_in_the_ram_the_cycle_after_full(per_cycle, request):
 
 
 @pytest.mark.parametrize("kwargs,exc,message", [
-    ({"lanes": 3}, ValueError, "Lane count must be a power of two, not 3"),
+    ({"lanes": 3}, ValueError, "Lane count must be 1, 2, 4 or a multiple of 8 up to 1024, not 3"),
+    ({"lanes": 12}, ValueError, "Lane count must be 1, 2, 4 or a multiple of 8"),
     ({"lanes": 4.0}, TypeError, "Lane count must be an integer, not 4.0"),
     ({"channels": 12}, ValueError, "Channel count must be a power of two, not 12"),
     ({"channels_per_beat": 16}, ValueError, "Channels per beat must be from 1 to 8, not 16"),
@@ -155,6 +156,8 @@ def test_last_channel_is_in_the_ram_the_cycle_after_full(per_cycle, request):
     ({"channels_per_cycle": 3}, ValueError, "Channels per cycle must be a power of two, not 3"),
     ({"channels_per_cycle": 4}, ValueError, "Channels per cycle must divide the channels per "
                                             r"beat \(2\)"),
+    ({"lanes": 24, "channels_per_beat": 16, "channels": 16, "channels_per_cycle": 16}, ValueError,
+     r"Channels per cycle must divide the channels per beat \(16\) and the lane count \(24\)"),
 ])
 def test_parameter_errors(kwargs, exc, message):
     args = {"lanes": 4, "channels_per_beat": 2, "channels": 8, **kwargs}

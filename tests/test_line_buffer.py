@@ -69,8 +69,8 @@ def test_shifted_reads(lanes, groups, channels, latency, blocks, widths, late):
 
 
 def test_parameter_errors():
-    with pytest.raises(ValueError, match="Lane count must be a power of two, not 3"):
-        LineBuffer(lanes=3, groups=4, channels=4)
+    with pytest.raises(ValueError, match="Lane count must be at least 1, not 0"):
+        LineBuffer(lanes=0, groups=4, channels=4)
     with pytest.raises(ValueError, match="Group count must be at least 2"):
         LineBuffer(lanes=4, groups=1, channels=4)
     with pytest.raises(ValueError, match="Read latency must be at least 2, not 1"):

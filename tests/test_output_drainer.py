@@ -136,7 +136,7 @@ def test_tail_latency():
 
 
 @pytest.mark.parametrize("kwargs,exc,message", [
-    ({"lanes": 6}, ValueError, "Lane count must be a power of two, not 6"),
+    ({"lanes": 6}, ValueError, "Lane count must be 1, 2, 4 or a multiple of 8 up to 1024, not 6"),
     ({"channels": "8"}, TypeError, "Channel count must be an integer, not '8'"),
     ({"channels_per_beat": 0}, ValueError, "Channels per beat must be from 1 to 8, not 0"),
 ])

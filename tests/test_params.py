@@ -2,7 +2,7 @@
 
 import pytest
 
-from hw.blocks.params import check_int, check_power_of_two
+from hw.blocks.params import check_int, check_lanes, check_power_of_two
 
 
 @pytest.mark.parametrize("args,exc,message", [
@@ -34,3 +34,15 @@ def test_check_power_of_two_errors(value, exc, message):
 
 def test_powers_of_two_pass():
     assert [check_power_of_two("Depth", 1 << n) for n in range(11)] == [1 << n for n in range(11)]
+
+
+@pytest.mark.parametrize("value", [1, 2, 4, 8, 16, 24, 40, 240, 1024])
+def test_check_lanes_passes_powers_of_two_and_multiples_of_8(value):
+    assert check_lanes(value) == value
+
+
+@pytest.mark.parametrize("value,exc", [(3, ValueError), (12, ValueError), (0, ValueError),
+                                       (1032, ValueError), (6, ValueError), (8.0, TypeError)])
+def test_check_lanes_errors(value, exc):
+    with pytest.raises(exc, match="^Lane count must be"):
+        check_lanes(value)

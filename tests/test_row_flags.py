@@ -26,14 +26,15 @@ def _sample(m, inputs, outputs, cases):
     return got
 
 
-@pytest.mark.parametrize("lanes", [1, 4, 8])
+@pytest.mark.parametrize("lanes", [1, 4, 8, 24, 40])
 def test_row_flags_against_the_pixel_comparisons(lanes):
     m = Module()
     group, width, above = Signal(6), Signal(8), Signal(17)
     top, bottom = row_flags(m, group, lanes, width, above)
     top_bits, bottom_bits = Signal(lanes), Signal(lanes)
     m.d.comb += [top_bits.eq(Cat(*top)), bottom_bits.eq(Cat(*bottom))]
-    cases = list(itertools.product(range(0, 40, 3), (1, 3, 5, 8, 13), (0, 1, 7, 16, 30, 64)))
+    cases = list(itertools.product(range(0, 40, 3), (1, 3, 5, 8, 13, 27, 55),
+                                   (0, 1, 7, 16, 30, 64, 100, 250)))
     got = _sample(m, (group, width, above), (top_bits, bottom_bits), cases)
     for (g, w, a), (t, b) in zip(cases, got):
         pixels = [g * lanes + k for k in range(lanes)]

@@ -7,7 +7,9 @@ one row). Written per lane these are 2P comparisons of the full pixel index, a c
 (by count about 1,150 carry cells at 64 lanes on the ECP5, not measured alone). Here both sides
 subtract the group's first pixel once, ``t = W - g*P`` and ``u = pixels_above - g*P``, and each
 lane compares the low ``log2 P`` bits of t or u with its own constant k: ``k >= t`` is
-``t <= 0``, or ``0 < t < P`` and ``k >= t mod P``.
+``t <= 0``, or ``0 < t < P`` and ``k >= t mod P``. For P not a power of two (a multiple of 8)
+the same with ``ceil(log2 P)`` bits, ``g*P`` as a sum of shifted copies and ``t < P`` a
+comparison.
 
 Columns: lane k's column is ``(c + k) mod W`` for the group's first column c; kept for every
 lane, that is a modulo-W counter each (about 40 LUTs). :func:`column_flags` takes a block of
@@ -20,7 +22,9 @@ Combinational (latency 0): the callers register the flags.
 """
 
 from amaranth.hdl import Cat, Const, Signal, signed
-from amaranth.utils import exact_log2
+from amaranth.utils import ceil_log2, exact_log2
+
+from hw.blocks.const_div import times_constant
 
 __all__ = ["row_flags", "column_flags"]
 
@@ -35,12 +39,14 @@ def row_flags(m, group, lanes, width, pixels_above):
     group : Value
         g, the group number.
     lanes : int
-        P, a power of two.
+        P (a power of two, or any other count: then ``g*P`` is a sum of shifted copies of g
+        and the tests against P are comparisons).
     width, pixels_above : Value
         W and the index of the first pixel of the last row.
     """
-    log_p = exact_log2(lanes)
-    first = Cat(Const(0, log_p), group)
+    log_p = ceil_log2(lanes)
+    pow2 = lanes == 1 << log_p
+    first = Cat(Const(0, log_p), group) if pow2 else times_constant(group, lanes)
     bits = max(len(first), len(width), len(pixels_above)) + 2
     t = Signal(signed(bits), name="row_above_from")   # lanes k >= t have a row above
     u = Signal(signed(bits), name="row_below_until")  # lanes k < u have a row below
@@ -50,13 +56,13 @@ def row_flags(m, group, lanes, width, pixels_above):
     # (written as comparisons, Yosys gave each its own carry chain, in series with the
     # subtraction's: the ECP5 default's critical path, 2026-12-04).
     t_all = _at_most_zero(t)                         # every lane
-    t_some = t[-1] | ~t[log_p:].any()                # t < P: lanes from t mod P on
-    u_none = _at_most_zero(u)                        # no lane
-    u_all = ~u[-1] & u[log_p:].any()                 # u >= P: every lane
+    t_some = t[-1] | ~t[log_p:].any() if pow2 else t < lanes  # t < P: lanes from t on
+    u_none = _at_most_zero(u)                                  # no lane
+    u_all = ~u[-1] & u[log_p:].any() if pow2 else u >= lanes   # u >= P: every lane
     t_low, u_low = t[:log_p], u[:log_p]
-    top = [t_all | (t_some & _table(lambda v: v <= k, lanes).bit_select(t_low, 1))
+    top = [t_all | (t_some & _table(lambda v: v <= k, 1 << log_p).bit_select(t_low, 1))
            for k in range(lanes)]
-    bottom = [u_all | (~u_none & _table(lambda v: v > k, lanes).bit_select(u_low, 1))
+    bottom = [u_all | (~u_none & _table(lambda v: v > k, 1 << log_p).bit_select(u_low, 1))
               for k in range(lanes)]
     return top, bottom
 

@@ -33,6 +33,7 @@ from amaranth.lib.wiring import connect, flipped
 from amaranth.utils import ceil_log2
 
 from hw.blocks.layouts import engine_members
+from hw.blocks.params import check_lanes
 from hw.blocks.weight_store import DEFAULT_BANK_DEPTH, WeightStore
 from hw.fire.entry_pipeline import EntryPipeline
 from hw.fire.input_loader import InputLoader
@@ -50,10 +51,7 @@ def _pow2(n):
 
 def check_parameters(*, lanes, channels_per_beat, acc_width=32):
     """Raise ``TypeError``/``ValueError`` unless these are valid :class:`FireEngine` parameters."""
-    if not isinstance(lanes, int) or isinstance(lanes, bool):
-        raise TypeError(f"Lane count must be an integer, not {lanes!r}")
-    if not 1 <= lanes <= 1024 or lanes & (lanes - 1):
-        raise ValueError(f"Lane count must be a power of two from 1 to 1024, not {lanes!r}")
+    check_lanes(lanes)
     if not isinstance(channels_per_beat, int) or isinstance(channels_per_beat, bool):
         raise TypeError(f"Channels per beat must be an integer, not {channels_per_beat!r}")
     if not 1 <= channels_per_beat <= 64:
@@ -101,7 +99,8 @@ class FireEngine(wiring.Component):
     program : EngineProgram
         Layers, descriptors and weight-store contents.
     lanes : int
-        Pixel lanes (= multipliers), a power of two from 1 to 1024.
+        Pixel lanes (= multipliers): 1, 2, 4 or a multiple of 8, up to 1024 (powers of two
+        divide by shifts; other counts by constants, :mod:`hw.blocks.const_div`).
     channels_per_beat : int
         Channels per beat of the ``i`` and ``o`` streams (L), 1 to 64.
     acc_width : int

@@ -33,7 +33,7 @@ from types import SimpleNamespace
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2, exact_log2
+from amaranth.utils import ceil_log2
 
 from hw.blocks.entry_decoder import EntryDecoder
 from hw.blocks.requantizer import Requantizer
@@ -59,7 +59,7 @@ class EntryPipeline(wiring.Component):
     ----------
     program : EngineProgram
     lanes : int
-        P, a power of two.
+        P (1, 2, 4 or a multiple of 8).
     groups : int
         D, groups held by the line buffer.
     in_slot, sq_slot, out_slot : int
@@ -116,7 +116,7 @@ class EntryPipeline(wiring.Component):
         self._in_slot, self._sq_slot, self._out_slot = in_slot, sq_slot, out_slot
         self._acc_width = acc_width
         self._carry = carry_context
-        rot_bits = max(1, exact_log2(lanes))
+        rot_bits = max(1, ceil_log2(lanes))
         lb_ports = {} if not carry_context else {
             "lb_r_group": Out(range(groups)), "lb_r_rot": Out(range(lanes)),
             "lb_r_chan": Out(range(sq_slot)), "lb_r_mask": Out(unsigned(lanes)),

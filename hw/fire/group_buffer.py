@@ -15,7 +15,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.utils import ceil_log2
 
-from hw.blocks.params import check_int, check_power_of_two
+from hw.blocks.params import check_int, check_lanes, check_power_of_two
 
 __all__ = ["GroupBuffer"]
 
@@ -29,14 +29,14 @@ class GroupBuffer(wiring.Component):
     members : dict
         The subclass's ports (it must have ``full``).
     lanes : int
-        P, pixels per group (a power of two).
+        P, pixels per group (1, 2, 4 or a multiple of 8).
     channels_per_beat : int
         L, channels per beat of the stream side.
     channels : int
         Words per slot: a power of two at least the largest ``beats * L`` of any run.
     channels_per_cycle : int
         W, channels of one pixel moved per cycle on the stream side: a power of two that
-        divides L and is at most P.
+        divides L and P.
     """
 
     def __init__(self, members, *, lanes, channels_per_beat, channels, channels_per_cycle=1):
@@ -47,13 +47,13 @@ class GroupBuffer(wiring.Component):
     @staticmethod
     def check_parameters(lanes, channels_per_beat, channels, channels_per_cycle=1):
         """Raise ``TypeError``/``ValueError`` unless these are valid parameters."""
-        check_power_of_two("Lane count", lanes)
+        check_lanes(lanes)
         check_power_of_two("Channel count", channels)
         check_int("Channels per beat", channels_per_beat, 1, channels)
         check_power_of_two("Channels per cycle", channels_per_cycle)
-        if channels_per_beat % channels_per_cycle or channels_per_cycle > lanes:
+        if channels_per_beat % channels_per_cycle or lanes % channels_per_cycle:
             raise ValueError(f"Channels per cycle must divide the channels per beat "
-                             f"({channels_per_beat}) and be at most the lane count ({lanes}), "
+                             f"({channels_per_beat}) and the lane count ({lanes}), "
                              f"not {channels_per_cycle!r}")
 
     @property

@@ -69,7 +69,7 @@ class LineBuffer(wiring.Component):
     Parameters
     ----------
     lanes : int
-        P, a power of two.
+        P, any count (the engines use 1, 2, 4 or a multiple of 8).
     groups : int
         D, a power of two of at least 2.
     channels : int
@@ -117,8 +117,9 @@ class LineBuffer(wiring.Component):
                             ("Channel count", channels), ("Read latency", read_latency)):
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"{name} must be an integer, not {value!r}")
-        for name, value in (("Lane count", lanes), ("Group count", groups),
-                            ("Channel count", channels)):
+        if lanes < 1:
+            raise ValueError(f"Lane count must be at least 1, not {lanes!r}")
+        for name, value in (("Group count", groups), ("Channel count", channels)):
             if value < 1 or value & (value - 1):
                 raise ValueError(f"{name} must be a power of two, not {value!r}")
         if groups < 2:

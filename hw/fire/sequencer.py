@@ -23,9 +23,10 @@ column_flags`) and ``P mod W`` by repeated subtraction, and for every 3x3 tap th
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import exact_log2
+from amaranth.utils import ceil_log2
 
 from hw.blocks.layouts import start_layout
+from hw.blocks.const_div import divmod_constant
 from hw.blocks.row_flags import column_flags, row_flags
 
 __all__ = ["Sequencer", "descriptor_layout"]
@@ -66,7 +67,7 @@ class Sequencer(wiring.Component):
     ----------
     program : EngineProgram
     lanes : int
-        P, a power of two.
+        P (1, 2, 4 or a multiple of 8).
     channels_per_beat : int
         L, channels per beat of the activation streams.
     groups : int
@@ -120,11 +121,12 @@ class Sequencer(wiring.Component):
         # Fire layer is its layer's width with fixed_widths, else may be 1 pixel wide).
         widths = [layer.width for layer in program.layers if layer.is_fire]
         self._col_block = 1
-        while fixed_widths and widths and self._col_block * 2 <= min(lanes, *widths):
+        while (fixed_widths and widths and self._col_block * 2 <= min(lanes, *widths)
+               and lanes % (self._col_block * 2) == 0):
             self._col_block *= 2
         self._lanes, self._beat = lanes, channels_per_beat
         self._groups, self._drain = groups, drain
-        rot_bits = max(1, exact_log2(lanes))
+        rot_bits = max(1, ceil_log2(lanes))
         super().__init__({
             "start": In(stream.Signature(start_layout())),
             "done": Out(1),
@@ -215,7 +217,6 @@ class Sequencer(wiring.Component):
     def _setup_states(self, m, r):
         """LATCH: tap table, lane columns; INIT: H*W, k mod W and P mod W, then ``go``."""
         P = self._lanes
-        log_p = exact_log2(P)
         with m.State("LATCH"):
             m.d.sync += [self.pixels.eq(0), r.rows_left.eq(r.height), r.col_step.eq(P)]
             for tap in range(9):
@@ -223,14 +224,14 @@ class Sequencer(wiring.Component):
                 off = Signal(signed(18), name=f"tap_offset{tap}")
                 row = {0: -r.width, 1: 0, 2: r.width}[ky]
                 m.d.comb += off.eq(row + (kx - 1))
-                m.d.sync += [self.tap_group[tap].eq(off >> log_p),
-                             self.tap_rot[tap].eq(off[:log_p] if log_p else 0)]
+                group, rot = divmod_constant(off, P, -256, 256)
+                m.d.sync += [self.tap_group[tap].eq(group), self.tap_rot[tap].eq(rot)]
             m.d.sync += [c.eq(b * r.col_block) for b, c in enumerate(r.col)]
             m.next = "INIT"
         with m.State("INIT"):
             m.d.sync += [
-                r.groups.eq((self.pixels + (P - 1)) >> log_p),
-                r.reach.eq(Mux(r.plain, 0, (r.width + P) >> log_p)),
+                r.groups.eq(divmod_constant(self.pixels + (P - 1), P, 0, 65535 + P)[0]),
+                r.reach.eq(Mux(r.plain, 0, divmod_constant(r.width + P, P, 0, 255 + P)[0])),
                 r.step.eq(0),
             ]
             with m.If(r.rows_left != 0):
