@@ -62,11 +62,12 @@ class Board:
 
     def __post_init__(self):
         lanes = self.engine.get("lanes")
-        message = f"{self.name}: lanes must be a power of two, not {lanes!r}"
+        # the engine's rule (hw.blocks.params.check_lanes; boards/ imports nothing from hw/)
         if isinstance(lanes, bool) or not isinstance(lanes, int):
-            raise TypeError(message)
-        if lanes < 1 or lanes & (lanes - 1):
-            raise ValueError(message)
+            raise TypeError(f"{self.name}: Lane count must be an integer, not {lanes!r}")
+        if not 1 <= lanes <= 1024 or (lanes % 8 if lanes > 8 else lanes & (lanes - 1)):
+            raise ValueError(f"{self.name}: Lane count must be 1, 2, 4 or a multiple of 8 up "
+                             f"to 1024, not {lanes!r}")
         if lanes > self.device.dsps:
             raise ValueError(f"{self.name}: {lanes} lanes exceed the {self.device.dsps} "
                              f"{self.device.dsp_primitive} of {self.device.name}")

@@ -3,7 +3,7 @@
 ``python -m hw.bench --arch dataflow [--lanes 64]`` picks the dataflow datapath with at most
 ``--lanes`` multipliers and the fewest cycles (:func:`hw.arch.choose_dataflow`: group size and
 each unit's multipliers) and prints its per-layer table; ``--arch both [--multipliers
-16,64,128,240]`` benches the shared engine (the largest power of two of lanes within each
+16,64,128,240]`` benches the shared engine (the largest multiple of 8 of lanes within each
 budget) and the chosen dataflow datapath at each budget and prints both side by side.
 
 Per layer and per unit of the dataflow datapath, from :mod:`hw.dataflow.cycle_model`: busy
@@ -118,8 +118,9 @@ def bench_any(netprog, lanes, arch, *, clock_mhz=100.0):
 
 
 def shared_lanes(budget):
-    """The shared engine's lanes within ``budget`` multipliers: the largest power of two."""
-    return 1 << (budget.bit_length() - 1)
+    """The shared engine's lanes within ``budget`` multipliers: the largest multiple of 8
+    (below 8 the largest power of two)."""
+    return budget // 8 * 8 if budget >= 8 else 1 << (budget.bit_length() - 1)
 
 
 def bench_both(netprog, budgets, *, channels_per_beat=8, clock_mhz=100.0, balance="all",

@@ -23,7 +23,8 @@ def test_candidates_fit_the_budget():
         for lanes, passes in found:
             used = Arch("dataflow", passes).multipliers(lanes)
             assert budget // 2 < used <= budget and all(lanes % p == 0 for p in passes)
-    assert shared_lanes(240) == 128 and shared_lanes(64) == 64
+    assert shared_lanes(240) == 240 and shared_lanes(64) == 64 and shared_lanes(100) == 96
+    assert shared_lanes(7) == 4 and shared_lanes(1) == 1
 
 
 def test_planner_takes_the_fewest_cycles():

@@ -54,6 +54,7 @@ class Harness(Elaboratable):
 
 @pytest.mark.parametrize("lanes,cin,csq,e1,e3,height,width", [
     (16, 6, 3, 4, 4, 3, 4), (8, 5, 2, 3, 2, 2, 3), (4, 3, 4, 2, 5, 2, 2), (2, 4, 2, 2, 2, 1, 2),
+    (24, 5, 3, 3, 4, 4, 5),
 ])
 def test_one_group_fire_bit_exact(lanes, cin, csq, e1, e3, height, width, request):
     rng = np.random.default_rng(lanes * 31 + cin)
@@ -64,7 +65,6 @@ def test_one_group_fire_bit_exact(lanes, cin, csq, e1, e3, height, width, reques
     groups = 4                     # the one group is group 0; its neighbours are masked
     dut = Harness(program, lanes, groups, x)
     pipe = dut.pipe
-    log_p = lanes.bit_length() - 1
     pix = np.arange(lanes)
     col = pix % width
     flags = {"top_ok": pix >= width, "bot_ok": pix < height * width - width,
@@ -84,7 +84,7 @@ def test_one_group_fire_bit_exact(lanes, cin, csq, e1, e3, height, width, reques
         ctx.set(d.dbase[2], fire.expand1x1.out_channels)   # 3x3 channels after the 1x1 ones
         for t in range(9):
             off = (t // 3 - 1) * width + (t % 3 - 1)
-            ctx.set(pipe.tap_group[t], (off >> log_p) % groups)
+            ctx.set(pipe.tap_group[t], (off // lanes) % groups)
             ctx.set(pipe.tap_rot[t], off % lanes if lanes > 1 else 0)
         for name, bits in flags.items():
             ctx.set(getattr(pipe, name), sum(int(b) << k for k, b in enumerate(bits)))

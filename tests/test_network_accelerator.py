@@ -17,6 +17,7 @@ CONFIGS = [
     (8, 3, (6, 3, 2), ((3, 4, 4),), ("conv1",), 7, 0, 17),                      # v1.1-like
     (2, 8, (5, 5, 2), ((4, 3, 5), (2, 4, 4)), ("conv1", "fire2"), 12, 1, 21),
     (16, 5, (4, 7, 2), ((4, 8, 8),), ("conv1", "fire2"), 9, 1, 29),             # 7x7/2
+    (24, 4, (6, 3, 2), ((4, 4, 4), (4, 6, 6)), ("conv1",), 10, 1, 61),          # 30-wide
 ]
 
 
@@ -75,7 +76,8 @@ def test_whole_network_on_the_dataflow_datapath(lanes, passes, balance, config):
 
 
 @pytest.mark.parametrize("lanes,beat,per_cycle,runs,config", [
-    (4, 8, 2, True, 0), (16, 12, 4, False, 3), (8, 16, 4, True, 3), (2, 8, 2, True, 2)])
+    (4, 8, 2, True, 0), (16, 12, 4, False, 3), (8, 16, 4, True, 3), (2, 8, 2, True, 2),
+    (24, 12, 4, True, 0)])
 def test_whole_network_with_several_channels_per_cycle(lanes, beat, per_cycle, runs, config):
     """The shared engine's loader and drainer moving W channels per cycle (L >= 3W, so the
     max-pool keeps up), with conv1's patches in runs or bytes: sums bit-exact, cycles as the

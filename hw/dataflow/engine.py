@@ -31,6 +31,7 @@ from amaranth.lib.wiring import connect, flipped
 from amaranth.utils import ceil_log2
 
 from hw.blocks.layouts import engine_members
+from hw.blocks.params import check_power_of_two
 from hw.blocks.weight_store import DEFAULT_BANK_DEPTH, WeightStore
 from hw.dataflow.program import DataflowProgram
 from hw.dataflow.sequencer import DataflowSequencer
@@ -70,6 +71,7 @@ class DataflowEngine(wiring.Component):
                  bank_depth=DEFAULT_BANK_DEPTH):
         if not isinstance(program, DataflowProgram):
             raise TypeError(f"Program must be a DataflowProgram, not {program!r}")
+        check_power_of_two("Lane count", lanes)         # its sequencers divide by shifts
         check_parameters(lanes=lanes, channels_per_beat=channels_per_beat, acc_width=acc_width)
         check_layers(program)
         if any(lanes % p for p in program.passes):

@@ -40,7 +40,7 @@ class NetworkAccelerator(wiring.Component):
     ----------
     program : NetworkProgram
     lanes : int
-        Engine lanes (multipliers), a power of two.
+        Engine lanes (multipliers): 1, 2, 4 or a multiple of 8.
     acc_width, bank_depth : int
         As for :class:`~hw.fire.engine.FireEngine`.
     arch : hw.arch.Arch

@@ -52,7 +52,7 @@ class StepEngine(wiring.Component):
         Names of the steps to build, a non-empty subset of the program's, in any order; they
         are kept in network order.
     lanes : int
-        Engine lanes (multipliers), a power of two.
+        Engine lanes (multipliers): 1, 2, 4 or a multiple of 8.
     acc_width, bank_depth : int
         As for :class:`~hw.fire.engine.FireEngine`.
     arch : hw.arch.Arch
