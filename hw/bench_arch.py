@@ -3,8 +3,8 @@
 ``python -m hw.bench --arch dataflow [--lanes 64]`` picks the dataflow datapath with at most
 ``--lanes`` multipliers and the fewest cycles (:func:`hw.arch.choose_dataflow`: group size and
 each unit's multipliers) and prints its per-layer table; ``--arch both [--multipliers
-16,64,128,240]`` benches the shared engine (the largest multiple of 8 of lanes within each
-budget) and the chosen dataflow datapath at each budget and prints both side by side.
+16,64,128,240]`` benches the shared engine (the lane count within each budget with the fewest
+cycles: 1, 2, 4 or a multiple of 8) and the chosen dataflow datapath at each budget and prints both side by side.
 
 Per layer and per unit of the dataflow datapath, from :mod:`hw.dataflow.cycle_model`: busy
 (issuing entries), waiting for the input loader, waiting for another unit (squeezed pixels not
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from hw.arch import SHARED, choose_dataflow
 from hw.bench import _summary, bench, bench_network, layer_work
+from hw.fire.cycle_model import run_cycles
 from hw.network.cycle_model import network_cycles
 
 __all__ = ["dataflow_rows", "bench_any", "bench_dataflow", "bench_both", "format_dataflow_table",
@@ -117,10 +118,17 @@ def bench_any(netprog, lanes, arch, *, clock_mhz=100.0):
     return rows, summary
 
 
-def shared_lanes(budget):
-    """The shared engine's lanes within ``budget`` multipliers: the largest multiple of 8
-    (below 8 the largest power of two)."""
-    return budget // 8 * 8 if budget >= 8 else 1 << (budget.bit_length() - 1)
+def shared_candidates(budget):
+    """The shared engine's lane counts within ``budget`` multipliers: 1, 2, 4 and the
+    multiples of 8."""
+    return [p for p in (1, 2, 4, *range(8, budget + 1, 8)) if p <= budget]
+
+
+def shared_lanes(budget, evaluate):
+    """The shared engine's lanes within ``budget`` multipliers with the fewest cycles
+    ``evaluate(lanes)`` (fewer lanes on ties): with one channel per cycle in and out the
+    loader and drainer limit it past about 64 lanes, so the most lanes are not the fastest."""
+    return min(shared_candidates(budget), key=lambda p: (evaluate(p), p))
 
 
 def bench_both(netprog, budgets, *, channels_per_beat=8, clock_mhz=100.0, balance="all",
@@ -128,10 +136,13 @@ def bench_both(netprog, budgets, *, channels_per_beat=8, clock_mhz=100.0, balanc
     """Both architectures at every budget: a list of ``(rows, summary)``."""
     results = []
     for budget in budgets:
-        lanes = shared_lanes(budget)
         if fire_program is None:
+            lanes = shared_lanes(budget, lambda p: network_cycles(netprog, lanes=p).cycles)
             rows, summary = bench_network(netprog, lanes=lanes, clock_mhz=clock_mhz)
         else:
+            lanes = shared_lanes(budget, lambda p: sum(
+                run_cycles(f, lanes=p, channels_per_beat=channels_per_beat).cycles
+                for f in fire_program.fires))
             rows, summary = bench(fire_program, lanes=lanes, channels_per_beat=channels_per_beat,
                                   clock_mhz=clock_mhz)
         summary.update({"arch": "shared", "multipliers": lanes, "budget": budget,

@@ -6,7 +6,7 @@ import json
 from golden import calibrate, codec, fixed
 from hw import bench
 from hw.arch import Arch, choose_dataflow, dataflow_candidates
-from hw.bench_arch import bench_dataflow, shared_lanes
+from hw.bench_arch import bench_dataflow, shared_candidates, shared_lanes
 from hw.network.cycle_model import network_cycles
 from hw.network.program import NetworkProgram
 
@@ -23,8 +23,13 @@ def test_candidates_fit_the_budget():
         for lanes, passes in found:
             used = Arch("dataflow", passes).multipliers(lanes)
             assert budget // 2 < used <= budget and all(lanes % p == 0 for p in passes)
-    assert shared_lanes(240) == 240 and shared_lanes(64) == 64 and shared_lanes(100) == 96
-    assert shared_lanes(7) == 4 and shared_lanes(1) == 1
+    assert shared_candidates(20) == [1, 2, 4, 8, 16] and shared_candidates(3) == [1, 2]
+    assert shared_lanes(240, lambda p: abs(p - 100)) == 96
+    assert shared_lanes(240, lambda p: 0) == 1 and shared_lanes(64, lambda p: -p) == 64
+    netprog = synthetic_netprog()
+    lanes = shared_lanes(240, lambda p: network_cycles(netprog, lanes=p).cycles)
+    assert all(network_cycles(netprog, lanes=lanes).cycles <= network_cycles(netprog, lanes=p).cycles
+               for p in (64, 128, 240))
 
 
 def test_planner_takes_the_fewest_cycles():
