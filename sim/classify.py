@@ -1,7 +1,8 @@
 """Classify a photograph on the simulated whole-network accelerator, bit for bit.
 
 ``python -m sim.classify IMAGE [--model PATH] [--network v1.0|v1.1] [--lanes 64]
-[--channels-per-beat 8] [--simulator verilator|icarus] [--topk 5] [--clock-mhz 100]``
+[--channels-per-beat 8] [--channels-per-cycle 1] [--patch-runs] [--simulator verilator|icarus]
+[--topk 5] [--clock-mhz 100]``
 
 Builds the whole-network hardware (conv1 on patches, the fused pools, fire2..fire9, conv10 and
 the global sum, weights and activations on chip), runs the image through its generated Verilog
@@ -38,6 +39,12 @@ def _parser():
     parser.add_argument("--lanes", type=int, default=64, help="engine lanes (default 64)")
     parser.add_argument("--channels-per-beat", type=int, default=8,
                         help="bytes per activation beat, 3..64 (default 8)")
+    parser.add_argument("--channels-per-cycle", type=int, default=1,
+                        help="channels of a pixel the input loader and output drainer move per "
+                        "cycle (default 1; a power of two dividing --channels-per-beat, which "
+                        "must be at least 3 times it)")
+    parser.add_argument("--patch-runs", action="store_true",
+                        help="stream conv1's patches a kernel row per cycle instead of a byte")
     parser.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
     parser.add_argument("--topk", type=int, default=5, help="classes to print (default 5)")
     parser.add_argument("--clock-mhz", type=float, default=None,
@@ -52,11 +59,16 @@ def _prepare(args):
     """Model, program and image, or ValueError/OSError naming the problem."""
     from golden import calibrate, codec, fixed
     from golden.preprocess import load_image, preprocess
+    from hw.arch import Arch
     from hw.fire.engine import check_parameters
+    from hw.network.cycle_model import check_channels_per_cycle
     from hw.network.program import NetworkProgram
     from sim import toolchain
 
     check_parameters(lanes=args.lanes, channels_per_beat=args.channels_per_beat)
+    if args.channels_per_cycle != 1:
+        check_channels_per_cycle(args.lanes, args.channels_per_beat, args.channels_per_cycle)
+    args.arch = Arch(channels_per_cycle=args.channels_per_cycle)
     if args.clock_mhz is not None and not args.clock_mhz > 0:
         raise ValueError(f"--clock-mhz must be positive, not {args.clock_mhz}")
     reason = toolchain.missing_reason(args.simulator)
@@ -69,7 +81,8 @@ def _prepare(args):
         raise ValueError(f"--topk must be between 1 and {classes}, not {args.topk}")
     qmodel = fixed.quantize(model, calibrate.load_plan(model))
     program = NetworkProgram(qmodel, input_size=bgr.shape[1],
-                             channels_per_beat=args.channels_per_beat)
+                             channels_per_beat=args.channels_per_beat,
+                             patch_runs=args.patch_runs)
     return qmodel, program, bgr
 
 
@@ -95,11 +108,12 @@ def main(argv=None):
 
     golden = qmodel.run(bgr)
     name = (f"classify-{args.network}-{args.simulator}-P{args.lanes}-"
-            f"L{args.channels_per_beat}")
+            f"L{args.channels_per_beat}-W{args.channels_per_cycle}"
+            + ("-runs" if args.patch_runs else ""))
     try:
         run = simulate(program, args.lanes, bgr, args.simulator, name, in_pytest=False,
                        progress=lambda text: print(text, file=sys.stderr, flush=True),
-                       trace=args.trace)
+                       trace=args.trace, arch=args.arch)
     except toolchain.SimulationFailed as exc:
         print(f"error: the simulation failed: {str(exc).splitlines()[0]} "
               f"(log under sim_build/runs/{name}/)", file=sys.stderr)

@@ -13,7 +13,10 @@ def one_line_error(capsys):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["chelsea", "--lanes", "48"], "error: Lane count must be a power of two from 1 to 1024"),
+    (["chelsea", "--lanes", "20"], "error: Lane count must be 1, 2, 4 or a multiple of 8"),
+    (["chelsea", "--channels-per-cycle", "3"], "error: Channels per cycle must be a power of two"),
+    (["chelsea", "--channels-per-cycle", "4"], "error: 4 channels per cycle need at least 12 "
+                                               "channels per beat"),
     (["chelsea", "--channels-per-beat", "0"], "error: Channels per beat must be from 1 to 64"),
     (["no-such-image.png"], "error: "),
     (["chelsea", "--topk", "0"], "error: --topk must be between 1 and 1000, not 0"),

