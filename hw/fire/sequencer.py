@@ -218,7 +218,8 @@ class Sequencer(wiring.Component):
         """LATCH: tap table, lane columns; INIT: H*W, k mod W and P mod W, then ``go``."""
         P = self._lanes
         with m.State("LATCH"):
-            m.d.sync += [self.pixels.eq(0), r.rows_left.eq(r.height), r.col_step.eq(P)]
+            m.d.sync += [self.pixels.eq(0), r.rows_left.eq(r.height), r.col_step.eq(P),
+                         r.rows_done.eq(0), r.col_done.eq(P < r.width)]
             for tap in range(9):
                 ky, kx = divmod(tap, 3)
                 off = Signal(signed(18), name=f"tap_offset{tap}")
@@ -234,15 +235,19 @@ class Sequencer(wiring.Component):
                 r.reach.eq(Mux(r.plain, 0, divmod_constant(r.width + P, P, 0, 255 + P)[0])),
                 r.step.eq(0),
             ]
-            with m.If(r.rows_left != 0):
+            # rows_done and col_done are ``rows_left == 0`` and ``col_step < width`` as
+            # registers set a cycle ahead: the compare's carry chain into ``go`` (the loader's
+            # and drainer's resets) was the 64-multiplier dataflow build's critical path.
+            with m.If(~r.rows_done):
                 m.d.sync += [self.pixels.eq(self.pixels + r.width),
-                             r.rows_left.eq(r.rows_left - 1)]
-            with m.If(r.col_step >= r.width):
-                m.d.sync += r.col_step.eq(r.col_step - r.width)
+                             r.rows_left.eq(r.rows_left - 1), r.rows_done.eq(r.rows_left == 1)]
+            with m.If(~r.col_done):
+                m.d.sync += [r.col_step.eq(r.col_step - r.width),
+                             r.col_done.eq(r.col_step - r.width < r.width)]
                 for c in r.col:
                     with m.If(c >= r.width):
                         m.d.sync += c.eq(c - r.width)
-            with m.If((r.rows_left == 0) & (r.col_step < r.width)):
+            with m.If(r.rows_done & r.col_done):
                 m.d.comb += self.go.eq(1)
                 m.next = "STEP"
 
@@ -362,6 +367,8 @@ class _Registers:
         self.col = [Signal(range(max(P, 256)), name=f"col{k}") for k in range(P // col_block)]
         self.col_block = col_block
         self.col_step = Signal(range(P + 1))  # P mod W after INIT
+        self.rows_done = Signal(name="rows_done")   # rows_left == 0 (INIT)
+        self.col_done = Signal(name="col_done")     # col_step < width (INIT)
         self.j = Signal(range(n_entries + 1))
         self.last = Signal(name="last")    # entry j is the issue state's last
         self.wait = Signal(range(drain + 1))
