@@ -90,7 +90,7 @@ class Arch:
                bank_depth=DEFAULT_BANK_DEPTH, fixed_widths=False):
         """The engine for ``program`` (made by :meth:`program`). ``fixed_widths``: the shared
         engine runs Fire layers only at their own widths (see
-        :class:`~hw.fire.engine.FireEngine`); the dataflow units always rotate for any width."""
+        :class:`~hw.fire.engine.FireEngine`), and so do the dataflow units."""
         if self.name == "shared":
             from hw.fire.engine import FireEngine
             return FireEngine(program, lanes=lanes, channels_per_beat=channels_per_beat,
@@ -99,7 +99,8 @@ class Arch:
                               fixed_widths=fixed_widths, line_buffer_ram=self.line_buffer)
         from hw.dataflow.engine import DataflowEngine
         return DataflowEngine(program, lanes=lanes, channels_per_beat=channels_per_beat,
-                              acc_width=acc_width, bank_depth=bank_depth)
+                              acc_width=acc_width, bank_depth=bank_depth,
+                              fixed_widths=fixed_widths)
 
     def layer_cycles(self, program, index, *, lanes, channels_per_beat, height=None,
                      width=None, input_ready=None):

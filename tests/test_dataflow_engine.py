@@ -47,6 +47,25 @@ def test_random_fire_bit_exact_and_cycles(lanes, beat, cin, csq, e1, e3, height,
     assert cycles == layer_cycles(engine, program, 0).cycles
 
 
+def test_fixed_widths_runs_own_widths_and_rejects_others():
+    """With ``fixed_widths`` (as the network and the boards build it) the units' line buffers
+    rotate only for the layers' widths (9 and 5 at 16 lanes leave rotations 2, 3, 13 and 14
+    out): the layers at their own widths (any height) are bit-exact in the modelled cycles,
+    the squeeze unit expanding too ("all"); a run at another width is rejected."""
+    rng = np.random.default_rng(22)
+    a = random_fire(rng, "fireA", 16, 3, 6, 6, density=0.5)
+    b = random_fire(rng, "fireB", 8, 3, 4, 2, density=0.5)
+    program = DataflowProgram([("fireA", 4, 9, *a), ("fireB", 6, 5, *b)])
+    engine = DataflowEngine(program, lanes=16, channels_per_beat=4, fixed_widths=True)
+    assert any(layer.dual for layer in program.units[0].layers)
+    for layer, convs, (h, w) in [(0, a, (4, 9)), (1, b, (6, 5)), (1, b, (3, 5))]:
+        x = rng.integers(0, 256, (convs[0].spec.in_channels, h, w)).astype(np.uint8)
+        assert check_fire(engine, layer, x, convs) == layer_cycles(
+            engine, program, layer, height=h, width=w).cycles
+    got, cycles, framing = run_layer(engine, 0, np.zeros((16, 4, 3), np.uint8), 12)
+    assert cycles == 1 and framing == []
+
+
 def test_squeeze_waits_for_line_buffer_space():
     """A light squeeze far ahead of heavy expand units: the squeeze unit must wait until the
     line-buffer slot it would overwrite is no longer read (and the model says it did)."""

@@ -60,6 +60,9 @@ class DataflowEngine(wiring.Component):
         multipliers and covers a group in that many passes.
     channels_per_beat, acc_width, bank_depth :
         As for :class:`~hw.fire.engine.FireEngine`.
+    fixed_widths : bool
+        As for :class:`~hw.fire.engine.FireEngine`: Fire layers run only at their own widths
+        (another width is rejected), so the units' line buffers rotate only for those widths.
     """
 
     #: Cycles from a flush token's issue until its results are written.
@@ -68,7 +71,7 @@ class DataflowEngine(wiring.Component):
     SLACK = 1
 
     def __init__(self, program, *, lanes=8, channels_per_beat=8, acc_width=32,
-                 bank_depth=DEFAULT_BANK_DEPTH):
+                 bank_depth=DEFAULT_BANK_DEPTH, fixed_widths=False):
         if not isinstance(program, DataflowProgram):
             raise TypeError(f"Program must be a DataflowProgram, not {program!r}")
         check_power_of_two("Lane count", lanes)         # its sequencers divide by shifts
@@ -77,6 +80,7 @@ class DataflowEngine(wiring.Component):
         if any(lanes % p for p in program.passes):
             raise ValueError(f"{lanes} lanes cannot be split into {program.passes} passes")
         self._program = program
+        self._fixed_widths = bool(fixed_widths)
         self.weight_stores = [WeightStore(unit, bank_depth=bank_depth) for unit in program.units]
         self._lanes, self._beat, self._acc_width = lanes, channels_per_beat, acc_width
         L = channels_per_beat
@@ -120,7 +124,8 @@ class DataflowEngine(wiring.Component):
         m = Module()
         P, L, D = self._lanes, self._beat, self._s_groups
         m.submodules.sequencer = seq = DataflowSequencer(
-            self._program, lanes=P, channels_per_beat=L, groups=D, drain=self.DRAIN)
+            self._program, lanes=P, channels_per_beat=L, groups=D, drain=self.DRAIN,
+            fixed_widths=self._fixed_widths)
         # Every unit reads the input buffer in a plain layer; in a Fire layer only the squeeze
         # unit does, so a program of Fire layers needs one read port (each port beyond the
         # first is a copy of the memory).
@@ -150,7 +155,8 @@ class DataflowEngine(wiring.Component):
             pipe = EntryPipeline(self._program.units[u], lanes=P, groups=D,
                                  in_slot=self._cin_slot, sq_slot=self._csq_slot,
                                  out_slot=self._out_caps[u], acc_width=self._acc_width,
-                                 carry_context=True, unit_lanes=self.unit_lanes[u])
+                                 carry_context=True, unit_lanes=self.unit_lanes[u],
+                                 fixed_widths=self._fixed_widths)
             m.submodules[f"weight_store{u}"] = store
             m.submodules[f"pipeline{u}"] = pipe
             pipes.append(pipe)

@@ -168,6 +168,12 @@ class UnitProgram:
     def entry_width(self):
         return self.code_bits + 4
 
+    @property
+    def fire_widths(self):
+        """The map widths of the program's Fire layers (a unit's line buffer rotates for
+        these with ``fixed_widths``)."""
+        return self.parent.engine_program.fire_widths
+
     def max(self, attribute, default=0):
         return self.parent.max(attribute, default)
 

@@ -53,6 +53,9 @@ class DataflowSequencer(Sequencer):
         D, the line buffer's groups (a power of two > 2A for the widest Fire layer).
     drain : int
         The entry pipeline's latency.
+    fixed_widths : bool
+        Reject a Fire run at another width than its layer's (the units' line buffers then
+        rotate for those widths only).
 
     Members
     -------
@@ -69,11 +72,13 @@ class DataflowSequencer(Sequencer):
         First output channel of units 1 and 2 (for the drainer).
     """
 
-    def __init__(self, program, *, lanes, channels_per_beat, groups, drain):
+    def __init__(self, program, *, lanes, channels_per_beat, groups, drain, fixed_widths=False):
         self._program = program
         self._lanes, self._beat = lanes, channels_per_beat
         self._groups, self._drain = groups, drain
-        self._fixed_widths = False     # the units' line buffers rotate for any width
+        # With fixed widths a Fire run at another width than its layer's is rejected (the
+        # units' line buffers then rotate only for the layers' widths).
+        self._fixed_widths = bool(fixed_widths)
         rot_bits = max(1, exact_log2(lanes))
         max_ch = max(program.max("in_channels"), program.max("out_channels"))
         max_groups = (1 << 16) // lanes + 1

@@ -190,8 +190,7 @@ class EntryPipeline(wiring.Component):
                   # an expand's last read (the dataflow units' squeeze writes while they read)
                   "late_read": not self._carry, "ram": self._line_buffer_ram}
         if self._fixed_widths:
-            widths = {layer.width for layer in self._program.layers if layer.is_fire}
-            params["rotations"] = tap_rotations(sorted(widths) or [1], self._lanes)
+            params["rotations"] = tap_rotations(self._program.fire_widths or [1], self._lanes)
         return params
 
     def _at(self, m, signal, cycles, name):

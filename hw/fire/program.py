@@ -284,6 +284,11 @@ class EngineProgram:
         """The Fire layers (:class:`FireProgram`), in program order."""
         return [layer for layer in self.layers if layer.is_fire]
 
+    @property
+    def fire_widths(self):
+        """The Fire layers' map widths, sorted (what ``fixed_widths`` rotates for)."""
+        return sorted({layer.width for layer in self.fires})
+
     def max(self, attribute, default=0):
         """Largest ``attribute`` over all layers."""
         return max((getattr(layer, attribute) for layer in self.layers), default=default)
