@@ -33,7 +33,7 @@ from amaranth.utils import exact_log2
 
 from hw.blocks.layouts import start_layout
 from hw.dataflow.unit_sequencer import UnitSequencer
-from hw.fire.sequencer import Sequencer, _Registers, descriptor_layout
+from hw.fire.sequencer import Sequencer, _Registers, column_block, descriptor_layout
 
 __all__ = ["DataflowSequencer"]
 
@@ -79,11 +79,13 @@ class DataflowSequencer(Sequencer):
         # With fixed widths a Fire run at another width than its layer's is rejected (the
         # units' line buffers then rotate only for the layers' widths).
         self._fixed_widths = bool(fixed_widths)
+        self._col_block = column_block(program, lanes, fixed_widths)
         rot_bits = max(1, exact_log2(lanes))
         max_ch = max(program.max("in_channels"), program.max("out_channels"))
         max_groups = (1 << 16) // lanes + 1
         self.units = [UnitSequencer(lanes=lanes, groups=groups, max_groups=max_groups,
-                                    entries=len(u.entries), drain=drain, passes=passes)
+                                    entries=len(u.entries), drain=drain, passes=passes,
+                                    col_block=self._col_block)
                       for u, passes in zip(program.units, program.passes)]
         members = {
             "start": In(stream.Signature(start_layout())),
@@ -107,7 +109,7 @@ class DataflowSequencer(Sequencer):
         m = Module()
         P = self._lanes
         n_entries = max(len(u.entries) for u in self._program.units)
-        r = _Registers(P, n_entries, self._drain)
+        r = _Registers(P, n_entries, self._drain, self._col_block)
         r.reads_x = Signal(3)
         r.dual = Signal()
         r.running = Signal()

@@ -23,11 +23,11 @@ the group's P lanes in ``passes`` blocks, one after another. The exact schedule 
 :mod:`hw.dataflow.cycle_model`.
 """
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.blocks.row_flags import row_flags
+from hw.blocks.row_flags import column_flags, row_flags
 from hw.blocks.signals import delay
 
 __all__ = ["UnitSequencer"]
@@ -66,8 +66,8 @@ class UnitSequencer(wiring.Component):
     phase : In(ArrayLayout(2, 3))
         Per slot: the phase the entry pipeline runs it in.
     width, pixels_above : In
-        Row width and ``H*W - W``; ``col_init`` (per lane ``k mod W``), ``col_step``
-        (``P mod W``): for the border flags.
+        Row width and ``H*W - W``; ``col_init`` (per block of ``col_block`` lanes its first
+        lane's column, ``k mod W``), ``col_step`` (``P mod W``): for the border flags.
     may_start : In(1)
         The datapath allowed group ``g`` to start in the cycle before (registered by the
         sequencer, so a unit spends one SETTLE cycle after each group change).
@@ -92,9 +92,12 @@ class UnitSequencer(wiring.Component):
         Per lane of the group being expanded, set in SETUP.
     """
 
-    def __init__(self, *, lanes, groups, max_groups, entries, drain, passes=1):
+    def __init__(self, *, lanes, groups, max_groups, entries, drain, passes=1, col_block=1):
         self._lanes, self._groups, self._drain = lanes, groups, drain
         self._passes = passes
+        # Lanes sharing one column counter (the shared sequencer's rule: a power of two no
+        # wider than any run, see hw.fire.sequencer.column_block).
+        self._col_block = col_block
         col = range(max(lanes, 256))
         super().__init__({
             "run": In(1),
@@ -104,7 +107,7 @@ class UnitSequencer(wiring.Component):
             "phase": In(data.ArrayLayout(2, 3)),
             "width": In(8),
             "pixels_above": In(17),
-            "col_init": In(data.ArrayLayout(col, lanes)),
+            "col_init": In(data.ArrayLayout(col, lanes // col_block)),
             "col_step": In(range(lanes + 1)),
             "may_start": In(1),
             "dual": In(1),
@@ -132,7 +135,7 @@ class UnitSequencer(wiring.Component):
         slot = Signal(2)
         job = Signal()          # 0: job A (or the only job), 1: job B (dual mode)
         j = Signal.like(self.count[0])
-        col = [Signal(range(max(P, 256)), name=f"col{k}") for k in range(P)]
+        col = [Signal(range(max(P, 256)), name=f"col{k}") for k in range(P // self._col_block)]
         # The slots of the running job: all in single mode; slot 0 (A) or 1, 2 (B) in dual.
         count = [Mux(~self.dual | ~job, self.count[0], 0),
                  Mux(~self.dual | job, self.count[1], 0),
@@ -208,12 +211,11 @@ class UnitSequencer(wiring.Component):
         """Per lane of group ``g``: which 3x3 neighbours lie inside the image."""
         P = self._lanes
         top, bottom = row_flags(m, g, P, self.width, self.pixels_above)
-        for k in range(P):
-            m.d.sync += [
-                self.top_ok[k].eq(top[k]),
-                self.bot_ok[k].eq(bottom[k]),
-                self.left_ok[k].eq(col[k] != 0),
-                self.right_ok[k].eq(col[k] + 1 != self.width),
-            ]
-            advanced = col[k] + self.col_step
-            m.d.sync += col[k].eq(Mux(advanced >= self.width, advanced - self.width, advanced))
+        m.d.sync += [self.top_ok.eq(Cat(*top)), self.bot_ok.eq(Cat(*bottom))]
+        B = self._col_block
+        for b, first in enumerate(col):
+            left, right = column_flags(m, first, B, self.width)
+            m.d.sync += [self.left_ok[b * B + j].eq(left[j]) for j in range(B)]
+            m.d.sync += [self.right_ok[b * B + j].eq(right[j]) for j in range(B)]
+            advanced = first + self.col_step
+            m.d.sync += first.eq(Mux(advanced >= self.width, advanced - self.width, advanced))

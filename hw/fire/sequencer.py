@@ -29,7 +29,7 @@ from hw.blocks.layouts import start_layout
 from hw.blocks.const_div import divmod_constant
 from hw.blocks.row_flags import column_flags, row_flags
 
-__all__ = ["Sequencer", "descriptor_layout"]
+__all__ = ["Sequencer", "column_block", "descriptor_layout"]
 
 
 def descriptor_layout(program):
@@ -117,13 +117,7 @@ class Sequencer(wiring.Component):
     def __init__(self, program, *, lanes, channels_per_beat, groups, drain, fixed_widths=False):
         self._program = program
         self._fixed_widths = bool(fixed_widths)
-        # Lanes sharing one column counter: a power of two no wider than any run (a run of a
-        # Fire layer is its layer's width with fixed_widths, else may be 1 pixel wide).
-        widths = [layer.width for layer in program.layers if layer.is_fire]
-        self._col_block = 1
-        while (fixed_widths and widths and self._col_block * 2 <= min(lanes, *widths)
-               and lanes % (self._col_block * 2) == 0):
-            self._col_block *= 2
+        self._col_block = column_block(program, lanes, fixed_widths)
         self._lanes, self._beat = lanes, channels_per_beat
         self._groups, self._drain = groups, drain
         rot_bits = max(1, ceil_log2(lanes))
@@ -345,6 +339,18 @@ class Sequencer(wiring.Component):
             with m.If(r.wait == 0):
                 m.d.comb += release
                 m.next = then
+
+
+def column_block(program, lanes, fixed_widths):
+    """Lanes sharing one column counter: a power of two dividing P and no wider than any run
+    (a run of a Fire layer is its layer's width with ``fixed_widths``, else may be 1 pixel
+    wide, so 1 then)."""
+    widths = [layer.width for layer in program.layers if layer.is_fire]
+    block = 1
+    while (fixed_widths and widths and block * 2 <= min(lanes, *widths)
+           and lanes % (block * 2) == 0):
+        block *= 2
+    return block
 
 
 class _Registers:
