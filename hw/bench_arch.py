@@ -4,7 +4,8 @@
 ``--lanes`` multipliers and the fewest cycles (:func:`hw.arch.choose_dataflow`: group size and
 each unit's multipliers) and prints its per-layer table; ``--arch both [--multipliers
 16,64,128,240]`` benches the shared engine (the lane count within each budget with the fewest
-cycles: 1, 2, 4 or a multiple of 8) and the chosen dataflow datapath at each budget and prints both side by side.
+cycles: 1, 2, 4 or a multiple of 8) and the chosen dataflow datapath at each budget and prints
+both side by side.
 
 Per layer and per unit of the dataflow datapath, from :mod:`hw.dataflow.cycle_model`: busy
 (issuing entries), waiting for the input loader, waiting for another unit (squeezed pixels not

@@ -16,8 +16,10 @@ buffer), flushes, and after the drain both releases the input slot and fills the
 Before the first step, the run setup computes H*W by repeated addition (H cycles, no
 multiplier, so the DSP count is the lane count), each lane's column ``k mod W`` (with
 ``fixed_widths``, each block of lanes' first column: see :func:`~hw.blocks.row_flags.
-column_flags`) and ``P mod W`` by repeated subtraction, and for every 3x3 tap the group offset and lane rotation of its pixel
-(``(dy*W + dx) = m*P + r``). Per expanded group it sets the lanes' border flags.
+column_flags`) and ``P mod W`` by repeated subtraction, and for every 3x3 tap the group
+offset and lane rotation of its pixel (``(dy*W + dx) = m*P + r``; a shift for P a power of
+two, else a division by the constant P, :mod:`hw.blocks.const_div`). Per expanded group it
+sets the lanes' border flags.
 """
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
