@@ -105,7 +105,7 @@ def test_cli_tiny_grid_writes_json_and_pngs(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args", [
-    ["--grid", "huge"], ["--code-bits", "7"], ["--lanes", "48"], ["--input-size", "20"],
+    ["--grid", "huge"], ["--code-bits", "7"], ["--lanes", "20"], ["--input-size", "20"],
     ["--lanes", "many"], ["--frobnicate"],
 ])
 def test_cli_bad_arguments(args, capsys, tmp_path):
