@@ -71,9 +71,10 @@ class CommandDecoder(wiring.Component):
     framing_error, rx_error, rx_overrun : ``In(1)``
         Pulses that set the DONE flags.
 
-    Latency: a command byte is decoded the cycle it is taken; ``start.valid`` rises three
-    cycles after the last header byte is taken; a reply is queued the cycle its cause is seen.
-    Throughput: one command byte per cycle.
+    Latency: a command byte is decoded the cycle after it is taken (it is compared into two
+    registers first); ``start.valid`` rises three cycles after the last header byte is taken;
+    a reply is queued the cycle its cause is seen. Throughput: one command byte per two cycles
+    (the UART delivers one per 10 bit times).
 
     Raises
     ------
@@ -128,6 +129,7 @@ class CommandDecoder(wiring.Component):
 
         start = self.start.payload
         layer_ok = Signal()
+        is_ping, is_run = Signal(), Signal()    # the command byte taken in IDLE
         done_seen = Signal()
         flags = Signal(3)           # DONE flags
         running, abort = self.running, self.abort
@@ -150,13 +152,21 @@ class CommandDecoder(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += [self.i.ready.eq(1), self.command.eq(1)]
                 with m.If(self.i.valid):
-                    with m.If(self.i.payload == CMD_PING):
-                        m.d.sync += self.ping.valid.eq(1)
-                        m.next = "PING"
-                    with m.Elif(self.i.payload == CMD_RUN):
-                        m.next = "HDR_LAYER"
-                    with m.Else():
-                        reply(ERR_UNKNOWN, "REPLY")
+                    # Only compares reach registers here: the byte comes from the receive
+                    # FIFO's block RAM (its output register), and from there through the
+                    # state logic into the reply was the 48-lane ECP5 build's critical path.
+                    m.d.sync += [is_ping.eq(self.i.payload == CMD_PING),
+                                 is_run.eq(self.i.payload == CMD_RUN)]
+                    m.next = "DECODE"
+
+            with m.State("DECODE"):
+                with m.If(is_ping):
+                    m.d.sync += self.ping.valid.eq(1)
+                    m.next = "PING"
+                with m.Elif(is_run):
+                    m.next = "HDR_LAYER"
+                with m.Else():
+                    reply(ERR_UNKNOWN, "REPLY")
 
             with m.State("PING"):
                 # Hold further commands so that no reply lands inside the PING reply.
