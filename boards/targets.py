@@ -130,17 +130,16 @@ BOARDS = {b.name: b for b in (
     # 0.906 of the lanes busy (README).
     Board("arty_a7_100", "Digilent Arty A7-100T", get_device("xc7a100t"),
           "amaranth_boards.arty_a7:ArtyA7_100Platform", 100e6, _engine(128, **WIDE)),
-    # 32 of 156 multipliers, the design clocked at 100 MHz by a PLL: conv1, fire2..fire5 in
-    # half the block RAM (97 of 208 sites), 104.1 MHz, 3 min 55 s (2026-12-05, after seven
-    # cuts to the paths that limited 32-lane builds at 90.6-101.0 MHz: README, "32 lanes at
-    # 100 MHz"). 16 lanes (fire2..fire6) reach 108.4 MHz. 64 lanes route only with luck
-    # (router2, 12 minutes, 59.2 MHz), the lanes' multipliers and the line buffer's rotation
-    # congesting the chip (README). With 91% of the block RAM filled (fire2..fire8) routing
-    # took 14 minutes and reached 70 MHz, with 28% (fire2..fire5) 4 minutes and 94 MHz: the
-    # default stays within half.
+    # 64 of 156 multipliers, the design clocked at 100 MHz by a PLL: fire2..fire4 in half the
+    # block RAM (94 of 208 sites), 102.9 MHz, place-and-route 9 min 33 s with nextpnr's
+    # router1 (2026-12-05, session 16; README, "64 lanes at 100 MHz"). 32 lanes (conv1,
+    # fire2..fire5) reach 104.1 MHz in 3 min 55 s, 16 lanes (fire2..fire6) 108.4 MHz. With
+    # 91% of the block RAM filled (fire2..fire8, 16 lanes) routing took 14 minutes and
+    # reached 70 MHz, with 28% (fire2..fire5) 4 minutes and 94 MHz: the default stays within
+    # half.
     Board("ulx3s_85f", "Radiona ULX3S with ECP5 LFE5U-85F, speed grade 6",
           get_device("lfe5u-85f"), "amaranth_boards.ulx3s:ULX3S_85F_Platform", 25e6,
-          _engine(32), bram_budget=0.5, pll_hz=100e6),
+          _engine(64), bram_budget=0.5, pll_hz=100e6),
     # 2 of 8 multipliers: block RAM, not multipliers, is the limit: fire2 alone with 4 lanes
     # needs 31 of the 30 4-Kib blocks, with 2 lanes 29.
     Board("icebreaker", "1BitSquared iCEBreaker (iCE40 UP5K)", get_device("ice40up5k"),

@@ -54,7 +54,7 @@ WIDE = {"channels_per_beat": 32, "channels_per_cycle": 8, "patch_runs": True}
 
 
 @pytest.mark.parametrize("name, lanes, wide", [
-    ("arty_a7", 64, {}), ("arty_a7_100", 128, WIDE), ("ulx3s_85f", 32, {}), ("icebreaker", 2, {}),
+    ("arty_a7", 64, {}), ("arty_a7_100", 128, WIDE), ("ulx3s_85f", 64, {}), ("icebreaker", 2, {}),
     ("xc7a200t", 128, {**WIDE, "line_buffer": "distributed"}), ("xc7vx1140t", 256, WIDE),
 ])
 def test_default_engine(name, lanes, wide):

@@ -80,13 +80,6 @@ def _run_logged(step, cmd, cwd, log):
         raise ToolError(step, cmd[0], path, f"exited with status {proc.returncode}")
 
 
-#: ECP5 builds with this many lanes or more route with nextpnr's router2: at 64 lanes router1
-#: still had 53k of 84k arcs to route after 204 s, router2 routed the same design in 381 s
-#: (2026-12-03). The 16-lane default keeps router1 (router2 reached 58.3 MHz where router1
-#: reached 77.3 on an older 64-lane netlist; README).
-ROUTER2_LANES = 64
-
-
 def _open_flow(board, program, chosen, engine_config, out, steps):
     """Yosys -> nextpnr -> packer through the board's amaranth-boards platform."""
     from hw.board.top import NetworkStepSystem
@@ -98,9 +91,10 @@ def _open_flow(board, program, chosen, engine_config, out, steps):
     if board.family == "ecp5":
         # A design that misses the PLL's clock still gets its bitstream and report; the
         # report says the timing was not met (report.md, ``timing_met``).
+        # nextpnr's default router1 for every lane count: since the multipliers' output
+        # registers (hw/flow/multreg.py) and the lanes' carry-chain cuts it routes 64 lanes in
+        # 488 s at 102.9 MHz, where router2 stalled near 7,000 overused wires (README).
         options["nextpnr_opts"] = "--timing-allow-fail"
-        if engine_config["lanes"] >= ROUTER2_LANES:
-            options["nextpnr_opts"] += " --router router2"
     plan = steps.run("elaborate", lambda: platform.build(top, name="top", do_build=False,
                                                          **options))
     plan.extract(str(out))
