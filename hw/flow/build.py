@@ -91,10 +91,12 @@ def _open_flow(board, program, chosen, engine_config, out, steps):
     if board.family == "ecp5":
         # A design that misses the PLL's clock still gets its bitstream and report; the
         # report says the timing was not met (report.md, ``timing_met``).
-        # nextpnr's default router1 for every lane count: since the multipliers' output
-        # registers (hw/flow/multreg.py) and the lanes' carry-chain cuts it routes 64 lanes in
-        # 488 s at 102.9 MHz, where router2 stalled near 7,000 overused wires (README).
-        options["nextpnr_opts"] = "--timing-allow-fail"
+        # nextpnr's default router1 for every lane count (router2 stalled near 7,000 overused
+        # wires at 64 lanes), after the electrostatic placer (``static``) instead of HeAP: on
+        # the 64-lane netlist HeAP + SA left a 75.5 MHz pre-route estimate and router1 needed
+        # 488-625 s (P&R 9.5-12.3 min); ``static`` gives half the wirelength, 82.4 MHz before
+        # routing, router1 254 s and 110.0 MHz (P&R 5.8 min; README "64 lanes at 100 MHz").
+        options["nextpnr_opts"] = "--timing-allow-fail --placer static"
     plan = steps.run("elaborate", lambda: platform.build(top, name="top", do_build=False,
                                                          **options))
     plan.extract(str(out))
