@@ -131,9 +131,10 @@ BOARDS = {b.name: b for b in (
     Board("arty_a7_100", "Digilent Arty A7-100T", get_device("xc7a100t"),
           "amaranth_boards.arty_a7:ArtyA7_100Platform", 100e6, _engine(128, **WIDE)),
     # 64 of 156 multipliers, the design clocked at 100 MHz by a PLL: fire2..fire4 in half the
-    # block RAM (94 of 208 sites), 104.8 MHz, place-and-route 5 min 15 s with nextpnr's
-    # electrostatic placer and router1 (2026-12-05, session 16; README, "64 lanes at 100
-    # MHz"; with HeAP it took 9.5-12.3 minutes). 32 lanes (conv1,
+    # block RAM (94 of 208 sites), 115.2 MHz, place-and-route 4 min 37 s with nextpnr's
+    # electrostatic placer, router1 and the multipliers' own input and output registers
+    # (2026-12-06, session 18; README, "64 lanes at 100 MHz", with four seeds; with HeAP it
+    # took 9.5-12.3 minutes). 32 lanes (conv1,
     # fire2..fire5) reach 104.1 MHz in 3 min 55 s, 16 lanes (fire2..fire6) 108.4 MHz. With
     # 91% of the block RAM filled (fire2..fire8, 16 lanes) routing took 14 minutes and
     # reached 70 MHz, with 28% (fire2..fire5) 4 minutes and 94 MHz: the default stays within

@@ -126,9 +126,9 @@ def _open_flow(board, program, chosen, engine_config, out, steps):
             say(f"{moved} flip-flops moved into their block RAMs' output registers "
                 f"(REGMODE OUTREG: hw/flow/outreg.py)")
             moved, mults = steps.run("multiplier_registers", absorb_multiplier_registers,
-                                     out / "top.json", inputs=False)
-            say(f"{moved} flip-flops moved into {mults} multipliers' output registers "
-                f"(MULT18X18D REG_OUTPUT: hw/flow/multreg.py)")
+                                     out / "top.json", inputs=True)
+            say(f"{moved} flip-flops moved into {mults} multipliers' input and output registers "
+                f"(MULT18X18D REG_INPUTA/B, REG_OUTPUT: hw/flow/multreg.py)")
             split, copies = steps.run("fanout_copies", replicate_high_fanout, out / "top.json")
             say(f"{split} flip-flops driving more than {FANOUT_LIMIT} cells copied "
                 f"{copies} times, one copy per block of loads (hw/flow/fanout.py)")

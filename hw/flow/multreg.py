@@ -35,12 +35,14 @@ enable and reset value, so every signal keeps its value in every cycle; the regi
 constant-0 pins stay 0. nextpnr-ecp5 times the multiplier from these settings (nextpnr PR #435)
 and writes them to the bitstream.
 
-The build (:mod:`hw.flow.build`) moves the output registers only (``inputs=False``), as
-measured on the 64-lane ULX3S design (2026-12-03, router2): with the output registers alone it
-routed (overuse 40,809 in the first iteration, 0 at the 77th, 381 s; 59.2 MHz, its critical
-path the weight register into a multiplier's A pins across 12.9 ns of detour); with the input
-registers as well the pre-route estimate was better (80.8 against 67.7 MHz) but router2 stalled
-at about 5,200 overused wires from its 12th iteration.
+The build (:mod:`hw.flow.build`) moves both (``inputs=True``). Measured on the 64-lane ULX3S
+default with nextpnr's electrostatic placer and router1 (2026-12-05/06, placer seeds 1-4): with
+the output registers alone, seeds 1 and 2 routed (104.8 and 111.1 MHz, place and route 5.2 and
+4.9 minutes) but seed 3 left router1 with 7,103 unrouted arcs after 652 s; with the input
+registers as well, seeds 1-3 route at 115.2, 108.0 and 109.1 MHz in 4.6-5.7 minutes, and seed 4
+left 5,250 arcs after 591 s. Earlier, with HeAP and router2 (2026-12-03), the input registers
+made router2 stall at about 5,200 overused wires, so until 2026-12-06 the build moved the
+output registers only.
 
 Yosys has no simulation model of the MULT18X18D's registers (its ``cells_sim.v`` has none), so
 the pass is tested on netlists, synthetic and Yosys's own, and through nextpnr-ecp5 to the DSP
