@@ -133,12 +133,12 @@ BOARDS = {b.name: b for b in (
     # 64 of 156 multipliers, the design clocked at 100 MHz by a PLL: fire2..fire4 in half the
     # block RAM (94 of 208 sites), 115.2 MHz, place-and-route 4 min 37 s with nextpnr's
     # electrostatic placer, router1 and the multipliers' own input and output registers
-    # (2026-12-06, session 18; README, "64 lanes at 100 MHz", with four seeds; with HeAP it
-    # took 9.5-12.3 minutes). 32 lanes (conv1,
-    # fire2..fire5) reach 104.1 MHz in 3 min 55 s, 16 lanes (fire2..fire6) 108.4 MHz. With
-    # 91% of the block RAM filled (fire2..fire8, 16 lanes) routing took 14 minutes and
-    # reached 70 MHz, with 28% (fire2..fire5) 4 minutes and 94 MHz: the default stays within
-    # half.
+    # (2026-12-06, session 18; README, "64 lanes at 100 MHz": 5 of 6 seeds under 9 min, one
+    # over 11, the line buffer's window the hot spot; with HeAP it took 9.5-12.3 minutes). 32
+    # lanes (conv1, fire2..fire5) reach 104.1 MHz in 3 min 55 s, 16 lanes (fire2..fire6) 108.4
+    # MHz. With 91% of the block RAM filled (fire2..fire8, 16 lanes) routing took 14 minutes
+    # and reached 70 MHz, with 28% (fire2..fire5) 4 minutes and 94 MHz: the default stays
+    # within half.
     Board("ulx3s_85f", "Radiona ULX3S with ECP5 LFE5U-85F, speed grade 6",
           get_device("lfe5u-85f"), "amaranth_boards.ulx3s:ULX3S_85F_Platform", 25e6,
           _engine(64), bram_budget=0.5, pll_hz=100e6),

@@ -39,7 +39,7 @@ The build (:mod:`hw.flow.build`) moves both (``inputs=True``). Measured on the 6
 default with nextpnr's electrostatic placer and router1 (2026-12-05/06, placer seeds 1-4): with
 the output registers alone, seeds 1 and 2 routed (104.8 and 111.1 MHz, place and route 5.2 and
 4.9 minutes) but seed 3 left router1 with 7,103 unrouted arcs after 652 s; with the input
-registers as well, seeds 1-3 route at 115.2, 108.0 and 109.1 MHz in 4.6-5.7 minutes, and seed 4
+registers as well, seeds 1-3, 5 and 6 route at 108.0-115.2 MHz in 4.6-8.7 minutes, and seed 4
 left 5,250 arcs after 591 s. Earlier, with HeAP and router2 (2026-12-03), the input registers
 made router2 stall at about 5,200 overused wires, so until 2026-12-06 the build moved the
 output registers only.
