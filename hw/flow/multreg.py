@@ -36,7 +36,7 @@ constant-0 pins stay 0. nextpnr-ecp5 times the multiplier from these settings (n
 and writes them to the bitstream.
 
 The build (:mod:`hw.flow.build`) moves both (``inputs=True``). Measured on the 64-lane ULX3S
-default with nextpnr's electrostatic placer and router1 (2026-12-05/06, placer seeds 1-4): with
+default with nextpnr's electrostatic placer and router1 (2026-12-05/06, placer seeds 1-6): with
 the output registers alone, seeds 1 and 2 routed (104.8 and 111.1 MHz, place and route 5.2 and
 4.9 minutes) but seed 3 left router1 with 7,103 unrouted arcs after 652 s; with the input
 registers as well, seeds 1-3, 5 and 6 route at 108.0-115.2 MHz in 4.6-8.7 minutes, and seed 4
